@@ -1,0 +1,57 @@
+# trtaoti developer entry points. `make test` is the one CI runs (.ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+CACHE       ?= $(HOME)/.cache/trtaoti
+VENV        ?= $(CACHE)/venv
+PY          := $(VENV)/bin/python
+SERVER_DIR  := images/server
+SERVER_BIN  := $(SERVER_DIR)/build/trtaoti-server
+PYTEST_ARGS ?=
+
+export PATH := $(VENV)/bin:$(PATH)
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Python environment (torch, kopf, test tools) in $(VENV)
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[compile,test,bench]'
+	@touch $@
+
+.PHONY: system-deps
+system-deps: ## Debian packages the server build needs (apt-get)
+	hack/install-system-deps.sh
+
+.PHONY: bins
+bins: ## build the control plane, KWOK, Helm and MinIO from Go modules (cached)
+	hack/build-binaries.sh
+
+.PHONY: server
+server: venv ## build images/server/build/trtaoti-server against the torch wheel's libtorch
+	$(SERVER_DIR)/build.sh $(PY)
+
+.PHONY: crds
+crds: venv ## regenerate crds/ from the API models
+	$(PY) -m trtaoti.cli crds -o crds/trtaotimodels.yaml
+
+.PHONY: dev-cluster
+dev-cluster: bins ## start etcd, apiserver, controllers, scheduler, KWOK GPU nodes and MinIO; writes .dev/
+	hack/dev-cluster.sh up
+
+.PHONY: dev-cluster-down
+dev-cluster-down: ## stop everything dev-cluster started
+	hack/dev-cluster.sh down
+
+.PHONY: test
+test: venv bins server ## the whole suite: unit, cluster, e2e (gpu tests skip without a GPU)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: venv ## fast tests only
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -1,0 +1,454 @@
+"""Typed spec and status of the TrtAotiModel custom resource.
+
+These models are the single source of truth: the CRD's OpenAPI schema (with its CEL
+rules) is generated from them by `trtaoti.api.crd`, the operator parses custom
+resources with them, and the compiler reads the same manifest. Field names are
+camelCase on the wire (Kubernetes convention) and snake_case in Python.
+
+Cross-field rules live next to the fields they constrain, as
+`x-kubernetes-validations`, so the apiserver rejects a bad spec at `kubectl apply`
+time instead of a GPU Job failing an hour later.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "trtaoti.dev"
+VERSION = "v1alpha1"
+KIND = "TrtAotiModel"
+PLURAL = "trtaotimodels"
+SINGULAR = "trtaotimodel"
+SHORT_NAMES = ["tam"]
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Child names are "<cr>-<profile>" plus suffixes; keeping both short keeps every
+# derived name a valid DNS label (63 characters).
+MAX_MODEL_NAME_LENGTH = 40
+MAX_PROFILE_NAME_LENGTH = 16
+MAX_BATCH = 65536
+
+STORAGE_URI_PATTERN = r"^(s3|gs|az|file)://[^\s]+$"
+DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+TENSOR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry; field_path points the error at a child."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+def list_map(*keys: str) -> dict[str, Any]:
+    """Schema extras that make a list a Kubernetes list-map (unique keys, SSA-mergeable)."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+
+
+class ApiModel(BaseModel):
+    """Base for every API object: camelCase aliases, unknown fields ignored.
+
+    Unknown fields are ignored rather than forbidden so an older operator can read
+    a newer CR; the apiserver already prunes fields the CRD does not declare.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        use_enum_values=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The object as it appears in a Kubernetes manifest."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class DType(str, enum.Enum):
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+    int64 = "int64"
+    int32 = "int32"
+    int16 = "int16"
+    int8 = "int8"
+    uint8 = "uint8"
+    bool = "bool"
+
+
+class Backend(str, enum.Enum):
+    tensorrt = "tensorrt"
+    inductor = "inductor"
+
+
+class Precision(str, enum.Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class Device(str, enum.Enum):
+    cuda = "cuda"
+    cpu = "cpu"
+
+
+class RetentionPolicy(str, enum.Enum):
+    retain = "Retain"
+    delete = "Delete"
+
+
+# --- spec -------------------------------------------------------------------------
+
+
+class PythonSource(ApiModel):
+    """A factory in the compiler image that builds the model and example inputs."""
+
+    factory: str = Field(
+        description=(
+            'Import path "package.module:callable". The callable takes no arguments and '
+            "returns (module, example_inputs) where example_inputs is a tuple of tensors "
+            "in the order of spec.inputs."
+        ),
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
+        max_length=256,
+    )
+    python_path: list[str] = Field(
+        default_factory=list,
+        description="Extra directories prepended to sys.path before importing the factory.",
+        max_length=16,
+    )
+
+
+class ModelSource(ApiModel):
+    """Where the model comes from: exactly one of exportedProgram or python."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.exportedProgram) != has(self.python)",
+                    "exactly one of model.exportedProgram or model.python must be set",
+                )
+            ]
+        }
+    )
+
+    exported_program: str | None = Field(
+        default=None,
+        description="URI of a torch.export.save() file (s3://, gs://, az:// or file://).",
+        pattern=STORAGE_URI_PATTERN,
+        max_length=1024,
+    )
+    python: PythonSource | None = Field(
+        default=None, description="A Python factory available in the compiler image."
+    )
+    sha256: str | None = Field(
+        default=None,
+        description=(
+            "Expected sha256 of the exported program. Pins the model's identity in the "
+            "artifact key and is verified after download; when empty the object's ETag is used."
+        ),
+        pattern=r"^[0-9a-f]{64}$",
+    )
+
+
+class InputSpec(ApiModel):
+    """One model input, in the order the model takes it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.shape[0] == -1 && self.shape.filter(d, d == -1).size() == 1",
+                    "shape must have exactly one batch dimension (-1), and it must come first",
+                    ".shape",
+                ),
+            ]
+        }
+    )
+
+    name: str = Field(
+        description="Tensor name used by clients (KServe V2 input name).",
+        pattern=TENSOR_NAME_PATTERN,
+        max_length=64,
+    )
+    dtype: DType = Field(description="Element type of the tensor.")
+    shape: list[Annotated[int, Field(ge=-1, le=1 << 20)]] = Field(
+        description="Dimensions; the first is -1 (the batch dimension), the others fixed positive sizes.",
+        min_length=1,
+        max_length=8,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.all(d, d == -1 || d > 0)", "dimensions must be -1 (batch) or positive")
+            ]
+        },
+    )
+
+
+class BatchProfile(ApiModel):
+    """A batch range compiled into one package and served by one Deployment."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.min <= self.opt", "min must be <= opt", ".min"),
+                cel("self.opt <= self.max", "opt must be <= max", ".opt"),
+            ]
+        }
+    )
+
+    name: str = Field(
+        description="Profile name; becomes part of the Deployment name.",
+        pattern=DNS_LABEL_PATTERN,
+        max_length=MAX_PROFILE_NAME_LENGTH,
+    )
+    min: int = Field(ge=1, le=MAX_BATCH, description="Smallest batch the package is compiled for.")
+    opt: int = Field(ge=1, le=MAX_BATCH, description="Batch size TensorRT optimizes for.")
+    max: int = Field(ge=1, le=MAX_BATCH, description="Largest batch the package accepts; the batcher never exceeds it.")
+    replicas: int = Field(default=1, ge=0, le=1000, description="Serving replicas (the minimum when autoscaling).")
+    max_queue_delay_microseconds: int = Field(
+        default=100,
+        ge=0,
+        le=1_000_000,
+        description="How long the batcher may hold a request to form a larger batch.",
+    )
+    max_queue_size: int = Field(
+        default=1024, ge=1, le=1_000_000, description="Requests queued before the server answers 503."
+    )
+
+
+class GpuSelector(ApiModel):
+    product: str | None = Field(
+        default=None,
+        description=(
+            "GPU product (node label nvidia.com/gpu.product). TensorRT engines and CUDA kernels "
+            "are tied to it: compile Jobs and serving pods both land on it."
+        ),
+        max_length=128,
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+    )
+    count: int = Field(default=1, ge=1, le=8, description="GPUs per compile pod and per serving pod.")
+
+
+class ResourceRequirements(ApiModel):
+    """Container resources, as in core/v1 (quantities as strings or integers)."""
+
+    requests: dict[str, str | int] = Field(default_factory=dict, description="Minimum resources.")
+    limits: dict[str, str | int] = Field(default_factory=dict, description="Maximum resources.")
+
+
+class CompileSpec(ApiModel):
+    """How the compile Job runs and what the compiler is told."""
+
+    image: str | None = Field(
+        default=None, description="Compiler image; defaults to the operator's configured image.", max_length=512
+    )
+    gpu: GpuSelector = Field(default_factory=GpuSelector, description="GPU the compile Job (and serving) runs on.")
+    resources: ResourceRequirements = Field(
+        default_factory=ResourceRequirements, description="Resources of the compile container."
+    )
+    timeout_seconds: int = Field(
+        default=3600, ge=60, le=86400, description="activeDeadlineSeconds of the compile Job."
+    )
+    backoff_limit: int = Field(default=1, ge=0, le=10, description="Retries of the compile Job.")
+    min_block_size: int = Field(
+        default=5, ge=1, le=1000, description="TensorRT: smallest subgraph converted to an engine."
+    )
+    optimization_level: int = Field(default=3, ge=0, le=5, description="TensorRT builder optimization level.")
+    workspace_bytes: int | None = Field(
+        default=None, ge=0, description="TensorRT builder workspace limit in bytes (unset: TensorRT's default)."
+    )
+    rtol: float | None = Field(
+        default=None, gt=0, le=1, description="Validation relative tolerance (default set by precision)."
+    )
+    atol: float | None = Field(
+        default=None, gt=0, le=10, description="Validation absolute tolerance (default set by precision)."
+    )
+
+
+class StorageSpec(ApiModel):
+    uri: str = Field(
+        description="Artifact store prefix: s3://bucket/prefix, gs://, az:// or file:// (a path every pod mounts).",
+        pattern=STORAGE_URI_PATTERN,
+        max_length=1024,
+    )
+    secret_name: str | None = Field(
+        default=None,
+        description=(
+            "Secret in the CR's namespace whose keys become environment variables of the compile "
+            "Job and the fetch init container (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            "AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_* ...)."
+        ),
+        pattern=DNS_LABEL_PATTERN.replace("[a-z]", "[a-z0-9]", 1),
+        max_length=253,
+    )
+    retention_policy: RetentionPolicy = Field(
+        default=RetentionPolicy.retain,
+        description="What happens to artifacts when the TrtAotiModel is deleted.",
+    )
+
+
+class AutoscalingSpec(ApiModel):
+    max_replicas: int = Field(ge=1, le=1000, description="Upper bound for the HorizontalPodAutoscaler.")
+    target_cpu_utilization_percentage: int = Field(
+        default=80, ge=1, le=100, description="HPA CPU utilization target."
+    )
+
+
+class ServingSpec(ApiModel):
+    image: str | None = Field(
+        default=None, description="trtaoti-server image; defaults to the operator's configured image.", max_length=512
+    )
+    port: int = Field(default=8000, ge=1024, le=65535, description="HTTP port of the KServe V2 endpoint.")
+    resources: ResourceRequirements = Field(
+        default_factory=ResourceRequirements,
+        description="Resources of the server container; the memory request defaults to what the compile Job measured.",
+    )
+    num_runners: int = Field(
+        default=2, ge=1, le=64, description="Model runners per pod (batches executed concurrently)."
+    )
+    request_timeout_milliseconds: int = Field(
+        default=30000, ge=1, le=3_600_000, description="A request still queued after this gets 503."
+    )
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None, description="Create a HorizontalPodAutoscaler per profile when set."
+    )
+
+
+class TrtAotiModelSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.backend != 'tensorrt' || self.device == 'cuda'",
+                    "backend tensorrt requires device cuda",
+                    ".backend",
+                ),
+                cel(
+                    "self.device == 'cpu' || (has(self.compile) && has(self.compile.gpu) && has(self.compile.gpu.product))",
+                    "device cuda requires compile.gpu.product: compiled kernels are tied to the GPU",
+                    ".compile",
+                ),
+                cel(
+                    "!has(self.serving) || !has(self.serving.autoscaling) || "
+                    "self.batchProfiles.all(p, p.replicas <= self.serving.autoscaling.maxReplicas)",
+                    "serving.autoscaling.maxReplicas must be >= every profile's replicas",
+                    ".serving",
+                ),
+            ]
+        }
+    )
+
+    model: ModelSource = Field(description="The model to compile.")
+    inputs: list[InputSpec] = Field(
+        description="Model inputs in call order.",
+        min_length=1,
+        max_length=32,
+        json_schema_extra=list_map("name"),
+    )
+    batch_profiles: list[BatchProfile] = Field(
+        description="Batch ranges; each becomes one compiled package and one Deployment.",
+        min_length=1,
+        max_length=8,
+        json_schema_extra=list_map("name"),
+    )
+    backend: Backend = Field(default=Backend.tensorrt, description="tensorrt (TensorRT engines + AOTInductor) or inductor.")
+    precision: Precision = Field(default=Precision.fp16, description="Compute precision.")
+    device: Device = Field(default=Device.cuda, description="cuda, or cpu for inductor-only CPU serving.")
+    compile: CompileSpec = Field(default_factory=CompileSpec, description="Compile Job settings.")
+    storage: StorageSpec = Field(description="Where compiled artifacts are stored.")
+    serving: ServingSpec = Field(default_factory=ServingSpec, description="Serving Deployment settings.")
+
+    def profile(self, name: str) -> BatchProfile:
+        for profile in self.batch_profiles:
+            if profile.name == name:
+                return profile
+        raise KeyError(f"no batch profile named {name!r} (have: {[p.name for p in self.batch_profiles]})")
+
+
+# --- status -----------------------------------------------------------------------
+
+
+class ConditionStatus(str, enum.Enum):
+    true = "True"
+    false = "False"
+    unknown = "Unknown"
+
+
+class Condition(ApiModel):
+    """A metav1.Condition."""
+
+    type: str = Field(description="Condition type (Compiled, Ready).")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase reason for the last transition.")
+    message: str = Field(default="", description="Human-readable details.")
+    observed_generation: int | None = Field(default=None, description="Generation the condition was set for.")
+    last_transition_time: str = Field(description="RFC 3339 time of the last status change.")
+
+
+class Artifact(ApiModel):
+    """A compiled package in object storage (from its manifest.json)."""
+
+    uri: str = Field(description="URI of model.pt2.")
+    sha256: str = Field(description="sha256 of model.pt2.")
+    bytes: int = Field(description="Size of model.pt2.")
+    key: str = Field(description="Content address: hash of everything that changes the compiled bytes.")
+    backend: str | None = Field(default=None, description="Backend actually used.")
+    versions: dict[str, str] = Field(default_factory=dict, description="torch, torch_tensorrt, tensorrt, cuda versions.")
+    device: str | None = Field(default=None, description="Device the package was compiled for.")
+    gpu_product: str | None = Field(default=None, description="GPU the package was compiled on.")
+    compute_capability: str | None = Field(default=None, description="CUDA compute capability, e.g. 9.0.")
+    peak_memory_bytes: int | None = Field(default=None, description="Peak memory measured at the profile's max batch.")
+    latency_ms: dict[str, float] = Field(default_factory=dict, description="Measured latency at opt and max batch.")
+
+
+class ProfilePhase(str, enum.Enum):
+    pending = "Pending"
+    compiling = "Compiling"
+    compiled = "Compiled"
+    failed = "Failed"
+    ready = "Ready"
+
+
+class ProfileStatus(ApiModel):
+    name: str = Field(description="Profile name.")
+    phase: ProfilePhase = Field(description="Pending, Compiling, Compiled, Failed or Ready.")
+    artifact_key: str | None = Field(default=None, description="Artifact key the current spec needs.")
+    artifact: Artifact | None = Field(default=None, description="The compiled package served (or to be served).")
+    compile_job: str | None = Field(default=None, description="Name of the compile Job, while one exists.")
+    deployment: str | None = Field(default=None, description="Serving Deployment name.")
+    service: str | None = Field(default=None, description="Serving Service name.")
+    replicas: int | None = Field(default=None, description="Desired replicas.")
+    ready_replicas: int | None = Field(default=None, description="Ready replicas.")
+    endpoint: str | None = Field(default=None, description="In-cluster KServe V2 base URL.")
+    message: str | None = Field(default=None, description="Last error or progress message.")
+
+
+class TrtAotiModelStatus(ApiModel):
+    observed_generation: int | None = Field(default=None, description="Generation the status reflects.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Compiled and Ready.", json_schema_extra=list_map("type")
+    )
+    profiles: list[ProfileStatus] = Field(
+        default_factory=list, description="Per-profile state.", json_schema_extra=list_map("name")
+    )
+    profiles_ready: str | None = Field(default=None, description='"ready/total" for kubectl get.')
+
+
+class TrtAotiModel(ApiModel):
+    """The whole custom resource, as the compiler reads it from a manifest file."""
+
+    api_version: str = Field(default=API_VERSION, alias="apiVersion")
+    kind: str = Field(default=KIND)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: TrtAotiModelSpec
+    status: TrtAotiModelStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", "model"))

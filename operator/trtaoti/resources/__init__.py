@@ -1,0 +1,1 @@
+"""Pure functions from the typed spec to child manifests, names and artifact keys."""

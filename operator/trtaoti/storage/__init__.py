@@ -1,0 +1,40 @@
+"""Object storage by URI (s3://, gs://, az://, file://) through obstore.
+
+    store = open_store("s3://artifacts/trtaoti", env=secret_data)
+    store.upload_file("model.pt2", model_relpath(key))      # streaming, sha256 on the way
+    manifest = read_manifest(store, key)                      # None until committed
+
+Importing this package must stay light (no torch): `trtaoti fetch` runs it in every
+serving pod's init container.
+"""
+
+from trtaoti.storage.errors import ChecksumMismatch, ObjectNotFound, StorageError
+from trtaoti.storage.layout import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    manifest_relpath,
+    model_relpath,
+    read_manifest,
+    write_manifest,
+)
+from trtaoti.storage.store import ObjectInfo, Store, UploadResult, open_store
+from trtaoti.storage.uri import StorageUri, join_uri, split_object_uri
+
+__all__ = [
+    "MANIFEST_FILE",
+    "MODEL_FILE",
+    "ChecksumMismatch",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "StorageError",
+    "StorageUri",
+    "Store",
+    "UploadResult",
+    "join_uri",
+    "manifest_relpath",
+    "model_relpath",
+    "open_store",
+    "read_manifest",
+    "split_object_uri",
+    "write_manifest",
+]

@@ -1,0 +1,211 @@
+"""One object store, opened at a base URI, addressed by relative paths.
+
+All transfers go through obstore (Rust `object_store`): multipart uploads, retries
+with backoff (its RetryConfig), S3/MinIO/Ceph, GCS, Azure and local files behind one
+API. This class adds only what trtaoti needs on top: sha256 computed while
+streaming (a multi-GB package never sits in memory), downloads that appear at
+their final path atomically and only when verified, and errors that name the object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import obstore
+from obstore.exceptions import BaseError as ObstoreError
+from obstore.exceptions import NotFoundError
+from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
+
+from trtaoti.storage.credentials import RETRY_CONFIG, store_config
+from trtaoti.storage.errors import ChecksumMismatch, ObjectNotFound, StorageError
+from trtaoti.storage.uri import StorageUri, check_relpath
+
+# S3 parts must be >= 5 MiB; 16 MiB parts keep a 10 GB package under S3's
+# 10,000-part limit and amortise per-request latency.
+CHUNK_SIZE = 16 * 1024 * 1024
+UPLOAD_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str | None
+    last_modified: datetime | None
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    sha256: str
+    size: int
+
+
+def open_store(uri: str, env: Mapping[str, str] | None = None) -> Store:
+    """Open the store at `uri`; `env` (e.g. a Secret's data) overrides os.environ."""
+    return Store(uri, env)
+
+
+class Store:
+    def __init__(self, uri: str, env: Mapping[str, str] | None = None) -> None:
+        self.base = StorageUri.parse(uri)
+        self.uri = str(self.base)
+        merged = {**os.environ, **(env or {})}
+        self._store = _connect(self.base, merged)
+
+    def __repr__(self) -> str:
+        return f"Store({self.uri!r})"
+
+    def uri_of(self, relpath: str) -> str:
+        return f"{self.uri.rstrip('/')}/{check_relpath(relpath)}"
+
+    # --- metadata ------------------------------------------------------------------
+
+    def head(self, relpath: str) -> ObjectInfo:
+        with self._errors(relpath):
+            meta = obstore.head(self._store, check_relpath(relpath))
+        return ObjectInfo(size=meta["size"], etag=meta.get("e_tag"), last_modified=meta.get("last_modified"))
+
+    def exists(self, relpath: str) -> bool:
+        try:
+            self.head(relpath)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Relative paths of every object below `prefix` (recursively), sorted."""
+        prefix = prefix.strip("/")
+        with self._errors(prefix or "."):
+            pages = obstore.list(self._store, prefix or None, chunk_size=1000)
+            paths = [meta["path"] for page in pages for meta in page]
+        return sorted(paths)
+
+    # --- small objects -------------------------------------------------------------
+
+    def get_bytes(self, relpath: str) -> bytes:
+        with self._errors(relpath):
+            return bytes(obstore.get(self._store, check_relpath(relpath)).bytes())
+
+    def put_bytes(self, relpath: str, data: bytes) -> None:
+        with self._errors(relpath):
+            obstore.put(self._store, check_relpath(relpath), data, use_multipart=False)
+
+    def delete(self, relpath: str) -> None:
+        with self._errors(relpath):
+            obstore.delete(self._store, check_relpath(relpath))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object below `prefix`; returns how many were deleted."""
+        if not prefix.strip("/"):
+            raise ValueError("refusing to delete the whole store: give a non-empty prefix")
+        paths = self.list(prefix)
+        if paths:
+            with self._errors(prefix):
+                obstore.delete(self._store, paths)
+        return len(paths)
+
+    # --- large files ---------------------------------------------------------------
+
+    def upload_file(self, local_path: str | os.PathLike[str], relpath: str) -> UploadResult:
+        """Stream a local file up (multipart above CHUNK_SIZE), hashing as it is read."""
+        check_relpath(relpath)
+        digest = hashlib.sha256()
+        size = os.path.getsize(local_path)
+        with open(local_path, "rb") as source, self._errors(relpath):
+            if size <= CHUNK_SIZE:
+                data = source.read()
+                digest.update(data)
+                obstore.put(self._store, relpath, data, use_multipart=False)
+            else:
+                obstore.put(
+                    self._store,
+                    relpath,
+                    _hashed_chunks(source, digest),
+                    use_multipart=True,
+                    chunk_size=CHUNK_SIZE,
+                    max_concurrency=UPLOAD_CONCURRENCY,
+                )
+        return UploadResult(sha256=digest.hexdigest(), size=size)
+
+    def download_file(
+        self,
+        relpath: str,
+        local_path: str | os.PathLike[str],
+        expected_sha256: str | None = None,
+    ) -> str:
+        """Stream an object to `local_path`; returns its sha256.
+
+        Bytes land in a temporary file next to `local_path` and are renamed into
+        place only when complete (and matching `expected_sha256`), so a reader never
+        sees a partial or corrupt file and a failure leaves nothing at `local_path`.
+        """
+        check_relpath(relpath)
+        target = Path(local_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as sink, self._errors(relpath):
+                result = obstore.get(self._store, relpath)
+                for chunk in result.stream(min_chunk_size=CHUNK_SIZE):
+                    view = memoryview(chunk)
+                    digest.update(view)
+                    sink.write(view)
+                sink.flush()
+                os.fsync(sink.fileno())
+            actual = digest.hexdigest()
+            if expected_sha256 is not None and actual != expected_sha256.lower():
+                raise ChecksumMismatch(self.uri_of(relpath), expected_sha256.lower(), actual)
+            os.replace(temp_name, target)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        return actual
+
+    # --- internals -----------------------------------------------------------------
+
+    def _errors(self, relpath: str) -> contextlib.AbstractContextManager[None]:
+        return _translated_errors(f"{self.uri.rstrip('/')}/{relpath}")
+
+
+@contextlib.contextmanager
+def _translated_errors(uri: str) -> Iterator[None]:
+    """Turn obstore's exceptions into ours, naming the object's URI (never credentials)."""
+    try:
+        yield
+    except (FileNotFoundError, NotFoundError):
+        # obstore reports a missing object as the builtin FileNotFoundError.
+        raise ObjectNotFound(f"object not found: {uri}") from None
+    except ObstoreError as exc:
+        # obstore appends a multi-line debug dump; its first line carries the cause.
+        summary = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"{type(exc).__name__} on {uri}: {summary}") from exc
+
+
+def _hashed_chunks(source, digest) -> Iterator[bytes]:  # noqa: ANN001 - a binary file, a hashlib object
+    while chunk := source.read(CHUNK_SIZE):
+        digest.update(chunk)
+        yield chunk
+
+
+def _connect(base: StorageUri, env: Mapping[str, str]):  # noqa: ANN202 - an obstore store
+    if base.scheme == "file":
+        # mkdir: a fresh embedded store (trtaoti run, tests) needs no setup step.
+        return LocalStore(prefix=base.prefix, mkdir=True)
+    config, client = store_config(base.scheme, env)
+    kwargs = {"config": config, "client_options": client, "retry_config": RETRY_CONFIG}
+    try:
+        if base.scheme == "s3":
+            return S3Store(base.bucket, prefix=base.prefix or None, **kwargs)
+        if base.scheme == "gs":
+            return GCSStore(base.bucket, prefix=base.prefix or None, **kwargs)
+        return AzureStore(base.bucket, prefix=base.prefix or None, **kwargs)
+    except ObstoreError as exc:
+        summary = str(exc).strip().splitlines()[0]
+        raise StorageError(f"cannot open store {base}: {summary}") from exc

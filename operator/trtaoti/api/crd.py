@@ -96,7 +96,12 @@ def crd_manifest() -> dict[str, Any]:
                 f"size(self.metadata.name) <= {m.MAX_MODEL_NAME_LENGTH}",
                 f"metadata.name must be at most {m.MAX_MODEL_NAME_LENGTH} characters "
                 "(child Deployments and Services are named <name>-<profile>)",
-            )
+            ),
+            m.cel(
+                f"self.metadata.name.matches('{m.DNS_LABEL_PATTERN}')",
+                "metadata.name must be a DNS label (lowercase letters, digits, '-', starting with a letter): "
+                "it names the model's Services",
+            ),
         ],
     }
     return {

@@ -133,7 +133,12 @@ class ModelSource(ApiModel):
                 cel(
                     "has(self.exportedProgram) != has(self.python)",
                     "exactly one of model.exportedProgram or model.python must be set",
-                )
+                ),
+                cel(
+                    "!has(self.sha256) || has(self.exportedProgram)",
+                    "model.sha256 pins an exportedProgram; a python factory is pinned by the compiler image",
+                    ".sha256",
+                ),
             ]
         }
     )
@@ -235,11 +240,41 @@ class GpuSelector(ApiModel):
     count: int = Field(default=1, ge=1, le=8, description="GPUs per compile pod and per serving pod.")
 
 
+_QUANTITIES_RULE = cel(
+    "self.all(k, isQuantity(string(self[k])))",
+    "every value must be a Kubernetes quantity (e.g. 500m, 2, 4Gi)",
+)
+
+
 class ResourceRequirements(ApiModel):
     """Container resources, as in core/v1 (quantities as strings or integers)."""
 
-    requests: dict[str, str | int] = Field(default_factory=dict, description="Minimum resources.")
-    limits: dict[str, str | int] = Field(default_factory=dict, description="Maximum resources.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || "
+                    "!isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || "
+                    "quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",
+                    "every request must be <= its limit",
+                    ".requests",
+                ),
+            ]
+        }
+    )
+
+    requests: dict[str, str | int] = Field(
+        default_factory=dict,
+        description="Minimum resources.",
+        max_length=16,
+        json_schema_extra={"x-kubernetes-validations": [_QUANTITIES_RULE]},
+    )
+    limits: dict[str, str | int] = Field(
+        default_factory=dict,
+        description="Maximum resources.",
+        max_length=16,
+        json_schema_extra={"x-kubernetes-validations": [_QUANTITIES_RULE]},
+    )
 
 
 class CompileSpec(ApiModel):
@@ -391,6 +426,14 @@ class Condition(ApiModel):
     last_transition_time: str = Field(description="RFC 3339 time of the last status change.")
 
 
+class BatchRange(ApiModel):
+    """The batch range a package was compiled for."""
+
+    min: int = Field(description="Smallest batch.")
+    opt: int = Field(description="Batch TensorRT optimized for.")
+    max: int = Field(description="Largest batch.")
+
+
 class Artifact(ApiModel):
     """A compiled package in object storage (from its manifest.json)."""
 
@@ -401,6 +444,7 @@ class Artifact(ApiModel):
     backend: str | None = Field(default=None, description="Backend actually used.")
     versions: dict[str, str] = Field(default_factory=dict, description="torch, torch_tensorrt, tensorrt, cuda versions.")
     device: str | None = Field(default=None, description="Device the package was compiled for.")
+    batch: BatchRange | None = Field(default=None, description="Batch range compiled into the package.")
     gpu_product: str | None = Field(default=None, description="GPU the package was compiled on.")
     compute_capability: str | None = Field(default=None, description="CUDA compute capability, e.g. 9.0.")
     peak_memory_bytes: int | None = Field(default=None, description="Peak memory measured at the profile's max batch.")

@@ -1,0 +1,1 @@
+"""The Kopf operator: thin handlers that feed a work queue of level-based reconciles."""

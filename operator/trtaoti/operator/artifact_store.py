@@ -1,0 +1,66 @@
+"""The operator's view of object storage: manifests, model ETags, artifact deletion.
+
+Wraps `trtaoti.storage` (obstore underneath, which blocks) in worker threads, and
+keeps positive manifest lookups: artifacts are content-addressed and a manifest is
+written last, so once seen it never changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Any
+
+from trtaoti.api.models import Artifact
+from trtaoti.resources.artifacts import artifact_from_manifest
+
+MANIFEST_CACHE_SIZE = 4096
+
+
+class ArtifactStore:
+    def __init__(self) -> None:
+        self._manifests: OrderedDict[tuple[str, str], Artifact] = OrderedDict()
+
+    @staticmethod
+    def _open(uri: str, env: dict[str, str]) -> Any:
+        from trtaoti.storage import open_store
+
+        return open_store(uri, env=env)
+
+    async def artifact(self, storage_uri: str, env: dict[str, str], key: str) -> Artifact | None:
+        """The compiled package under `key`, or None while its manifest does not exist."""
+        cache_key = (storage_uri, key)
+        if cache_key in self._manifests:
+            self._manifests.move_to_end(cache_key)
+            return self._manifests[cache_key]
+
+        def read() -> dict[str, Any] | None:
+            from trtaoti.storage import read_manifest
+
+            return read_manifest(self._open(storage_uri, env), key)
+
+        manifest = await asyncio.to_thread(read)
+        if manifest is None:
+            return None
+        artifact = artifact_from_manifest(manifest, key)
+        self._manifests[cache_key] = artifact
+        if len(self._manifests) > MANIFEST_CACHE_SIZE:
+            self._manifests.popitem(last=False)
+        return artifact
+
+    async def model_etag(self, model_uri: str, env: dict[str, str]) -> str | None:
+        """The exported program's ETag: its identity when the spec pins no sha256.
+
+        Raises trtaoti.storage.ObjectNotFound when the object does not exist."""
+        from trtaoti.storage import split_object_uri
+
+        parent, name = split_object_uri(model_uri)
+
+        def head() -> str | None:
+            return self._open(parent, env).head(name).etag
+
+        return await asyncio.to_thread(head)
+
+    async def delete_artifact(self, storage_uri: str, env: dict[str, str], key: str) -> None:
+        await asyncio.to_thread(lambda: self._open(storage_uri, env).delete_prefix(f"{key}/"))
+        self._manifests.pop((storage_uri, key), None)

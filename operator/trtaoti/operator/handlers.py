@@ -1,0 +1,98 @@
+"""Kopf handlers: they only translate watch events into work-queue keys.
+
+No handler here changes anything. Kopf watches TrtAotiModels and the Jobs and
+Deployments the operator labelled; each event enqueues the owning model, and a
+periodic resync enqueues every known model as a safety net for missed events. The
+reconciler (trtaoti.operator.reconciler) does the work. Because no Kopf *changing*
+handler (create/update/delete) is registered, Kopf stores no progress annotations and
+adds no finalizer to the CRs: the only finalizer is the operator's own, and only
+when storage.retentionPolicy is Delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from trtaoti.api.models import GROUP, PLURAL, VERSION
+from trtaoti.operator.config import OperatorConfig
+from trtaoti.operator.kube import Kube, load_api_client
+from trtaoti.operator.reconciler import Reconciler
+from trtaoti.operator.workqueue import WorkQueue
+from trtaoti.resources import names
+
+log = logging.getLogger(__name__)
+CHILD_FILTER = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: OperatorConfig = memo.config
+    settings.persistence.finalizer = f"{GROUP}/kopf-finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    # Kopf would otherwise list/watch every CRD and namespace (more RBAC, more load);
+    # the CRD is installed before the operator, so startup discovery is enough.
+    settings.scanning.disabled = True
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    # Only our children, filtered by the apiserver, not every Job in the cluster.
+    settings.watching.label_selectors["batch", "jobs"] = names.MANAGED_SELECTOR
+    settings.watching.label_selectors["apps", "deployments"] = names.MANAGED_SELECTOR
+
+    reconciler = Reconciler(Kube(load_api_client(config.kubeconfig)), config.children)
+
+    async def reconcile(key: Any) -> None:
+        namespace, name = key
+        await reconciler.reconcile(namespace, name)
+
+    memo.known = set()
+    memo.queue = WorkQueue(reconcile, concurrency=config.concurrency)
+    memo.tasks = [
+        asyncio.create_task(memo.queue.run(), name="reconcile-queue"),
+        asyncio.create_task(_resync(memo, config.resync_seconds), name="resync"),
+    ]
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    for task in getattr(memo, "tasks", []):
+        task.cancel()
+    await asyncio.gather(*getattr(memo, "tasks", []), return_exceptions=True)
+
+
+async def _resync(memo: kopf.Memo, period: float) -> None:
+    while True:
+        await asyncio.sleep(period)
+        for key in list(memo.known):
+            memo.queue.add(key)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def model_event(type: str | None, name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    key = (namespace, name)
+    if type == "DELETED":
+        memo.known.discard(key)
+        return
+    memo.known.add(key)
+    memo.queue.add(key)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=CHILD_FILTER)
+async def job_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    _enqueue_owner(labels, namespace, memo)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_FILTER)
+async def deployment_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    _enqueue_owner(labels, namespace, memo)
+
+
+def _enqueue_owner(labels: kopf.Labels, namespace: str, memo: kopf.Memo) -> None:
+    model = labels.get(names.LABEL_MODEL)
+    if model:
+        memo.queue.add((namespace, model))

@@ -1,0 +1,76 @@
+"""Reading children's state into the pure observations `trtaoti.resources.status` uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trtaoti.operator.kube import Kube
+from trtaoti.resources import serving
+from trtaoti.resources.compile_job import CONTAINER_NAME
+from trtaoti.resources.status import DeploymentObservation, JobObservation
+
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+MAX_COMPILER_MESSAGE = 2000
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == type_ and condition.get("status") == "True":
+            return condition
+    return None
+
+
+def job_state(job: dict[str, Any]) -> str:
+    if _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):
+        return "Succeeded"
+    if _condition(job, "Failed"):
+        return "Failed"
+    return "Running"
+
+
+def termination_message(pod: dict[str, Any]) -> str | None:
+    """What the compiler said on its way out (its termination message, else its log tail)."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") != CONTAINER_NAME:
+            continue
+        for state in (status.get("state") or {}, status.get("lastState") or {}):
+            terminated = state.get("terminated")
+            if terminated and (terminated.get("message") or terminated.get("reason")):
+                text = (terminated.get("message") or "").strip()
+                code = terminated.get("exitCode")
+                prefix = f"exit code {code}" if code is not None else terminated.get("reason", "")
+                return f"{prefix}: {text}" if text else prefix
+    return None
+
+
+async def observe_job(kube: Kube, job: dict[str, Any]) -> JobObservation:
+    name = job["metadata"]["name"]
+    state = job_state(job)
+    if state != "Failed":
+        return JobObservation(name=name, state=state)  # type: ignore[arg-type]
+    failed = _condition(job, "Failed") or {}
+    summary = failed.get("message") or failed.get("reason") or "compile Job failed"
+    pods = await kube.list("Pod", job["metadata"]["namespace"], f"{JOB_NAME_LABEL}={name}")
+    pods.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
+    compiler_says = next((msg for msg in map(termination_message, pods) if msg), None)
+    message = f"{summary}; compiler: {compiler_says[-MAX_COMPILER_MESSAGE:]}" if compiler_says else summary
+    return JobObservation(name=name, state="Failed", message=message)
+
+
+def observe_deployment(deployment: dict[str, Any]) -> DeploymentObservation:
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    desired = int(spec.get("replicas", 1))
+    generation = deployment["metadata"].get("generation", 0)
+    rolled_out = (
+        status.get("observedGeneration", 0) >= generation
+        and int(status.get("updatedReplicas", 0)) >= desired
+        and int(status.get("replicas", 0)) <= int(status.get("updatedReplicas", 0))
+    )
+    return DeploymentObservation(
+        name=deployment["metadata"]["name"],
+        artifact=serving.served_artifact(deployment),
+        replicas=desired,
+        ready_replicas=int(status.get("readyReplicas", 0)),
+        rolled_out=rolled_out,
+    )

@@ -1,0 +1,350 @@
+"""One idempotent reconcile of a TrtAotiModel: observe, converge children, report.
+
+Level-based: whatever triggered it (a CR change, a child Job or Deployment event, the
+periodic resync), the reconciler reads the CR and its children afresh, computes what
+should exist, creates or server-side-applies it, removes what should not, and writes
+the status. Running it twice does nothing the second time, so a restarted operator
+simply picks up where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import logging
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from trtaoti.api.models import (
+    Artifact,
+    BatchProfile,
+    ConditionStatus,
+    RetentionPolicy,
+    TrtAotiModelSpec,
+    TrtAotiModelStatus,
+)
+from trtaoti.operator import events
+from trtaoti.operator.artifact_store import ArtifactStore
+from trtaoti.operator.kube import Kube, api_error_message
+from trtaoti.operator.observe import observe_deployment, observe_job
+from trtaoti.resources import compile_job, names, serving, status as status_rules
+from trtaoti.resources.artifacts import InvalidManifest
+from trtaoti.resources.config import ChildSettings
+from trtaoti.resources.keys import artifact_key
+from trtaoti.resources.owner import Owner
+from trtaoti.resources.status import Problem, ProfileObservation
+from trtaoti.storage import ObjectNotFound
+
+log = logging.getLogger(__name__)
+
+SERVING_KINDS = ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler")
+COMPILE_KINDS = ("Job", "ConfigMap")
+
+
+@dataclasses.dataclass
+class Children:
+    """Everything labelled as belonging to one CR, by kind then name."""
+
+    by_kind: dict[str, dict[str, dict[str, Any]]]
+
+    def of(self, kind: str) -> dict[str, dict[str, Any]]:
+        return self.by_kind.get(kind, {})
+
+    def compile_job(self, profile: str, key: str) -> dict[str, Any] | None:
+        for job in self.of("Job").values():
+            labels = job["metadata"].get("labels") or {}
+            if labels.get(names.LABEL_PROFILE) == profile and labels.get(names.LABEL_ARTIFACT_KEY) == key:
+                return job
+        return None
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, settings: ChildSettings, store: ArtifactStore | None = None) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.store = store or ArtifactStore()
+
+    async def reconcile(self, namespace: str, name: str) -> None:
+        body = await self.kube.get("TrtAotiModel", namespace, name)
+        if body is None:
+            return
+        if body["metadata"].get("deletionTimestamp"):
+            await self._finalize(body)
+            return
+
+        previous = TrtAotiModelStatus.model_validate(body.get("status") or {})
+        generation = body["metadata"].get("generation")
+        if not previous.conditions:
+            # Before any slow work, so a fresh object never looks healthy (or blank).
+            previous = status_rules.initial_status(generation, status_rules.now())
+            body = await self._write_status(body, None, previous)
+
+        try:
+            spec = TrtAotiModelSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            await self._report_invalid_spec(body, previous, str(error))
+            return
+
+        await self._ensure_finalizer(body, spec)
+        owner = Owner.from_body(body)
+        children = await self._children(owner)
+        env, problem = await self._storage_env(owner, spec)
+        etag, etag_problem = await self._model_etag(spec, env, problem)
+        problem = problem or etag_problem
+
+        observations = [
+            await self._converge_profile(owner, spec, profile, children, env, etag, problem)
+            for profile in spec.batch_profiles
+        ]
+        await self._prune(owner, spec, children, observations)
+
+        current = status_rules.compute_status(previous, observations, generation)
+        await self._write_status(body, previous, current)
+
+    # --- one profile ------------------------------------------------------------
+
+    async def _converge_profile(
+        self,
+        owner: Owner,
+        spec: TrtAotiModelSpec,
+        profile: BatchProfile,
+        children: Children,
+        env: dict[str, str],
+        etag: str | None,
+        problem: Problem | None,
+    ) -> ProfileObservation:
+        compiler_image = self.settings.compiler_image_for(spec.compile.image)
+        key = artifact_key(spec, profile, compiler_image=compiler_image, source_etag=etag)
+        service_name = names.serving_name(owner.name, profile.name)
+        existing = children.of("Deployment").get(service_name)
+        obs = ProfileObservation(name=profile.name, key=key, problem=problem)
+
+        artifact: Artifact | None = None
+        if problem is None:
+            try:
+                artifact = await self.store.artifact(spec.storage.uri, env, key)
+            except InvalidManifest as error:
+                obs = dataclasses.replace(obs, problem=Problem("InvalidManifest", str(error)))
+            except Exception as error:  # the store's errors vary by backend; all mean "cannot read"
+                obs = dataclasses.replace(obs, problem=Problem("StorageUnavailable", f"reading manifest {key}: {error}"))
+        obs = dataclasses.replace(obs, artifact=artifact)
+
+        job = children.compile_job(profile.name, key)
+        if artifact is None and obs.problem is None and job is None:
+            job, job_problem = await self._start_compile(owner, spec, profile, key)
+            obs = dataclasses.replace(obs, problem=job_problem)
+        if job is not None:
+            obs = dataclasses.replace(obs, job=await observe_job(self.kube, job))
+
+        # Serve the new artifact once it exists; until then keep serving the old one.
+        served = artifact or serving.served_artifact(existing)
+        if served is not None:
+            try:
+                deployment = await self._apply_serving(owner, spec, profile, served, children)
+            except ApiException as error:
+                obs = dataclasses.replace(
+                    obs, problem=obs.problem or Problem("ServingRejected", api_error_message(error))
+                )
+                deployment = existing
+            obs = dataclasses.replace(
+                obs,
+                deployment=observe_deployment(deployment) if deployment else None,
+                service=service_name,
+                endpoint=names.endpoint(service_name, owner.namespace, spec.serving.port),
+            )
+        return obs
+
+    async def _start_compile(
+        self, owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile, key: str
+    ) -> tuple[dict[str, Any] | None, Problem | None]:
+        config_map = compile_job.build_spec_config_map(owner, spec, profile, key)
+        job = compile_job.build_compile_job(owner, spec, profile, key, self.settings)
+        try:
+            await self.kube.apply(config_map)
+            created = await self.kube.apply(job)
+        except ApiException as error:
+            if error.status in (400, 403, 422):
+                return None, Problem("JobRejected", f"compile Job rejected: {api_error_message(error)}")
+            raise
+        log.info("started compile Job %s/%s for key %s", owner.namespace, job["metadata"]["name"], key)
+        return created, None
+
+    async def _apply_serving(
+        self, owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile, artifact: Artifact, children: Children
+    ) -> dict[str, Any]:
+        name = names.serving_name(owner.name, profile.name)
+        deployment = await self.kube.apply(serving.build_deployment(owner, spec, profile, artifact, self.settings))
+        await self.kube.apply(serving.build_service(owner, spec, profile))
+        if serving.wants_disruption_budget(spec, profile):
+            await self.kube.apply(serving.build_disruption_budget(owner, profile))
+        elif name in children.of("PodDisruptionBudget"):
+            await self.kube.delete("PodDisruptionBudget", owner.namespace, name)
+        autoscaler = serving.build_autoscaler(owner, spec, profile)
+        if autoscaler is not None:
+            await self.kube.apply(autoscaler)
+        elif name in children.of("HorizontalPodAutoscaler"):
+            await self.kube.delete("HorizontalPodAutoscaler", owner.namespace, name)
+        return deployment
+
+    # --- everything else --------------------------------------------------------
+
+    async def _children(self, owner: Owner) -> Children:
+        selector = names.model_selector(owner.name)
+        by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+        for kind in (*COMPILE_KINDS, *SERVING_KINDS):
+            items = await self.kube.list(kind, owner.namespace, selector)
+            by_kind[kind] = {
+                item["metadata"]["name"]: item
+                for item in items
+                if any(ref.get("uid") == owner.uid for ref in item["metadata"].get("ownerReferences") or [])
+            }
+        return Children(by_kind)
+
+    async def _prune(
+        self, owner: Owner, spec: TrtAotiModelSpec, children: Children, observations: list[ProfileObservation]
+    ) -> None:
+        """Remove serving objects of removed profiles and compile Jobs nobody needs."""
+        profiles = {p.name for p in spec.batch_profiles}
+        wanted_keys = {(o.name, o.key) for o in observations}
+        for kind in SERVING_KINDS:
+            for name, obj in children.of(kind).items():
+                if (obj["metadata"].get("labels") or {}).get(names.LABEL_PROFILE) not in profiles:
+                    log.info("deleting %s %s/%s: its profile was removed", kind, owner.namespace, name)
+                    await self.kube.delete(kind, owner.namespace, name)
+        for kind in COMPILE_KINDS:
+            for name, obj in children.of(kind).items():
+                labels = obj["metadata"].get("labels") or {}
+                if (labels.get(names.LABEL_PROFILE), labels.get(names.LABEL_ARTIFACT_KEY)) not in wanted_keys:
+                    log.info("deleting %s %s/%s: its artifact key is no longer wanted", kind, owner.namespace, name)
+                    await self.kube.delete(kind, owner.namespace, name)
+
+    async def _storage_env(self, owner: Owner, spec: TrtAotiModelSpec) -> tuple[dict[str, str], Problem | None]:
+        """The storage Secret as environment variables (values never logged)."""
+        secret_name = spec.storage.secret_name
+        if not secret_name:
+            return {}, None
+        try:
+            secret = await self.kube.get("Secret", owner.namespace, secret_name)
+        except ApiException as error:
+            return {}, Problem("SecretUnreadable", f"storage Secret {secret_name}: {api_error_message(error)}")
+        if secret is None:
+            return {}, Problem("SecretNotFound", f"storage Secret {owner.namespace}/{secret_name} does not exist")
+        env = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+        env.update(secret.get("stringData") or {})
+        return env, None
+
+    async def _model_etag(
+        self, spec: TrtAotiModelSpec, env: dict[str, str], problem: Problem | None
+    ) -> tuple[str | None, Problem | None]:
+        source = spec.model
+        if problem is not None or not source.exported_program or source.sha256:
+            return None, None
+        try:
+            return await self.store.model_etag(source.exported_program, env), None
+        except ObjectNotFound:
+            return None, Problem("ModelNotFound", f"model.exportedProgram {source.exported_program} does not exist")
+        except Exception as error:
+            return None, Problem("StorageUnavailable", f"reading model.exportedProgram: {error}")
+
+    async def _write_status(
+        self, body: dict[str, Any], previous: TrtAotiModelStatus | None, current: TrtAotiModelStatus
+    ) -> dict[str, Any]:
+        before = (previous or TrtAotiModelStatus()).to_wire()
+        if previous is not None and before == current.to_wire():
+            return body
+        meta = body["metadata"]
+        updated = await self.kube.merge_patch(
+            "TrtAotiModel", meta["namespace"], meta["name"], {"status": current.to_wire()}, subresource="status"
+        )
+        for event in status_rules.transitions(previous, current):
+            await events.post(self.kube, body, event)
+        return updated
+
+    async def _report_invalid_spec(self, body: dict[str, Any], previous: TrtAotiModelStatus, message: str) -> None:
+        generation = body["metadata"].get("generation")
+        timestamp = status_rules.now()
+        old = {c.type: c for c in previous.conditions}
+        current = TrtAotiModelStatus(
+            observed_generation=generation,
+            conditions=[
+                status_rules.merge_condition(
+                    old.get(t), t, ConditionStatus.false, "InvalidSpec", message[:1024], generation, timestamp
+                )
+                for t in status_rules.CONDITION_TYPES
+            ],
+            profiles=previous.profiles,
+            profiles_ready=previous.profiles_ready,
+        )
+        await self._write_status(body, previous, current)
+
+    # --- artifacts' lifecycle ---------------------------------------------------
+
+    async def _ensure_finalizer(self, body: dict[str, Any], spec: TrtAotiModelSpec) -> None:
+        """Hold deletion for artifact cleanup only when retentionPolicy is Delete."""
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        wanted = spec.storage.retention_policy == RetentionPolicy.delete
+        if wanted == (names.ARTIFACTS_FINALIZER in finalizers):
+            return
+        if wanted:
+            finalizers.append(names.ARTIFACTS_FINALIZER)
+        else:
+            finalizers.remove(names.ARTIFACTS_FINALIZER)
+        await self._patch_finalizers(body, finalizers)
+
+    async def _patch_finalizers(self, body: dict[str, Any], finalizers: list[str]) -> None:
+        meta = body["metadata"]
+        # resourceVersion makes this a compare-and-swap: never drop someone else's finalizer.
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
+        await self.kube.merge_patch("TrtAotiModel", meta["namespace"], meta["name"], patch)
+
+    async def _finalize(self, body: dict[str, Any]) -> None:
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        if names.ARTIFACTS_FINALIZER not in finalizers:
+            return
+        owner = Owner.from_body(body)
+        spec = TrtAotiModelSpec.model_validate(body.get("spec") or {})
+        keys = await self._artifact_keys_of(owner, body)
+        still_used = await self._keys_used_elsewhere(owner)
+        env, problem = await self._storage_env(owner, spec)
+        if problem is not None:
+            await events.post(
+                self.kube,
+                body,
+                status_rules.Transition("Warning", "ArtifactsRetained", f"cannot delete artifacts: {problem.message}"),
+            )
+        else:
+            for key in sorted(keys - still_used):
+                await self.store.delete_artifact(spec.storage.uri, env, key)
+                log.info("deleted artifact %s%s/ of %s/%s", spec.storage.uri, key, owner.namespace, owner.name)
+            if keys & still_used:
+                log.info("kept artifacts still used by other models: %s", sorted(keys & still_used))
+        finalizers.remove(names.ARTIFACTS_FINALIZER)
+        await self._patch_finalizers(body, finalizers)
+
+    async def _artifact_keys_of(self, owner: Owner, body: dict[str, Any]) -> set[str]:
+        status = TrtAotiModelStatus.model_validate(body.get("status") or {})
+        keys = {p.artifact_key for p in status.profiles if p.artifact_key}
+        keys |= {p.artifact.key for p in status.profiles if p.artifact}
+        children = await self._children(owner)
+        for job in children.of("Job").values():
+            key = (job["metadata"].get("labels") or {}).get(names.LABEL_ARTIFACT_KEY)
+            if key:
+                keys.add(key)
+        for deployment in children.of("Deployment").values():
+            artifact = serving.served_artifact(deployment)
+            if artifact:
+                keys.add(artifact.key)
+        return keys
+
+    async def _keys_used_elsewhere(self, owner: Owner) -> set[str]:
+        """Keys other TrtAotiModels (any namespace) use: a shared artifact outlives one user."""
+        used: set[str] = set()
+        for other in await self.kube.list("TrtAotiModel", None):
+            if other["metadata"].get("uid") == owner.uid:
+                continue
+            status = TrtAotiModelStatus.model_validate(other.get("status") or {})
+            used |= {p.artifact_key for p in status.profiles if p.artifact_key}
+            used |= {p.artifact.key for p in status.profiles if p.artifact}
+        return used

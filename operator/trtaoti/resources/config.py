@@ -1,0 +1,37 @@
+"""Operator-wide settings the child builders need (images, pull policy, headroom).
+
+Kept apart from the Kopf command line so the builders stay pure functions of
+(spec, settings, observations) and unit tests construct them directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+DEFAULT_COMPILER_IMAGE = "ghcr.io/trtaoti/compiler:0.1.0"
+DEFAULT_SERVER_IMAGE = "ghcr.io/trtaoti/server:0.1.0"
+DEFAULT_FETCH_IMAGE = "ghcr.io/trtaoti/operator:0.1.0"
+
+MiB = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildSettings:
+    compiler_image: str = DEFAULT_COMPILER_IMAGE
+    server_image: str = DEFAULT_SERVER_IMAGE
+    # `trtaoti fetch` runs in the serving pod's init container; the operator image has it
+    # (and obstore) without torch, so it is small and starts fast.
+    fetch_image: str = DEFAULT_FETCH_IMAGE
+    image_pull_policy: str = "IfNotPresent"
+    # Serving memory request = peak measured by the compile Job * factor + fixed headroom:
+    # the measurement is at the profile's max batch, the server adds HTTP buffers and queues.
+    memory_headroom_factor: float = 1.25
+    memory_headroom_bytes: int = 256 * MiB
+    # Numeric non-root user: runAsNonRoot needs a numeric UID to verify without the image.
+    run_as_user: int = 65532
+
+    def compiler_image_for(self, spec_image: str | None) -> str:
+        return spec_image or self.compiler_image
+
+    def server_image_for(self, spec_image: str | None) -> str:
+        return spec_image or self.server_image

@@ -1,0 +1,268 @@
+"""The serving objects of one batch profile: Deployment, Service, PDB and HPA.
+
+A Deployment is a function of the *served artifact* (what was compiled, for which
+batch range and GPU) plus the serving knobs of the spec, never of the compile inputs
+directly: while a new artifact compiles, the old one keeps being served with the
+batch range it was compiled for, and the pod template only changes (a rollout) once
+the new package exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trtaoti.api.models import Artifact, BatchProfile, TrtAotiModelSpec
+from trtaoti.resources import artifacts, names
+from trtaoti.resources.config import MiB, ChildSettings
+from trtaoti.resources.owner import Owner
+from trtaoti.resources.placement import gpu_placement, with_gpu_limit
+from trtaoti.resources.security import container_security_context, pod_security_context
+
+MODEL_DIR = "/models"
+MODEL_PATH = f"{MODEL_DIR}/model.pt2"
+PORT_NAME = "http"
+READY_PATH = "/v2/health/ready"
+LIVE_PATH = "/v2/health/live"
+SERVER_CONTAINER = "server"
+FETCH_CONTAINER = "fetch"
+
+
+def server_args(
+    model_name: str, spec: TrtAotiModelSpec, profile: BatchProfile, artifact: Artifact
+) -> list[str]:
+    """trtaoti-server's flags. The batch range is the artifact's, not the spec's: a package
+    must never be asked for batches outside what it was compiled for."""
+    batch_min, batch_max = _batch_range(profile, artifact)
+    device = "cuda:0" if _device(spec, artifact) == "cuda" else "cpu"
+    serving = spec.serving
+    return [
+        "--model-path", MODEL_PATH,
+        "--model-name", model_name,
+        "--port", str(serving.port),
+        "--batch-min", str(batch_min),
+        "--batch-max", str(batch_max),
+        "--max-queue-delay-us", str(profile.max_queue_delay_microseconds),
+        "--max-queue-size", str(profile.max_queue_size),
+        "--num-runners", str(serving.num_runners),
+        "--request-timeout-ms", str(serving.request_timeout_milliseconds),
+        "--device", device,
+    ]  # fmt: skip
+
+
+def _batch_range(profile: BatchProfile, artifact: Artifact) -> tuple[int, int]:
+    if artifact.batch is not None:
+        return artifact.batch.min, artifact.batch.max
+    return profile.min, profile.max
+
+
+def _device(spec: TrtAotiModelSpec, artifact: Artifact) -> str:
+    return artifact.device or spec.device
+
+
+def memory_request_bytes(artifact: Artifact, settings: ChildSettings) -> int:
+    """What the compile Job measured at the profile's max batch, plus headroom.
+
+    Without a measurement the package size stands in: the loader holds the weights."""
+    measured = artifact.peak_memory_bytes or artifact.bytes
+    return int(measured * settings.memory_headroom_factor) + settings.memory_headroom_bytes
+
+
+def _quantity_mib(n_bytes: int) -> str:
+    return f"{-(-n_bytes // MiB)}Mi"
+
+
+def server_resources(spec: TrtAotiModelSpec, artifact: Artifact, settings: ChildSettings) -> dict[str, Any]:
+    resources = spec.serving.resources.to_wire()
+    requests = dict(resources.get("requests", {}))
+    requests.setdefault("memory", _quantity_mib(memory_request_bytes(artifact, settings)))
+    if spec.serving.autoscaling is not None:
+        # A CPU-utilization HPA has nothing to divide by without a CPU request.
+        requests.setdefault("cpu", "1")
+    resources["requests"] = requests
+    gpus = spec.compile.gpu.count if _device(spec, artifact) == "cuda" else 0
+    return with_gpu_limit(resources, gpus)
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": PORT_NAME},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 2,
+    }
+
+
+def _scratch_limit(artifact: Artifact) -> str:
+    # /models holds the package; /tmp holds its unpacked copy (the AOTI loader extracts
+    # it there): each needs the package size plus room for the loader's files.
+    return _quantity_mib(artifact.bytes * 2 + 512 * MiB)
+
+
+def build_deployment(
+    owner: Owner,
+    spec: TrtAotiModelSpec,
+    profile: BatchProfile,
+    artifact: Artifact,
+    settings: ChildSettings,
+) -> dict[str, Any]:
+    name = names.serving_name(owner.name, profile.name)
+    labels = names.serving_labels(owner.name, profile.name)
+    env_from = [{"secretRef": {"name": spec.storage.secret_name}}] if spec.storage.secret_name else []
+    scratch = _scratch_limit(artifact)
+    device = _device(spec, artifact)
+    gpus = spec.compile.gpu.count if device == "cuda" else 0
+    gpu_product = artifact.gpu_product or spec.compile.gpu.product
+
+    fetch: dict[str, Any] = {
+        "name": FETCH_CONTAINER,
+        "image": settings.fetch_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["trtaoti", "fetch", artifact.uri, "--sha256", artifact.sha256, "--to", MODEL_PATH],
+        "env": [{"name": "HOME", "value": "/tmp"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "volumeMounts": [
+            {"name": "models", "mountPath": MODEL_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+        "securityContext": container_security_context(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if env_from:
+        fetch["envFrom"] = env_from
+    server: dict[str, Any] = {
+        "name": SERVER_CONTAINER,
+        "image": settings.server_image_for(spec.serving.image),
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["trtaoti-server"],
+        "args": server_args(owner.name, spec, profile, artifact),
+        "env": [{"name": "TMPDIR", "value": "/tmp"}],
+        "ports": [{"name": PORT_NAME, "containerPort": spec.serving.port, "protocol": "TCP"}],
+        "resources": server_resources(spec, artifact, settings),
+        # Loading (and, for TensorRT, deserializing engines) can take minutes: the
+        # startup probe allows 10 of them before liveness takes over.
+        "startupProbe": _probe(READY_PATH, period=2, failures=300),
+        "readinessProbe": _probe(READY_PATH, period=5, failures=2),
+        "livenessProbe": _probe(LIVE_PATH, period=10, failures=3),
+        "volumeMounts": [
+            {"name": "models", "mountPath": MODEL_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+        "securityContext": container_security_context(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(settings.run_as_user),
+        "initContainers": [fetch],
+        "containers": [server],
+        "volumes": [
+            {"name": "models", "emptyDir": {"sizeLimit": scratch}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": scratch}},
+        ],
+        **gpu_placement(gpu_product, gpus),
+    }
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": names.serving_selector(owner.name, profile.name)},
+        "revisionHistoryLimit": 3,
+        # Never drop below the serving capacity during a rollout: surge one new pod first.
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "template": {
+            "metadata": {
+                "labels": {**labels, names.LABEL_ARTIFACT_KEY: artifact.key},
+                # A new package changes the template, which is what rolls the pods.
+                "annotations": {names.ANNOTATION_ARTIFACT_SHA256: artifact.sha256},
+            },
+            "spec": pod_spec,
+        },
+    }
+    if spec.serving.autoscaling is None:
+        # With an HPA, replicas belong to the HPA: leaving the field out of our apply
+        # means server-side apply never fights it.
+        deployment_spec["replicas"] = profile.replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": owner.metadata(
+            name, labels, {names.ANNOTATION_ARTIFACT_URI: artifact.uri, names.ANNOTATION_ARTIFACT: artifacts.encode(artifact)}
+        ),
+        "spec": deployment_spec,
+    }
+
+
+def served_artifact(deployment: dict[str, Any] | None) -> Artifact | None:
+    """The artifact an existing Deployment serves (read back after an operator restart)."""
+    if not deployment:
+        return None
+    annotations = deployment.get("metadata", {}).get("annotations") or {}
+    return artifacts.decode(annotations.get(names.ANNOTATION_ARTIFACT))
+
+
+def build_service(owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile) -> dict[str, Any]:
+    name = names.serving_name(owner.name, profile.name)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": owner.metadata(name, names.serving_labels(owner.name, profile.name)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": names.serving_selector(owner.name, profile.name),
+            "ports": [
+                {
+                    "name": PORT_NAME,
+                    "port": spec.serving.port,
+                    "targetPort": PORT_NAME,
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                }
+            ],
+        },
+    }
+
+
+def wants_disruption_budget(spec: TrtAotiModelSpec, profile: BatchProfile) -> bool:
+    return profile.replicas > 1 or spec.serving.autoscaling is not None
+
+
+def build_disruption_budget(owner: Owner, profile: BatchProfile) -> dict[str, Any]:
+    name = names.serving_name(owner.name, profile.name)
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": owner.metadata(name, names.serving_labels(owner.name, profile.name)),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": names.serving_selector(owner.name, profile.name)},
+            # Pods that never became ready (e.g. still fetching) may always be evicted.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def build_autoscaler(owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile) -> dict[str, Any] | None:
+    autoscaling = spec.serving.autoscaling
+    if autoscaling is None:
+        return None
+    name = names.serving_name(owner.name, profile.name)
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": owner.metadata(name, names.serving_labels(owner.name, profile.name)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": max(1, profile.replicas),
+            "maxReplicas": autoscaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": autoscaling.target_cpu_utilization_percentage,
+                        },
+                    },
+                }
+            ],
+        },
+    }

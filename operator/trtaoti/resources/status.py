@@ -1,0 +1,258 @@
+"""Status from observations: per-profile phases, Compiled/Ready conditions, events.
+
+Pure functions of what the reconciler observed (manifests, Jobs, Deployments), so
+every transition is unit-tested without a cluster. Conditions follow the Kubernetes
+API conventions: `lastTransitionTime` moves only when `status` changes, and both
+conditions exist (Unknown) from the first visit on, so a GitOps tool never mistakes
+a fresh object for a healthy one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Literal
+
+from trtaoti.api.models import (
+    Artifact,
+    Condition,
+    ConditionStatus,
+    ProfilePhase,
+    ProfileStatus,
+    TrtAotiModelStatus,
+)
+
+COMPILED = "Compiled"
+READY = "Ready"
+CONDITION_TYPES = (COMPILED, READY)
+
+JobState = Literal["Running", "Succeeded", "Failed"]
+
+
+@dataclasses.dataclass(frozen=True)
+class JobObservation:
+    name: str
+    state: JobState
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class DeploymentObservation:
+    name: str
+    artifact: Artifact | None
+    replicas: int
+    ready_replicas: int
+    # The Deployment controller has seen the latest template and every replica runs it.
+    rolled_out: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Something that stops a profile before or outside the compiler (CamelCase reason)."""
+
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileObservation:
+    name: str
+    key: str | None
+    artifact: Artifact | None = None  # the manifest for `key`, when it exists
+    job: JobObservation | None = None  # the compile Job for `key`
+    deployment: DeploymentObservation | None = None
+    service: str | None = None
+    endpoint: str | None = None
+    problem: Problem | None = None
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _serves(deployment: DeploymentObservation | None, artifact: Artifact | None) -> bool:
+    return (
+        deployment is not None
+        and artifact is not None
+        and deployment.artifact is not None
+        and deployment.artifact.key == artifact.key
+    )
+
+
+def profile_phase(obs: ProfileObservation) -> tuple[ProfilePhase, str | None]:
+    """The phase of one profile and a message for humans."""
+    if obs.artifact is not None:
+        deployment = obs.deployment
+        if _serves(deployment, obs.artifact) and deployment is not None:
+            if deployment.rolled_out and deployment.ready_replicas >= deployment.replicas:
+                return ProfilePhase.ready, None
+            return (
+                ProfilePhase.compiled,
+                f"rolling out: {deployment.ready_replicas}/{deployment.replicas} replicas ready",
+            )
+        return ProfilePhase.compiled, "compiled; serving Deployment not rolled out yet"
+    if obs.problem is not None:
+        return ProfilePhase.failed, obs.problem.message
+    if obs.job is not None:
+        if obs.job.state == "Failed":
+            return ProfilePhase.failed, obs.job.message or f"compile Job {obs.job.name} failed"
+        if obs.job.state == "Succeeded":
+            return ProfilePhase.failed, f"compile Job {obs.job.name} succeeded but stored no manifest"
+        return ProfilePhase.compiling, f"compile Job {obs.job.name} running"
+    return ProfilePhase.pending, None
+
+
+def profile_status(obs: ProfileObservation) -> ProfileStatus:
+    phase, message = profile_phase(obs)
+    deployment = obs.deployment
+    served = deployment.artifact if deployment is not None else None
+    return ProfileStatus(
+        name=obs.name,
+        phase=phase,
+        artifact_key=obs.key,
+        # What the endpoint answers with now; the compiled-but-not-yet-served one
+        # takes its place once the rollout starts.
+        artifact=served or obs.artifact,
+        compile_job=obs.job.name if obs.job is not None else None,
+        deployment=deployment.name if deployment is not None else None,
+        service=obs.service,
+        replicas=deployment.replicas if deployment is not None else None,
+        ready_replicas=deployment.ready_replicas if deployment is not None else None,
+        endpoint=obs.endpoint,
+        message=message,
+    )
+
+
+def _failure_reason(obs: ProfileObservation) -> str:
+    return obs.problem.reason if obs.problem is not None else "CompileFailed"
+
+
+def desired_conditions(observations: list[ProfileObservation], profiles: list[ProfileStatus]) -> dict[str, tuple[ConditionStatus, str, str]]:
+    """type -> (status, reason, message) for the current observations."""
+    failed = [(o, p) for o, p in zip(observations, profiles, strict=True) if p.phase == ProfilePhase.failed]
+    uncompiled = [p.name for p in profiles if p.phase in (ProfilePhase.pending, ProfilePhase.compiling)]
+    total = len(profiles)
+    conditions: dict[str, tuple[ConditionStatus, str, str]] = {}
+
+    if failed:
+        reason = _failure_reason(failed[0][0])
+        message = "; ".join(f"{p.name}: {p.message}" for _, p in failed)
+        conditions[COMPILED] = (ConditionStatus.false, reason, message)
+        conditions[READY] = (ConditionStatus.false, reason, message)
+        return conditions
+
+    compiled = total - len(uncompiled)
+    if uncompiled:
+        serving_old = [p.name for p in profiles if p.name in uncompiled and p.deployment is not None]
+        message = f"{compiled}/{total} profiles compiled; compiling: {', '.join(uncompiled)}"
+        conditions[COMPILED] = (ConditionStatus.false, "Compiling", message)
+        ready_message = message
+        if serving_old:
+            ready_message += f" (previous artifact still serving: {', '.join(serving_old)})"
+        conditions[READY] = (ConditionStatus.false, "Compiling", ready_message)
+        return conditions
+
+    conditions[COMPILED] = (ConditionStatus.true, "Compiled", f"{total}/{total} profiles compiled")
+    not_ready = [p for p in profiles if p.phase != ProfilePhase.ready]
+    if not_ready:
+        message = "; ".join(f"{p.name}: {p.message}" for p in not_ready)
+        conditions[READY] = (ConditionStatus.false, "RollingOut", message)
+    else:
+        conditions[READY] = (ConditionStatus.true, "Ready", f"{total}/{total} profiles serving")
+    return conditions
+
+
+def merge_condition(
+    previous: Condition | None,
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    generation: int | None,
+    timestamp: str,
+) -> Condition:
+    """A condition whose lastTransitionTime moves only when its status changes."""
+    unchanged = previous is not None and previous.status == status
+    return Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        last_transition_time=previous.last_transition_time if unchanged and previous else timestamp,
+    )
+
+
+def initial_status(generation: int | None, timestamp: str) -> TrtAotiModelStatus:
+    """What a CR shows from the first visit on: both conditions Unknown."""
+    return TrtAotiModelStatus(
+        observed_generation=None,
+        conditions=[
+            merge_condition(None, t, ConditionStatus.unknown, "Reconciling", "first reconcile in progress", generation, timestamp)
+            for t in CONDITION_TYPES
+        ],
+    )
+
+
+def compute_status(
+    previous: TrtAotiModelStatus | None,
+    observations: list[ProfileObservation],
+    generation: int | None,
+    timestamp: str | None = None,
+) -> TrtAotiModelStatus:
+    timestamp = timestamp or now()
+    profiles = [profile_status(o) for o in observations]
+    old = {c.type: c for c in (previous.conditions if previous else [])}
+    conditions = [
+        merge_condition(old.get(type_), type_, status, reason, message, generation, timestamp)
+        for type_, (status, reason, message) in desired_conditions(observations, profiles).items()
+    ]
+    ready = sum(1 for p in profiles if p.phase == ProfilePhase.ready)
+    return TrtAotiModelStatus(
+        observed_generation=generation,
+        conditions=conditions,
+        profiles=profiles,
+        profiles_ready=f"{ready}/{len(profiles)}",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Transition:
+    """One Kubernetes Event worth posting."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+def transitions(previous: TrtAotiModelStatus | None, current: TrtAotiModelStatus) -> list[Transition]:
+    """Events for what changed: profile phases and condition statuses."""
+    events: list[Transition] = []
+    old_profiles = {p.name: p for p in (previous.profiles if previous else [])}
+    for profile in current.profiles:
+        before = old_profiles.get(profile.name)
+        if before is not None and before.phase == profile.phase:
+            continue
+        failed = profile.phase == ProfilePhase.failed
+        detail = f": {profile.message}" if profile.message else ""
+        events.append(
+            Transition(
+                "Warning" if failed else "Normal",
+                f"Profile{profile.phase}",
+                f"profile {profile.name} is {profile.phase}{detail}",
+            )
+        )
+    old_conditions = {c.type: c for c in (previous.conditions if previous else [])}
+    for condition in current.conditions:
+        before = old_conditions.get(condition.type)
+        if before is not None and before.status == condition.status:
+            continue
+        bad = condition.status == ConditionStatus.false and condition.reason not in ("Compiling", "RollingOut")
+        events.append(
+            Transition(
+                "Warning" if bad else "Normal",
+                f"{condition.type}{condition.status}" if condition.status != "True" else condition.type,
+                f"{condition.type}={condition.status} ({condition.reason}): {condition.message}",
+            )
+        )
+    return events

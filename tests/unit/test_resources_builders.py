@@ -1,0 +1,233 @@
+"""Compile Job, serving Deployment/Service/PDB/HPA manifests built from a spec."""
+
+import copy
+
+import pytest
+
+from trtaoti.api.models import Artifact, TrtAotiModelSpec
+from trtaoti.resources import compile_job, names, serving
+from trtaoti.resources.config import ChildSettings
+from trtaoti.resources.owner import Owner
+
+OWNER = Owner(name="resnet", namespace="ml", uid="1234-abcd")
+SETTINGS = ChildSettings(compiler_image="reg/compiler:1", server_image="reg/server:1", fetch_image="reg/op:1")
+KEY = "0123456789abcdef0123456789abcdef"
+GPU = "NVIDIA-H100-80GB-HBM3"
+BASE = {
+    "model": {"exportedProgram": "s3://models/resnet/ep.pt2"},
+    "inputs": [{"name": "x", "dtype": "float16", "shape": [-1, 3, 224, 224]}],
+    "batchProfiles": [
+        {"name": "online", "min": 1, "opt": 4, "max": 16, "replicas": 2, "maxQueueDelayMicroseconds": 200},
+        {"name": "bulk", "min": 32, "opt": 128, "max": 512},
+    ],
+    "compile": {"gpu": {"product": GPU}, "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}},
+    "storage": {"uri": "s3://artifacts/trtaoti", "secretName": "s3-creds"},
+}
+
+
+def make_spec(**changes):
+    raw = copy.deepcopy(BASE)
+    raw.update(changes)
+    return TrtAotiModelSpec.model_validate(raw)
+
+
+def artifact(**changes):
+    data = {
+        "uri": f"s3://artifacts/trtaoti/{KEY}/model.pt2",
+        "sha256": "f" * 64,
+        "bytes": 100 << 20,
+        "key": KEY,
+        "device": "cuda",
+        "gpuProduct": GPU,
+        "batch": {"min": 1, "opt": 4, "max": 16},
+        "peakMemoryBytes": 2 << 30,
+    }
+    data.update(changes)
+    return Artifact.model_validate(data)
+
+
+def pod_spec(obj):
+    return obj["spec"]["template"]["spec"]
+
+
+def assert_restricted(pod):
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        assert ctx["readOnlyRootFilesystem"] is True
+        assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+        assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+
+
+class TestCompileJob:
+    def build(self, spec=None, profile="online"):
+        spec = spec or make_spec()
+        return compile_job.build_compile_job(OWNER, spec, spec.profile(profile), KEY, SETTINGS)
+
+    def test_identity_labels_and_owner(self):
+        job = self.build()
+        meta = job["metadata"]
+        assert meta["name"] == names.compile_job_name("resnet", "online", KEY)
+        assert meta["name"].endswith(KEY[:8]) and len(meta["name"]) <= 63
+        assert meta["labels"][names.LABEL_ARTIFACT_KEY] == KEY
+        assert meta["labels"][names.LABEL_PROFILE] == "online"
+        assert meta["labels"][names.LABEL_MODEL] == "resnet"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "trtaoti-operator"
+        assert job["spec"]["template"]["metadata"]["labels"] == meta["labels"]
+        (ref,) = meta["ownerReferences"]
+        assert ref["uid"] == OWNER.uid and ref["controller"] is True and ref["kind"] == "TrtAotiModel"
+
+    def test_lands_on_the_gpu_product_with_a_gpu(self):
+        job = self.build()
+        pod = pod_spec(job)
+        assert pod["nodeSelector"] == {"nvidia.com/gpu.product": GPU}
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+        (container,) = pod["containers"]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert container["resources"]["requests"] == {"cpu": "4", "memory": "16Gi"}
+        assert pod["restartPolicy"] == "Never"
+        assert_restricted(pod)
+
+    def test_runs_trtaoti_compile_on_the_mounted_spec(self):
+        job = self.build()
+        (container,) = pod_spec(job)["containers"]
+        assert container["image"] == "reg/compiler:1"
+        assert container["command"] == [
+            "trtaoti", "compile", "--spec", "/etc/trtaoti/model.yaml", "--profile", "online",
+            "--output", "s3://artifacts/trtaoti", "--compiler-image", "reg/compiler:1",
+        ]  # fmt: skip
+        assert container["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+        volume = next(v for v in pod_spec(job)["volumes"] if v["name"] == "spec")
+        assert volume["configMap"]["name"] == job["metadata"]["name"]
+        assert job["spec"]["backoffLimit"] == 1 and job["spec"]["activeDeadlineSeconds"] == 3600
+
+    def test_config_map_carries_the_spec_the_compiler_parses(self):
+        import yaml
+
+        from trtaoti.api.models import TrtAotiModel
+
+        spec = make_spec()
+        cm = compile_job.build_spec_config_map(OWNER, spec, spec.profile("online"), KEY)
+        parsed = TrtAotiModel.model_validate(yaml.safe_load(cm["data"]["model.yaml"]))
+        assert parsed.name == "resnet" and parsed.spec == spec
+
+    def test_cpu_device_requests_no_gpu(self):
+        spec = make_spec(device="cpu", backend="inductor", compile={"resources": {"limits": {"nvidia.com/gpu": 1}}})
+        pod = pod_spec(self.build(spec))
+        assert "nodeSelector" not in pod and "tolerations" not in pod
+        assert "nvidia.com/gpu" not in str(pod["containers"][0].get("resources"))
+
+    def test_spec_image_overrides_the_default(self):
+        spec = make_spec(compile={"gpu": {"product": GPU}, "image": "mine/compiler:9"})
+        (container,) = pod_spec(self.build(spec))["containers"]
+        assert container["image"] == "mine/compiler:9" and container["command"][-1] == "mine/compiler:9"
+
+
+class TestServing:
+    def build(self, spec=None, profile="online", art=None):
+        spec = spec or make_spec()
+        return serving.build_deployment(OWNER, spec, spec.profile(profile), art or artifact(), SETTINGS)
+
+    def test_fetch_then_serve_the_artifact(self):
+        deployment = self.build()
+        pod = pod_spec(deployment)
+        (fetch,) = pod["initContainers"]
+        assert fetch["command"] == [
+            "trtaoti", "fetch", f"s3://artifacts/trtaoti/{KEY}/model.pt2", "--sha256", "f" * 64,
+            "--to", "/models/model.pt2",
+        ]  # fmt: skip
+        assert fetch["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+        (server,) = pod["containers"]
+        args = server["args"]
+        flags = dict(zip(args[::2], args[1::2], strict=True))
+        assert flags == {
+            "--model-path": "/models/model.pt2", "--model-name": "resnet", "--port": "8000",
+            "--batch-min": "1", "--batch-max": "16", "--max-queue-delay-us": "200",
+            "--max-queue-size": "1024", "--num-runners": "2", "--request-timeout-ms": "30000",
+            "--device": "cuda:0",
+        }  # fmt: skip
+        assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+        assert server["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        assert pod["nodeSelector"] == {"nvidia.com/gpu.product": GPU}
+        assert server["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert_restricted(pod)
+
+    def test_batch_range_comes_from_the_artifact_not_the_spec(self):
+        # The old package keeps serving while a new range compiles: its own range applies.
+        old = artifact(batch={"min": 2, "opt": 8, "max": 32})
+        args = pod_spec(self.build(art=old))["containers"][0]["args"]
+        assert args[args.index("--batch-min") + 1] == "2" and args[args.index("--batch-max") + 1] == "32"
+
+    def test_memory_request_from_measured_peak_plus_headroom(self):
+        server = pod_spec(self.build())["containers"][0]
+        expected_mib = -(-int((2 << 30) * 1.25 + (256 << 20)) // (1 << 20))
+        assert server["resources"]["requests"]["memory"] == f"{expected_mib}Mi"
+        spec = make_spec(serving={"resources": {"requests": {"memory": "3Gi"}}})
+        server = pod_spec(self.build(spec))["containers"][0]
+        assert server["resources"]["requests"]["memory"] == "3Gi"
+
+    def test_new_artifact_changes_the_pod_template(self):
+        a = self.build()
+        b = self.build(art=artifact(sha256="e" * 64, key="f" * 32))
+        assert a["spec"]["template"] != b["spec"]["template"]
+        assert b["spec"]["template"]["metadata"]["annotations"][names.ANNOTATION_ARTIFACT_SHA256] == "e" * 64
+        # ... but never the selector (immutable on Deployments).
+        assert a["spec"]["selector"] == b["spec"]["selector"]
+        assert serving.served_artifact(b).key == "f" * 32
+
+    def test_replicas_and_scratch_volumes(self):
+        deployment = self.build()
+        assert deployment["spec"]["replicas"] == 2
+        assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+        volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+        assert set(volumes) == {"models", "tmp"} and "emptyDir" in volumes["tmp"]
+
+    def test_service_targets_the_profile_pods(self):
+        spec = make_spec()
+        service = serving.build_service(OWNER, spec, spec.profile("online"))
+        deployment = self.build()
+        assert service["metadata"]["name"] == deployment["metadata"]["name"] == "resnet-online"
+        assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert all(labels[k] == v for k, v in service["spec"]["selector"].items())
+        assert service["spec"]["ports"][0]["port"] == 8000
+
+    def test_pdb_only_with_more_than_one_replica(self):
+        spec = make_spec()
+        assert serving.wants_disruption_budget(spec, spec.profile("online"))
+        assert not serving.wants_disruption_budget(spec, spec.profile("bulk"))
+        pdb = serving.build_disruption_budget(OWNER, spec.profile("online"))
+        assert pdb["spec"]["maxUnavailable"] == 1
+
+    def test_autoscaling_hands_replicas_to_the_hpa(self):
+        spec = make_spec(serving={"autoscaling": {"maxReplicas": 6}})
+        deployment = self.build(spec)
+        assert "replicas" not in deployment["spec"]
+        assert pod_spec(deployment)["containers"][0]["resources"]["requests"]["cpu"] == "1"
+        hpa = serving.build_autoscaler(OWNER, spec, spec.profile("online"))
+        assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 6
+        assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+        assert serving.build_autoscaler(OWNER, make_spec(), spec.profile("online")) is None
+
+    def test_cpu_artifact_serves_on_cpu_without_gpu(self):
+        spec = make_spec(device="cpu", backend="inductor")
+        deployment = self.build(spec, art=artifact(device="cpu", gpuProduct=None))
+        pod = pod_spec(deployment)
+        assert "nodeSelector" not in pod
+        args = pod["containers"][0]["args"]
+        assert args[args.index("--device") + 1] == "cpu"
+
+
+@pytest.mark.parametrize("model", ["m", "a" * 40])
+@pytest.mark.parametrize("profile", ["p", "b" * 16])
+def test_child_names_are_dns_labels_and_deterministic(model, profile):
+    job = names.compile_job_name(model, profile, KEY)
+    other = names.compile_job_name(model, profile, "9" * 32)
+    for name in (job, other, names.serving_name(model, profile)):
+        assert len(name) <= 63 and name[0].isalpha() and name[-1].isalnum()
+    assert job != other and job == names.compile_job_name(model, profile, KEY)

@@ -1,0 +1,102 @@
+"""Profile phases, Compiled/Ready conditions and the events their transitions post."""
+
+from trtaoti.api.models import Artifact
+from trtaoti.resources.status import (
+    DeploymentObservation,
+    JobObservation,
+    Problem,
+    ProfileObservation,
+    compute_status,
+    initial_status,
+    transitions,
+)
+
+KEY = "k" * 32
+
+
+def art(key=KEY):
+    return Artifact(uri=f"s3://b/{key}/model.pt2", sha256="a" * 64, bytes=10, key=key)
+
+
+def deployment(artifact, ready=2, replicas=2, rolled_out=True):
+    return DeploymentObservation("m-p", artifact, replicas, ready, rolled_out)
+
+
+def cond(status, type_):
+    return next(c for c in status.conditions if c.type == type_)
+
+
+def test_first_visit_is_unknown_not_healthy():
+    status = initial_status(1, "2026-01-01T00:00:00Z")
+    assert {c.type: c.status for c in status.conditions} == {"Compiled": "Unknown", "Ready": "Unknown"}
+
+
+def test_compiling_then_compiled_then_ready():
+    s0 = initial_status(1, "t0")
+    s1 = compute_status(s0, [ProfileObservation("p", KEY, job=JobObservation("job", "Running"))], 1, "t1")
+    assert s1.profiles[0].phase == "Compiling" and s1.profiles[0].compile_job == "job"
+    assert cond(s1, "Compiled").status == "False" and cond(s1, "Compiled").reason == "Compiling"
+    assert cond(s1, "Ready").last_transition_time == "t1"  # Unknown -> False is a transition
+
+    rolling = ProfileObservation("p", KEY, artifact=art(), deployment=deployment(art(), ready=0))
+    s2 = compute_status(s1, [rolling], 1, "t2")
+    assert s2.profiles[0].phase == "Compiled"
+    assert cond(s2, "Compiled").status == "True" and cond(s2, "Compiled").last_transition_time == "t2"
+    assert cond(s2, "Ready").status == "False" and cond(s2, "Ready").reason == "RollingOut"
+    assert cond(s2, "Ready").last_transition_time == "t1"  # still False: no transition
+
+    ready = ProfileObservation("p", KEY, artifact=art(), deployment=deployment(art()), endpoint="http://x")
+    s3 = compute_status(s2, [ready], 1, "t3")
+    assert s3.profiles[0].phase == "Ready" and s3.profiles_ready == "1/1"
+    assert cond(s3, "Ready").status == "True" and cond(s3, "Ready").last_transition_time == "t3"
+    assert s3.observed_generation == 1 and cond(s3, "Ready").observed_generation == 1
+    assert cond(s3, "Compiled").last_transition_time == "t2"
+
+
+def test_failed_compile_carries_the_compilers_message():
+    failed = JobObservation("job", "Failed", "BackoffLimitExceeded; compiler: exit code 2: input x: bad dtype")
+    status = compute_status(None, [ProfileObservation("p", KEY, job=failed)], 3, "t")
+    compiled = cond(status, "Compiled")
+    assert compiled.status == "False" and compiled.reason == "CompileFailed"
+    assert "input x: bad dtype" in compiled.message and "p:" in compiled.message
+    assert status.profiles[0].phase == "Failed"
+    events = transitions(None, status)
+    assert any(e.type == "Warning" and "bad dtype" in e.message for e in events)
+
+
+def test_problem_reason_surfaces():
+    obs = ProfileObservation("p", KEY, problem=Problem("SecretNotFound", "storage Secret ns/x does not exist"))
+    status = compute_status(None, [obs], 1, "t")
+    assert cond(status, "Compiled").reason == "SecretNotFound"
+    assert cond(status, "Ready").reason == "SecretNotFound"
+
+
+def test_new_artifact_compiling_while_old_serves():
+    old = art("o" * 32)
+    obs = ProfileObservation("p", KEY, job=JobObservation("job2", "Running"), deployment=deployment(old))
+    status = compute_status(None, [obs], 2, "t")
+    profile = status.profiles[0]
+    assert profile.phase == "Compiling" and profile.artifact.key == old.key and profile.artifact_key == KEY
+    assert cond(status, "Ready").status == "False" and "previous artifact still serving" in cond(status, "Ready").message
+
+
+def test_ready_needs_every_profile():
+    ready = ProfileObservation("a", KEY, artifact=art(), deployment=deployment(art()))
+    rolling = ProfileObservation("b", KEY, artifact=art(), deployment=deployment(art(), rolled_out=False))
+    status = compute_status(None, [ready, rolling], 1, "t")
+    assert status.profiles_ready == "1/2" and cond(status, "Ready").status == "False"
+    assert "b: rolling out" in cond(status, "Ready").message
+
+
+def test_job_succeeded_without_manifest_is_a_failure():
+    obs = ProfileObservation("p", KEY, job=JobObservation("job", "Succeeded"))
+    status = compute_status(None, [obs], 1, "t")
+    assert status.profiles[0].phase == "Failed" and "no manifest" in status.profiles[0].message
+
+
+def test_no_events_without_transitions():
+    obs = [ProfileObservation("p", KEY, artifact=art(), deployment=deployment(art()))]
+    first = compute_status(None, obs, 1, "t1")
+    again = compute_status(first, obs, 1, "t2")
+    assert transitions(first, again) == []
+    assert again.to_wire() == first.to_wire()  # nothing to patch on a no-op reconcile

@@ -44,7 +44,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.label_selectors["batch", "jobs"] = names.MANAGED_SELECTOR
     settings.watching.label_selectors["apps", "deployments"] = names.MANAGED_SELECTOR
 
-    reconciler = Reconciler(Kube(load_api_client(config.kubeconfig)), config.children)
+    reconciler = Reconciler(Kube(load_api_client(config.kubeconfig)), config.children, namespaces=config.namespaces)
+    memo.reconciler = reconciler
 
     async def reconcile(key: Any) -> None:
         namespace, name = key
@@ -85,6 +86,9 @@ async def model_event(type: str | None, name: str, namespace: str, memo: kopf.Me
 @kopf.on.event("batch", "v1", "jobs", labels=CHILD_FILTER)
 async def job_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     _enqueue_owner(labels, namespace, memo)
+    # Models waiting for this compile (same artifact key, another owner) move on with it.
+    for key in memo.reconciler.waiting_for(labels.get(names.LABEL_ARTIFACT_KEY, "")):
+        memo.queue.add(key)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_FILTER)

@@ -28,7 +28,7 @@ from trtaoti.api.models import (
 from trtaoti.operator import events
 from trtaoti.operator.artifact_store import ArtifactStore
 from trtaoti.operator.kube import Kube, api_error_message
-from trtaoti.operator.observe import observe_deployment, observe_job
+from trtaoti.operator.observe import job_state, observe_deployment, observe_job
 from trtaoti.resources import compile_job, names, serving, status as status_rules
 from trtaoti.resources.artifacts import InvalidManifest
 from trtaoti.resources.config import ChildSettings
@@ -61,10 +61,35 @@ class Children:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, settings: ChildSettings, store: ArtifactStore | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: ChildSettings,
+        store: ArtifactStore | None = None,
+        namespaces: tuple[str, ...] = (),
+    ) -> None:
         self.kube = kube
         self.settings = settings
         self.store = store or ArtifactStore()
+        # Where cross-model lookups (shared artifacts, shared compiles) may look: the
+        # watched namespaces, or the whole cluster. A namespaced install has no
+        # cluster-wide permissions.
+        self.namespaces = namespaces
+        self._seen: set[str] = set()
+        # artifact key -> models waiting for another model's compile Job of that key.
+        self._waiting: dict[str, set[tuple[str, str]]] = {}
+
+    def waiting_for(self, key: str) -> set[tuple[str, str]]:
+        """Models to reconcile when a compile Job of `key` changes (shared compiles)."""
+        return set(self._waiting.get(key, ()))
+
+    async def _list_in_scope(self, kind: str, selector: str | None = None) -> list[dict[str, Any]]:
+        if not self.namespaces:
+            return await self.kube.list(kind, None, selector)
+        found: list[dict[str, Any]] = []
+        for namespace in self.namespaces:
+            found += await self.kube.list(kind, namespace, selector)
+        return found
 
     async def reconcile(self, namespace: str, name: str) -> None:
         body = await self.kube.get("TrtAotiModel", namespace, name)
@@ -102,6 +127,14 @@ class Reconciler:
 
         current = status_rules.compute_status(previous, observations, generation)
         await self._write_status(body, previous, current)
+        if owner.uid not in self._seen:
+            # Once per model and process: after a restart this says what was adopted.
+            self._seen.add(owner.uid)
+            in_flight = sorted(o.job.name for o in observations if o.job and o.job.state == "Running")
+            log.info(
+                "picked up %s/%s (generation %s, profiles ready %s, compile Jobs running: %s)",
+                owner.namespace, owner.name, generation, current.profiles_ready, in_flight or "none",
+            )  # fmt: skip
 
     # --- one profile ------------------------------------------------------------
 
@@ -132,11 +165,23 @@ class Reconciler:
         obs = dataclasses.replace(obs, artifact=artifact)
 
         job = children.compile_job(profile.name, key)
+        waiters = self._waiting.setdefault(key, set())
+        waiters.discard((owner.namespace, owner.name))
         if artifact is None and obs.problem is None and job is None:
-            job, job_problem = await self._start_compile(owner, spec, profile, key)
-            obs = dataclasses.replace(obs, problem=job_problem)
+            # Another model compiling the very same artifact: wait for its Job, not a twin.
+            job = await self._shared_compile(key)
+            if job is not None:
+                waiters.add((owner.namespace, owner.name))
+            else:
+                job, job_problem = await self._start_compile(owner, spec, profile, key)
+                obs = dataclasses.replace(obs, problem=job_problem)
+        if not waiters:
+            self._waiting.pop(key, None)
         if job is not None:
-            obs = dataclasses.replace(obs, job=await observe_job(self.kube, job))
+            observed = await observe_job(self.kube, job)
+            if job["metadata"]["namespace"] != owner.namespace:
+                observed = dataclasses.replace(observed, name=f"{job['metadata']['namespace']}/{observed.name}")
+            obs = dataclasses.replace(obs, job=observed)
 
         # Serve the new artifact once it exists; until then keep serving the old one.
         served = artifact or serving.served_artifact(existing)
@@ -155,6 +200,13 @@ class Reconciler:
                 endpoint=names.endpoint(service_name, owner.namespace, spec.serving.port),
             )
         return obs
+
+    async def _shared_compile(self, key: str) -> dict[str, Any] | None:
+        selector = f"{names.MANAGED_SELECTOR},{names.LABEL_ARTIFACT_KEY}={key}"
+        for job in await self._list_in_scope("Job", selector):
+            if job_state(job) == "Running" and not job["metadata"].get("deletionTimestamp"):
+                return job
+        return None
 
     async def _start_compile(
         self, owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile, key: str
@@ -341,7 +393,7 @@ class Reconciler:
     async def _keys_used_elsewhere(self, owner: Owner) -> set[str]:
         """Keys other TrtAotiModels (any namespace) use: a shared artifact outlives one user."""
         used: set[str] = set()
-        for other in await self.kube.list("TrtAotiModel", None):
+        for other in await self._list_in_scope("TrtAotiModel"):
             if other["metadata"].get("uid") == owner.uid:
                 continue
             status = TrtAotiModelStatus.model_validate(other.get("status") or {})

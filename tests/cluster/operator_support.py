@@ -1,0 +1,369 @@
+"""Running the real operator against the test cluster, and playing the compile step.
+
+- `install_crd`: the generated CRD, applied and Established.
+- `OperatorIdentity`: a ServiceAccount bound to exactly the chart's ClusterRole rules
+  (trtaoti.operator.rbac), and a kubeconfig holding its TokenRequest token: the
+  operator under test never runs as cluster-admin.
+- `OperatorProcess`: `trtaoti operator` as a subprocess (the container's entry
+  point), logging to a file; `kill()` is an abrupt SIGKILL, for restart tests.
+- `play_compile`: writes what `trtaoti compile` would (model.pt2, then manifest.json)
+  into MinIO through trtaoti.storage, then KWOK finishes the Job's pod.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from support.cluster import Cluster
+from support.kwok import finish_job_pods
+from support.waiting import wait_for
+from trtaoti.api.crd import crd_manifest
+from trtaoti.api.models import GROUP, PLURAL, VERSION
+from trtaoti.operator.rbac import cluster_role_rules
+from trtaoti.resources import names
+from trtaoti.storage import model_relpath, open_store, write_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+SYSTEM_NAMESPACE = "trtaoti-system"
+OPERATOR_SA = "trtaoti-operator"
+CLUSTER_ROLE = "trtaoti-operator-under-test"
+GPU = "NVIDIA-H100-80GB-HBM3"
+COMPILER_IMAGE = "registry.test/trtaoti/compiler:test"
+S3_SECRET = "s3-credentials"
+SECRET_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP")
+
+
+def install_crd(cluster: Cluster) -> None:
+    with cluster.api_client() as api:
+        ext = client.ApiextensionsV1Api(api)
+        manifest = crd_manifest()
+        ext.patch_custom_resource_definition(
+            manifest["metadata"]["name"], manifest, field_manager="trtaoti-tests", force=True,
+            _content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+
+        def established() -> bool:
+            crd = ext.read_custom_resource_definition(manifest["metadata"]["name"])
+            return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+        wait_for(established, timeout=30, what="CRD Established")
+
+
+def _apply(api: client.ApiClient, obj: dict[str, Any]) -> None:
+    from kubernetes.dynamic import DynamicClient
+
+    dyn = DynamicClient(api)
+    resource = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+    dyn.server_side_apply(resource, body=obj, namespace=obj["metadata"].get("namespace"),
+                          field_manager="trtaoti-tests", force_conflicts=True)  # fmt: skip
+
+
+def operator_kubeconfig(cluster: Cluster, path: Path) -> Path:
+    """A kubeconfig for the operator's ServiceAccount, bound to the chart's rules only."""
+    with cluster.api_client() as api:
+        core = client.CoreV1Api(api)
+        for obj in (
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}},
+            {"apiVersion": "v1", "kind": "ServiceAccount",
+             "metadata": {"name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": {"name": CLUSTER_ROLE}, "rules": cluster_role_rules()},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": {"name": CLUSTER_ROLE},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
+             "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE}]},
+        ):  # fmt: skip
+            _apply(api, obj)
+        token = core.create_namespaced_service_account_token(
+            OPERATOR_SA, SYSTEM_NAMESPACE,
+            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
+                audiences=[], expiration_seconds=4 * 3600)),
+        ).status.token  # fmt: skip
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    cluster_entry = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": cluster_entry["cluster"]}],
+        "users": [{"name": OPERATOR_SA, "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "test", "user": OPERATOR_SA}}],
+        "current-context": "operator",
+    }
+    path.write_text(yaml.safe_dump(kubeconfig))
+    path.chmod(0o600)
+    return path
+
+
+class OperatorProcess:
+    """`trtaoti operator` in a subprocess, watching the given namespaces."""
+
+    def __init__(self, kubeconfig: Path, log_path: Path, namespaces: list[str], resync_seconds: float = 15) -> None:
+        self.argv = [
+            sys.executable, "-m", "trtaoti.cli", "operator",
+            "--kubeconfig", str(kubeconfig),
+            "--compiler-image", COMPILER_IMAGE,
+            "--server-image", "registry.test/trtaoti/server:test",
+            "--fetch-image", "registry.test/trtaoti/operator:test",
+            "--resync-seconds", str(resync_seconds),
+            *[arg for ns in namespaces for arg in ("--namespace", ns)],
+        ]  # fmt: skip
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # creds come from the Secret only
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO
+            )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def assert_running(self) -> None:
+        assert self.proc is not None and self.proc.poll() is None, f"operator exited:\n{self.log()[-4000:]}"
+
+    def kill(self) -> None:
+        """Abrupt death (no cleanup), as when a node dies or the pod is OOM-killed."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@contextlib.contextmanager
+def running_operator(kubeconfig: Path, log_path: Path, namespaces: list[str]) -> Iterator[OperatorProcess]:
+    operator = OperatorProcess(kubeconfig, log_path, namespaces).start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
+
+
+# --- the custom resources ---------------------------------------------------------
+
+
+def storage_secret(cluster: Cluster, namespace: str) -> None:
+    with cluster.api_client() as api:
+        client.CoreV1Api(api).create_namespaced_secret(
+            namespace,
+            client.V1Secret(metadata=client.V1ObjectMeta(name=S3_SECRET),
+                            string_data={k: cluster.s3_env[k] for k in SECRET_KEYS}),
+        )  # fmt: skip
+
+
+def storage_uri(cluster: Cluster, namespace: str) -> str:
+    return f"s3://{cluster.s3_env['TRTAOTI_TEST_BUCKET']}/{namespace}/artifacts"
+
+
+def store_for(cluster: Cluster, uri: str):  # noqa: ANN201 - trtaoti.storage.Store
+    return open_store(uri, env={k: cluster.s3_env[k] for k in SECRET_KEYS})
+
+
+def upload_model(cluster: Cluster, namespace: str, data: bytes = b"exported program bytes") -> str:
+    """An exportedProgram in MinIO; returns its URI."""
+    base = f"s3://{cluster.s3_env['TRTAOTI_TEST_BUCKET']}/{namespace}/models"
+    store_for(cluster, base).put_bytes("ep.pt2", data)
+    return f"{base}/ep.pt2"
+
+
+def model_manifest(name: str, namespace: str, model_uri: str, storage: str, *, profiles: list[dict[str, Any]],
+                   retention: str = "Retain", **spec_extra: Any) -> dict[str, Any]:  # fmt: skip
+    spec: dict[str, Any] = {
+        "model": {"exportedProgram": model_uri},
+        "inputs": [{"name": "x", "dtype": "float16", "shape": [-1, 3, 224, 224]}],
+        "batchProfiles": profiles,
+        "compile": {"gpu": {"product": GPU}},
+        "storage": {"uri": storage, "secretName": S3_SECRET, "retentionPolicy": retention},
+    }
+    spec.update(spec_extra)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrtAotiModel",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+class Models:
+    """Admin-side access to TrtAotiModels and their children in one namespace."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.api = cluster.api_client()
+        self.custom = client.CustomObjectsApi(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+        self.policy = client.PolicyV1Api(self.api)
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, manifest["metadata"]["name"], manifest,
+            field_manager="trtaoti-tests", force=True, _content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def delete(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def condition(self, name: str, type_: str) -> dict[str, Any] | None:
+        body = self.get(name) or {}
+        return next((c for c in (body.get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
+
+    def wait_condition(self, name: str, type_: str, status: str, timeout: float = 60,
+                       reason: str | None = None) -> dict[str, Any]:  # fmt: skip
+        def probe() -> dict[str, Any] | None:
+            cond = self.condition(name, type_)
+            if cond and cond["status"] == status and (reason is None or cond["reason"] == reason):
+                return cond
+            return None
+
+        return wait_for(probe, timeout=timeout, what=f"{name} {type_}={status} (now {self.condition(name, type_)})")
+
+    def jobs(self, model: str) -> list[client.V1Job]:
+        selector = f"{names.LABEL_MODEL}={model}"
+        return self.batch.list_namespaced_job(self.namespace, label_selector=selector).items
+
+    def wait_job(self, model: str, profile: str, exclude_keys: set[str] = frozenset(), timeout: float = 60) -> client.V1Job:  # noqa: E501
+        def probe() -> client.V1Job | None:
+            for job in self.jobs(model):
+                labels = job.metadata.labels
+                if labels[names.LABEL_PROFILE] == profile and labels[names.LABEL_ARTIFACT_KEY] not in exclude_keys:
+                    return job
+            return None
+
+        return wait_for(probe, timeout=timeout, what=f"compile Job of {model}/{profile}")
+
+    def job_pods(self, job_name: str) -> list[client.V1Pod]:
+        return self.core.list_namespaced_pod(
+            self.namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}"
+        ).items
+
+    def deployment(self, name: str) -> client.V1Deployment | None:
+        try:
+            return self.apps.read_namespaced_deployment(name, self.namespace)
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def play_compile(models: Models, job: client.V1Job, storage: str, *, payload: bytes | None = None,
+                 batch: tuple[int, int, int] = (1, 4, 16), peak_memory_bytes: int = 3 << 30) -> dict[str, Any]:  # fmt: skip
+    """Do what `trtaoti compile` does for `job`: upload model.pt2, commit manifest.json,
+    exit 0. Returns the manifest."""
+    labels = job.metadata.labels
+    key = labels[names.LABEL_ARTIFACT_KEY]
+    wait_for(lambda: any(p.status.phase == "Running" for p in models.job_pods(job.metadata.name)),
+             timeout=60, what=f"compile pod of {job.metadata.name} running")  # fmt: skip
+    payload = payload or f"compiled package {key}".encode()
+    store = store_for(models.cluster, storage)
+    store.put_bytes(model_relpath(key), payload)
+    manifest = {
+        "format": 1,
+        "key": key,
+        "model": "model.pt2",
+        "uri": store.uri_of(model_relpath(key)),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "bytes": len(payload),
+        "backend": "tensorrt",
+        "precision": "fp16",
+        "device": "cuda",
+        "batch": dict(zip(("min", "opt", "max"), batch, strict=True)),
+        "versions": {"torch": "2.14.0", "torch_tensorrt": "2.14.0"},
+        "gpuProduct": GPU,
+        "computeCapability": "9.0",
+        "peakMemoryBytes": peak_memory_bytes,
+        "latencyMs": {"opt": 1.2, "max": 4.5},
+        "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_manifest(store, key, manifest)
+    finished = finish_job_pods(models.core, models.namespace, job.metadata.name, "Succeeded")
+    assert finished, f"no running pod to finish for {job.metadata.name}"
+    return manifest
+
+
+# --- fixtures (imported by the test modules) ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> None:
+    install_crd(cluster)
+
+
+@pytest.fixture(scope="session")
+def operator_identity(cluster: Cluster, crd: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return operator_kubeconfig(cluster, tmp_path_factory.mktemp("operator") / "kubeconfig")
+
+
+@pytest.fixture
+def models(cluster: Cluster, namespace: str) -> Iterator[Models]:
+    storage_secret(cluster, namespace)
+    m = Models(cluster, namespace)
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+def _operator_for(identity: Path, namespace: str, log_path: Path) -> Iterator[OperatorProcess]:
+    with running_operator(identity, log_path, [namespace]) as process:
+        yield process
+        if process.proc is not None and process.proc.poll() is not None:
+            pytest.fail(f"the operator died during the test:\n{process.log()[-4000:]}")
+
+
+@pytest.fixture
+def operator(operator_identity: Path, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """`trtaoti operator` watching the test's `namespace`."""
+    yield from _operator_for(operator_identity, namespace, tmp_path / "operator.log")
+
+
+@pytest.fixture
+def restricted_models(cluster: Cluster, restricted_namespace: str) -> Iterator[Models]:
+    storage_secret(cluster, restricted_namespace)
+    m = Models(cluster, restricted_namespace)
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+@pytest.fixture
+def restricted_operator(operator_identity: Path, restricted_namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """`trtaoti operator` watching the test's `restricted_namespace` (Pod Security: restricted)."""
+    yield from _operator_for(operator_identity, restricted_namespace, tmp_path / "operator.log")

@@ -1,0 +1,264 @@
+"""The operator end to end on a real control plane (KWOK GPU nodes, MinIO storage),
+running as `trtaoti operator` under a ServiceAccount with only the chart's RBAC rules.
+
+KWOK runs no containers: each test plays the compile step (operator_support.play_compile)
+by writing what `trtaoti compile` writes to MinIO and then letting the Job's pod exit.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from operator_support import (  # noqa: F401  (fixtures)
+    GPU,
+    Models,
+    crd,
+    model_manifest,
+    models,
+    operator,
+    operator_identity,
+    play_compile,
+    restricted_models,
+    restricted_operator,
+    storage_uri,
+    store_for,
+    upload_model,
+)
+from support.kwok import finish_job_pods
+from support.waiting import wait_for
+from trtaoti.resources import names
+from trtaoti.storage import manifest_relpath, model_relpath
+
+ONLINE = {"name": "online", "min": 1, "opt": 4, "max": 16, "replicas": 2}
+BULK = {"name": "bulk", "min": 32, "opt": 128, "max": 512}
+
+
+def compile_and_serve(models: Models, name: str, manifest: dict) -> dict[str, dict]:
+    """Apply, play every profile's compile, wait until Ready. Returns manifests by profile."""
+    storage = manifest["spec"]["storage"]["uri"]
+    models.apply(manifest)
+    produced = {}
+    for profile in manifest["spec"]["batchProfiles"]:
+        job = models.wait_job(name, profile["name"])
+        batch = (profile["min"], profile["opt"], profile["max"])
+        produced[profile["name"]] = play_compile(models, job, storage, batch=batch)
+    models.wait_condition(name, "Ready", "True", timeout=90)
+    return produced
+
+
+def test_apply_compiles_on_the_gpu_then_serves(cluster, restricted_models, restricted_operator):  # noqa: F811
+    models = restricted_models
+    ns = models.namespace
+    storage = storage_uri(cluster, ns)
+    manifest = model_manifest("resnet", ns, upload_model(cluster, ns), storage, profiles=[ONLINE, BULK])
+    models.apply(manifest)
+
+    # First visit: both conditions exist before anything is compiled, and neither is True.
+    models.wait_condition("resnet", "Compiled", "False", reason="Compiling")
+    assert models.condition("resnet", "Ready")["status"] != "True"
+
+    jobs = {p: models.wait_job("resnet", p) for p in ("online", "bulk")}
+    for profile, job in jobs.items():
+        pods = wait_for(lambda job=job: models.job_pods(job.metadata.name), timeout=60, what="compile pod")
+        node = models.core.read_node(pods[0].spec.node_name)
+        assert node.metadata.labels["nvidia.com/gpu.product"] == GPU, f"{profile} compiled on {node.metadata.name}"
+        assert pods[0].spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
+        # Nothing is served before its artifact exists.
+        assert models.deployment(f"resnet-{profile}") is None
+
+    produced = {p: play_compile(models, job, storage, batch=(b["min"], b["opt"], b["max"]))
+                for (p, job), b in zip(jobs.items(), (ONLINE, BULK), strict=True)}  # fmt: skip
+
+    models.wait_condition("resnet", "Compiled", "True", timeout=60)
+    ready = models.wait_condition("resnet", "Ready", "True", timeout=90)
+    body = models.get("resnet")
+    status = body["status"]
+    assert status["observedGeneration"] == body["metadata"]["generation"] == ready["observedGeneration"]
+    assert status["profilesReady"] == "2/2"
+    by_name = {p["name"]: p for p in status["profiles"]}
+    for profile, manifest_written in produced.items():
+        entry = by_name[profile]
+        assert entry["phase"] == "Ready"
+        assert entry["artifact"]["sha256"] == manifest_written["sha256"]
+        assert entry["endpoint"] == f"http://resnet-{profile}.{ns}.svc:8000"
+        deployment = models.deployment(f"resnet-{profile}")
+        template = deployment.spec.template
+        assert template.metadata.annotations[names.ANNOTATION_ARTIFACT_SHA256] == manifest_written["sha256"]
+        assert template.spec.node_selector == {"nvidia.com/gpu.product": GPU}
+        fetch = template.spec.init_containers[0]
+        assert fetch.command[:3] == ["trtaoti", "fetch", manifest_written["uri"]]
+        assert models.core.read_namespaced_service(f"resnet-{profile}", ns).spec.ports[0].port == 8000
+        pods = models.core.list_namespaced_pod(ns, label_selector=f"{names.LABEL_PROFILE}={profile},"
+                                               f"{names.LABEL_COMPONENT}=serving").items  # fmt: skip
+        assert pods and all(models.core.read_node(p.spec.node_name).metadata.labels["nvidia.com/gpu.product"] == GPU
+                            for p in pods)  # fmt: skip
+    # replicas 2 -> a PodDisruptionBudget; replicas 1 -> none.
+    assert models.policy.read_namespaced_pod_disruption_budget("resnet-online", ns).spec.max_unavailable == 1
+    assert not models.policy.list_namespaced_pod_disruption_budget(ns, label_selector=f"{names.LABEL_PROFILE}=bulk").items
+
+    table = cluster.kubectl("get", "trtaotimodels", "-n", ns, "resnet")
+    header, row = table.strip().splitlines()
+    assert header.split()[:3] == ["NAME", "READY", "PROFILES"] and row.split()[:3] == ["resnet", "True", "2/2"]
+
+    events = models.core.list_namespaced_event(ns, field_selector="involvedObject.name=resnet").items
+    assert {"Compiled", "Ready"} <= {e.reason for e in events}
+
+
+def test_identical_compile_inputs_share_one_compile_and_one_artifact(cluster, models, operator):  # noqa: F811
+    ns = models.namespace
+    storage = storage_uri(cluster, ns)
+    model_uri = upload_model(cluster, ns)
+    single = {**ONLINE, "replicas": 1}
+    # Two models applied together with the same compile inputs (serving settings differ).
+    models.apply(model_manifest("first", ns, model_uri, storage, profiles=[single]))
+    models.apply(model_manifest("second", ns, model_uri, storage,
+                                profiles=[{**single, "maxQueueDelayMicroseconds": 900}]))  # fmt: skip
+
+    def the_compile():
+        jobs = models.jobs("first") + models.jobs("second")
+        return jobs[0] if len(jobs) == 1 else None
+
+    job = wait_for(the_compile, timeout=60, what="exactly one compile Job for both models")
+    owner = job.metadata.labels[names.LABEL_MODEL]
+    other = "second" if owner == "first" else "first"
+
+    def waiting():
+        profiles = (models.get(other).get("status") or {}).get("profiles") or [{}]
+        return profiles[0].get("phase") == "Compiling" and profiles[0].get("compileJob") == job.metadata.name
+
+    wait_for(waiting, timeout=30, what=f"{other} waiting on {job.metadata.name}")
+    assert len(models.jobs("first") + models.jobs("second")) == 1
+    play_compile(models, job, storage)
+    for name in ("first", "second"):
+        models.wait_condition(name, "Ready", "True", timeout=90)
+
+    # Later, a third model with the same inputs: the artifact exists, no Job at all.
+    models.apply(model_manifest("third", ns, model_uri, storage, profiles=[{**single, "replicas": 2}]))
+    models.wait_condition("third", "Ready", "True", timeout=60)
+    assert models.jobs("third") == []
+    keys = {models.get(n)["status"]["profiles"][0]["artifactKey"] for n in ("first", "second", "third")}
+    assert len(keys) == 1
+
+
+def test_failed_compile_reports_the_compiler_message_and_a_fix_recovers(cluster, models, operator):  # noqa: F811
+    ns = models.namespace
+    storage = storage_uri(cluster, ns)
+    manifest = model_manifest("broken", ns, upload_model(cluster, ns), storage, profiles=[{**ONLINE, "replicas": 1}])
+    models.apply(manifest)
+    job = models.wait_job("broken", "online")
+    wait_for(lambda: models.job_pods(job.metadata.name), timeout=60, what="compile pod")
+    said = "input 'x': model expects float32, spec says float16"
+    wait_for(lambda: finish_job_pods(models.core, ns, job.metadata.name, "Failed", exit_code=2, message=said),
+             timeout=30, what="a running compile pod to fail")  # fmt: skip
+
+    failed = models.wait_condition("broken", "Compiled", "False", reason="CompileFailed", timeout=60)
+    assert said in failed["message"] and "online" in failed["message"]
+    assert models.condition("broken", "Ready")["status"] == "False"
+    profile = models.get("broken")["status"]["profiles"][0]
+    assert profile["phase"] == "Failed"
+    assert models.deployment("broken-online") is None
+    events = models.core.list_namespaced_event(ns, field_selector="involvedObject.name=broken").items
+    assert any(e.type == "Warning" and said in e.message for e in events)
+    assert len(models.jobs("broken")) == 1  # a failed compile is not retried forever
+
+    manifest["spec"]["inputs"][0]["dtype"] = "float32"
+    models.apply(manifest)
+    fixed = models.wait_job("broken", "online", exclude_keys={job.metadata.labels[names.LABEL_ARTIFACT_KEY]})
+    play_compile(models, fixed, storage)
+    models.wait_condition("broken", "Ready", "True", timeout=90)
+    # The failed Job of the abandoned spec is cleaned up.
+    wait_for(lambda: [j.metadata.name for j in models.jobs("broken")] == [fixed.metadata.name],
+             timeout=30, what="only the fixed Job left")  # fmt: skip
+
+
+def test_operator_killed_mid_compile_neither_duplicates_nor_loses_the_job(
+    cluster, models, operator, tmp_path  # noqa: F811
+):
+    ns = models.namespace
+    storage = storage_uri(cluster, ns)
+    manifest = model_manifest("crashy", ns, upload_model(cluster, ns), storage, profiles=[{**ONLINE, "replicas": 1}])
+    models.apply(manifest)
+    job = models.wait_job("crashy", "online")
+    operator.kill()
+
+    log_before = len(operator.log())
+    operator.start()  # the same command, as a restarted pod
+    # The new process reconciles the model while its compile is still running...
+    wait_for(lambda: f"picked up {ns}/crashy" in operator.log()[log_before:], timeout=60,
+             what="the restarted operator to pick up the model")  # fmt: skip
+    assert [j.metadata.uid for j in models.jobs("crashy")] == [job.metadata.uid]
+    assert models.get("crashy")["status"]["profiles"][0]["compileJob"] == job.metadata.name
+    # ... and finishes it when the Job completes.
+    play_compile(models, job, storage)
+    models.wait_condition("crashy", "Ready", "True", timeout=90)
+    jobs = models.jobs("crashy")
+    assert [j.metadata.uid for j in jobs] == [job.metadata.uid], "the restarted operator made another Job"
+
+
+def test_spec_change_rolls_only_after_the_new_artifact_compiled(cluster, models, operator):  # noqa: F811
+    ns = models.namespace
+    storage = storage_uri(cluster, ns)
+    manifest = model_manifest("rolling", ns, upload_model(cluster, ns), storage, profiles=[{**ONLINE, "replicas": 1}])
+    old = compile_and_serve(models, "rolling", manifest)["online"]
+    old_job = models.jobs("rolling")[0]
+
+    manifest["spec"]["batchProfiles"][0]["max"] = 64
+    models.apply(manifest)
+    new_job = models.wait_job("rolling", "online", exclude_keys={old_job.metadata.labels[names.LABEL_ARTIFACT_KEY]})
+    ready = models.wait_condition("rolling", "Ready", "False", reason="Compiling", timeout=30)
+    assert "previous artifact still serving" in ready["message"]
+    template = models.deployment("rolling-online").spec.template
+    assert template.metadata.annotations[names.ANNOTATION_ARTIFACT_SHA256] == old["sha256"]
+    assert "16" == template.spec.containers[0].args[template.spec.containers[0].args.index("--batch-max") + 1]
+
+    new = play_compile(models, new_job, storage, payload=b"recompiled for max 64", batch=(1, 4, 64))
+    models.wait_condition("rolling", "Ready", "True", timeout=90)
+    template = models.deployment("rolling-online").spec.template
+    assert template.metadata.annotations[names.ANNOTATION_ARTIFACT_SHA256] == new["sha256"] != old["sha256"]
+    assert "64" == template.spec.containers[0].args[template.spec.containers[0].args.index("--batch-max") + 1]
+    status = models.get("rolling")["status"]
+    assert status["profiles"][0]["artifact"]["sha256"] == new["sha256"]
+    assert status["observedGeneration"] == models.get("rolling")["metadata"]["generation"]
+
+
+def test_removed_profile_loses_its_serving_objects(cluster, models, operator):  # noqa: F811
+    ns = models.namespace
+    storage = storage_uri(cluster, ns)
+    manifest = model_manifest("two", ns, upload_model(cluster, ns), storage, profiles=[ONLINE, BULK])
+    compile_and_serve(models, "two", manifest)
+    assert models.policy.read_namespaced_pod_disruption_budget("two-online", ns)
+
+    manifest["spec"]["batchProfiles"] = [BULK]
+    models.apply(manifest)
+
+    def online_gone() -> bool:
+        selector = f"{names.LABEL_MODEL}=two,{names.LABEL_PROFILE}=online"
+        return not (
+            models.apps.list_namespaced_deployment(ns, label_selector=selector).items
+            or models.core.list_namespaced_service(ns, label_selector=selector).items
+            or models.policy.list_namespaced_pod_disruption_budget(ns, label_selector=selector).items
+        )
+
+    wait_for(online_gone, timeout=60, what="online profile's Deployment, Service and PDB deleted")
+    assert models.deployment("two-bulk") is not None
+    status = models.wait_condition("two", "Ready", "True", timeout=60)
+    assert models.get("two")["status"]["profilesReady"] == "1/1", status
+
+
+@pytest.mark.parametrize("policy", ["Retain", "Delete"])
+def test_deletion_follows_the_retention_policy(cluster, models, operator, policy):  # noqa: F811
+    ns = models.namespace
+    storage = storage_uri(cluster, ns)
+    manifest = model_manifest("gone", ns, upload_model(cluster, ns), storage,
+                              profiles=[{**ONLINE, "replicas": 1}], retention=policy)  # fmt: skip
+    produced = compile_and_serve(models, "gone", manifest)["online"]
+    key = produced["key"]
+    finalizers = models.get("gone")["metadata"].get("finalizers") or []
+    assert (names.ARTIFACTS_FINALIZER in finalizers) == (policy == "Delete")
+
+    models.delete("gone")
+    wait_for(lambda: models.get("gone") is None, timeout=60, what="TrtAotiModel deleted")
+    wait_for(lambda: models.deployment("gone-online") is None, timeout=60, what="Deployment garbage-collected")
+    store = store_for(cluster, storage)
+    kept = store.exists(manifest_relpath(key)) and store.exists(model_relpath(key))
+    assert kept == (policy == "Retain")

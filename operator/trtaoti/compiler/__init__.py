@@ -1,0 +1,17 @@
+"""The compile Job's program: one batch profile -> one validated, stored `.pt2`.
+
+    source.py     load the model (Python factory, or a torch.export.save file in storage)
+    plan.py       what to compile: inputs, batch range, backend, precision, device
+    samples.py    seeded inputs at any batch size (integer inputs stay in a valid range)
+    export.py     torch.export with one shared dynamic batch dimension
+    tensorrt.py   Torch-TensorRT engines + AOTInductor into one package
+    inductor.py   plain AOTInductor package (CPU or CUDA)
+    metadata.py   the signature stamped into the package (docs/package-format.md)
+    validate.py   load the package in a separate process, compare, time, measure memory
+    manifest.py   manifest.json, the commit marker next to the package
+    pipeline.py   the steps in order, with the artifact-cache short cut
+    command.py    `trtaoti compile`: arguments, exit codes, termination message
+
+Importing this package must not import torch: the validation worker and the CLI
+dispatcher import submodules selectively.
+"""

@@ -1,0 +1,240 @@
+"""One profile from spec to stored artifact, in order:
+
+    key -> cache check -> load model -> eager references -> torch.export
+        -> backend compile -> validate (separate process) -> upload model -> manifest
+
+The manifest is written last: its presence is the commit marker, so a Job killed
+half-way leaves no artifact the operator would serve. An existing manifest under
+the same key makes the whole compile a no-op.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_flatten
+
+from trtaoti.api.models import TrtAotiModel, TrtAotiModelSpec
+from trtaoti.compiler.errors import CompileFailed, InvalidInput
+from trtaoti.compiler.export import SignatureAdapter, export_model, model_dtype, output_names_from, prepare_module
+from trtaoti.compiler.inductor import compile_inductor
+from trtaoti.compiler.manifest import build_manifest
+from trtaoti.compiler.metadata import package_metadata, versions
+from trtaoti.compiler.plan import CompilePlan
+from trtaoti.compiler.progress import step
+from trtaoti.compiler.samples import SampleInputs
+from trtaoti.compiler.source import LoadedModel, check_examples, load_model
+from trtaoti.compiler.validate import DEFAULT_TIMEOUT_SECONDS, ValidationCase, validate_package
+from trtaoti.resources.keys import artifact_key, key_document
+from trtaoti.storage import (
+    MODEL_FILE,
+    ObjectNotFound,
+    StorageError,
+    Store,
+    model_relpath,
+    open_store,
+    read_manifest,
+    split_object_uri,
+    write_manifest,
+)
+
+
+@dataclass
+class CompileRequest:
+    model: TrtAotiModel
+    profile: str
+    output_uri: str
+    compiler_image: str = "local"
+    device: str | None = None  # overrides spec.device
+    backend: str | None = None  # overrides spec.backend
+    key: str | None = None  # the operator's key (it names the Job and is awaited); computed when None
+    spec_dir: Path = field(default_factory=Path.cwd)  # relative pythonPath entries start here
+    workdir: Path | None = None  # kept when given; a temporary one is removed
+    env: Mapping[str, str] | None = None  # storage credentials; os.environ when None
+    validate_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    torchtrt: Any | None = None  # torch_tensorrt, or a stand-in in tests
+
+
+@dataclass
+class CompileOutcome:
+    key: str
+    model_uri: str
+    manifest: dict[str, Any]
+    cache_hit: bool
+
+
+def effective_spec(spec: TrtAotiModelSpec, device: str | None, backend: str | None) -> TrtAotiModelSpec:
+    update = {name: value for name, value in (("device", device), ("backend", backend)) if value}
+    spec = spec.model_copy(update=update)
+    if spec.backend == "tensorrt" and spec.device != "cuda":
+        raise InvalidInput("backend tensorrt requires device cuda (use backend inductor for CPU)")
+    return spec
+
+
+def compile_profile(request: CompileRequest) -> CompileOutcome:
+    spec = effective_spec(request.model.spec, request.device, request.backend)
+    try:
+        profile = spec.profile(request.profile)
+    except KeyError as exc:
+        raise InvalidInput(str(exc.args[0])) from None
+    store = _open_output(request)
+    source_etag = _source_etag(spec, request.env)
+    document = key_document(spec, profile, compiler_image=request.compiler_image, source_etag=source_etag)
+    key = request.key or artifact_key(spec, profile, compiler_image=request.compiler_image, source_etag=source_etag)
+    model_uri = store.uri_of(model_relpath(key))
+
+    existing = _storage_call(lambda: read_manifest(store, key))
+    if existing is not None:
+        step(f"cache hit: {model_uri} (sha256 {existing.get('sha256')}) is already compiled; nothing to do")
+        return CompileOutcome(key, model_uri, existing, cache_hit=True)
+
+    plan = CompilePlan.from_spec(request.model.name, spec, profile, key=key, compiler_image=request.compiler_image)
+    if plan.device == "cuda" and not torch.cuda.is_available():
+        raise CompileFailed("device cuda requested but no CUDA device is visible to torch")
+    step(
+        f"compiling {plan.model_name} profile {profile.name} batch {plan.describe_range()} "
+        f"backend={plan.backend} precision={plan.precision} device={plan.device} key={key}"
+    )
+    temporary = request.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="trtaoti-compile-")) if temporary else Path(request.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        manifest = _compile(request, plan, store, workdir, model_uri, document)
+    finally:
+        if temporary:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return CompileOutcome(key, model_uri, manifest, cache_hit=False)
+
+
+def _compile(
+    request: CompileRequest, plan: CompilePlan, store: Store, workdir: Path, model_uri: str, document: dict[str, Any]
+) -> dict[str, Any]:
+    spec = request.model.spec
+    loaded = load_model(spec.model, spec_dir=request.spec_dir, workdir=workdir, env=request.env)
+    step(f"loaded {loaded.description}")
+    check_examples(loaded, plan.inputs)
+    samples = SampleInputs(plan.inputs, loaded.example_inputs)
+
+    cases, raw_output = _eager_references(loaded, plan, samples)
+    names = output_names_from(raw_output, len(cases[0].expected), loaded.output_names)
+    step(f"eager references at batch {', '.join(str(c.batch) for c in cases)}; outputs {names}")
+
+    adapter = prepare_module(loaded.module, plan)
+    exported = export_model(adapter, plan, samples.make(plan.trace_batch, plan.torch_device), names)
+    step(f"exported with batch {plan.describe_range()}; outputs {[(o.name, o.datatype, o.shape) for o in exported.outputs]}")
+
+    package = workdir / MODEL_FILE
+    requires_torchtrt = plan.backend == "tensorrt"
+    torchtrt = None
+    if requires_torchtrt:
+        from trtaoti.compiler.tensorrt import compile_tensorrt, import_torch_tensorrt
+
+        torchtrt = request.torchtrt if request.torchtrt is not None else import_torch_tensorrt()
+    found_versions = versions(plan, torchtrt)
+    metadata = package_metadata(plan, exported.outputs, found_versions, requires_torchtrt_runtime=requires_torchtrt)
+    if requires_torchtrt:
+        compile_tensorrt(exported, plan, package, metadata, samples.int_ranges, torchtrt=torchtrt)
+    else:
+        step("AOTInductor: compiling the package")
+        compile_inductor(exported.program, package, metadata)
+    step(f"package written: {package.stat().st_size} bytes")
+
+    report = validate_package(
+        package,
+        plan,
+        cases,
+        output_names=names,
+        workdir=workdir,
+        requires_torchtrt_runtime=requires_torchtrt,
+        timeout_seconds=request.validate_timeout,
+    )
+    step(
+        f"validated at batch {report.batches}: max abs error {report.max_abs_error:.3g}; "
+        f"latency {report.latency_ms} ms; peak host memory {report.peak_host_bytes / 2**20:.0f} MiB"
+    )
+
+    upload = _storage_call(lambda: store.upload_file(package, model_relpath(plan.key)))
+    step(f"uploaded {model_uri} ({upload.size} bytes, sha256 {upload.sha256})")
+    manifest = build_manifest(
+        plan,
+        model_uri=model_uri,
+        upload=upload,
+        outputs=exported.outputs,
+        found_versions=found_versions,
+        report=report,
+        gpu=_gpu_facts(plan),
+        key_document=document,
+    )
+    _storage_call(lambda: write_manifest(store, plan.key, manifest))
+    step(f"committed {store.uri_of(plan.key)}/manifest.json")
+    return manifest
+
+
+def _eager_references(
+    loaded: LoadedModel, plan: CompilePlan, samples: SampleInputs
+) -> tuple[list[ValidationCase], Any]:
+    """Outputs of the model as given (its own precision) at the validation batches.
+
+    Computed before the model is cast to the compile precision, so fp16/bf16 packages
+    are judged against the original model.
+    """
+    module = loaded.module.eval().to(plan.torch_device)
+    original = model_dtype(module)
+    casts = [original if original is not None and s.dtype.is_floating_point and s.dtype != original else None for s in plan.inputs]
+    reference = SignatureAdapter(module, casts)
+    cases, first_raw = [], None
+    for batch in plan.validation_batches:
+        inputs = samples.make(batch)
+        try:
+            with torch.no_grad():
+                raw = reference(*[t.to(plan.torch_device) for t in inputs])
+        except Exception as exc:  # noqa: BLE001 - any failure of user code is reported with its input
+            shapes = ", ".join(f"{s.name}{list(t.shape)} {t.dtype}" for s, t in zip(plan.inputs, inputs))
+            raise InvalidInput(f"the eager model fails at batch {batch} ({shapes}): {type(exc).__name__}: {exc}") from exc
+        first_raw = raw if first_raw is None else first_raw
+        flat = [t.detach().to("cpu") for t in tree_flatten(raw)[0]]
+        cases.append(ValidationCase(batch, inputs, flat))
+    return cases, first_raw
+
+
+def _open_output(request: CompileRequest) -> Store:
+    try:
+        return open_store(request.output_uri, request.env)
+    except ValueError as exc:
+        raise InvalidInput(f"--output: {exc}") from exc
+    except StorageError as exc:
+        raise CompileFailed(str(exc)) from exc
+
+
+def _source_etag(spec: TrtAotiModelSpec, env: Mapping[str, str] | None) -> str | None:
+    """The exported program's ETag, which identifies it in the key when no sha256 is pinned."""
+    uri = spec.model.exported_program
+    if not uri or spec.model.sha256:
+        return None
+    try:
+        directory, name = split_object_uri(uri)
+        return open_store(directory, env).head(name).etag
+    except ObjectNotFound as exc:
+        raise InvalidInput(f"model.exportedProgram: {exc}") from exc
+    except StorageError as exc:
+        raise CompileFailed(f"model.exportedProgram: {exc}") from exc
+
+
+def _storage_call(call):  # noqa: ANN001, ANN202 - a thunk over the store
+    try:
+        return call()
+    except StorageError as exc:
+        raise CompileFailed(str(exc)) from exc
+
+
+def _gpu_facts(plan: CompilePlan) -> dict[str, str]:
+    if plan.device != "cuda":
+        return {}
+    major, minor = torch.cuda.get_device_capability()
+    return {"computeCapability": f"{major}.{minor}", "gpuName": torch.cuda.get_device_name()}

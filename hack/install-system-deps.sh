@@ -4,6 +4,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git curl
   libcpp-httplib-dev nlohmann-json3-dev libgtest-dev
+  prometheus-cpp-dev  # trtaoti-server /metrics
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,302 @@
+#include "batcher.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <utility>
+
+namespace trtaoti {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+
+// Requests can share a batch only when every input's non-batch dims agree.
+bool SameRowShapes(const std::vector<HostTensor>& a, const std::vector<HostTensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const Shape& x = a[i].shape();
+    const Shape& y = b[i].shape();
+    if (x.size() != y.size() || a[i].dtype() != b[i].dtype()) return false;
+    if (!std::equal(x.begin() + 1, x.end(), y.begin() + 1)) return false;
+  }
+  return true;
+}
+
+InferOutcome Failure(StatusCode code, std::string message) {
+  InferOutcome outcome;
+  outcome.status = Status{code, std::move(message)};
+  return outcome;
+}
+
+}  // namespace
+
+HostTensor BatchExecutor::AllocateInput(DataType dtype, const Shape& shape) {
+  size_t nbytes = static_cast<size_t>(NumElements(shape)) * ElementSize(dtype);
+  // Every byte is overwritten by the batcher: skip the zero fill.
+  std::shared_ptr<std::byte[]> buffer = std::make_shared_for_overwrite<std::byte[]>(nbytes ? nbytes : 1);
+  const std::byte* data = buffer.get();
+  return HostTensor(dtype, shape, std::shared_ptr<const void>(buffer, data), data);
+}
+
+// A queued request. Fields above the line are guarded by Batcher::mu_; the ones below
+// by `mu` (only requests split into several chunks touch them).
+struct Batcher::Pending {
+  BatchRequest request;
+  int64_t rows = 0;
+  Clock::time_point arrival;
+  int64_t next_row = 0;  // rows already handed to a batch
+  // ---
+  std::mutex mu;
+  std::vector<HostTensor> outputs;  // whole-request outputs, filled chunk by chunk
+  int64_t rows_done = 0;
+  Status status;
+  microseconds queue_time{-1};
+  microseconds compute_time{0};
+};
+
+Batcher::Batcher(BatcherOptions options, std::shared_ptr<BatchExecutor> executor,
+                 std::function<void(const BatchStats&)> on_batch)
+    : options_(std::move(options)), executor_(std::move(executor)), on_batch_(std::move(on_batch)) {
+  if (options_.limits.min < 1 || options_.limits.max < options_.limits.min) {
+    throw std::invalid_argument("batch limits need 1 <= min <= max");
+  }
+  int workers = std::max(1, options_.workers);
+  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+Batcher::~Batcher() { Stop(); }
+
+void Batcher::Stop() {
+  std::call_once(stop_once_, [this] {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& worker : workers_) worker.join();
+  });
+}
+
+size_t Batcher::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+void Batcher::Enqueue(BatchRequest request) {
+  auto pending = std::make_shared<Pending>();
+  pending->rows = request.inputs.empty() ? 0 : request.inputs[0].rows();
+  pending->arrival = Clock::now();
+  pending->request = std::move(request);
+  if (pending->rows < 1) {
+    pending->request.on_complete(Failure(StatusCode::kInvalidArgument, "batch size must be at least 1"));
+    return;
+  }
+  std::string rejection;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      rejection = "server is shutting down";
+    } else if (options_.max_queue_size && queue_.size() >= options_.max_queue_size) {
+      rejection = "queue is full (" + std::to_string(options_.max_queue_size) + " requests)";
+    } else {
+      queue_.push_back(pending);
+      accepted_.fetch_add(1);
+    }
+  }
+  if (!rejection.empty()) {
+    pending->request.on_complete(Failure(StatusCode::kUnavailable, rejection));
+    return;
+  }
+  cv_.notify_one();
+}
+
+void Batcher::WorkerLoop() {
+  std::vector<Slice> batch;
+  std::vector<std::shared_ptr<Pending>> expired;
+  for (;;) {
+    batch.clear();
+    expired.clear();
+    bool more;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      more = NextBatch(lock, batch, expired);
+    }
+    // Another worker may be able to form a batch from what is left.
+    if (more && !batch.empty()) cv_.notify_one();
+    for (auto& request : expired) {
+      request->request.on_complete(Failure(StatusCode::kUnavailable, "request timed out in the queue"));
+      completed_.fetch_add(1);
+    }
+    if (!batch.empty()) Run(batch);
+    if (!more) return;
+  }
+}
+
+int64_t Batcher::QueuedCompatibleRows() const {
+  int64_t rows = 0;
+  const auto& head = queue_.front()->request.inputs;
+  for (const auto& pending : queue_) {
+    if (!SameRowShapes(head, pending->request.inputs)) break;
+    rows += pending->rows - pending->next_row;
+    if (rows >= options_.limits.max) break;
+  }
+  return rows;
+}
+
+bool Batcher::NextBatch(std::unique_lock<std::mutex>& lock, std::vector<Slice>& batch,
+                        std::vector<std::shared_ptr<Pending>>& expired) {
+  cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+  if (queue_.empty()) return false;  // stopping and drained
+
+  // Give more requests a chance to arrive, unless shutting down (drain promptly).
+  if (options_.max_queue_delay.count() > 0) {
+    while (!stopping_ && !queue_.empty() && QueuedCompatibleRows() < options_.limits.preferred) {
+      auto until = queue_.front()->arrival + options_.max_queue_delay;
+      if (Clock::now() >= until) break;
+      cv_.wait_until(lock, until);
+    }
+    if (queue_.empty()) return true;  // another worker took them
+  }
+
+  const auto now = Clock::now();
+  int64_t capacity = options_.limits.max;
+  while (!queue_.empty() && capacity > 0) {
+    auto& head = queue_.front();
+    if (head->next_row == 0 && head->request.deadline <= now) {
+      expired.push_back(std::move(head));
+      queue_.pop_front();
+      continue;
+    }
+    if (!batch.empty() && !SameRowShapes(batch.front().request->request.inputs, head->request.inputs)) break;
+    int64_t take = std::min(capacity, head->rows - head->next_row);
+    batch.push_back(Slice{head, head->next_row, take});
+    head->next_row += take;
+    capacity -= take;
+    if (head->next_row == head->rows) queue_.pop_front();
+  }
+  return true;
+}
+
+std::vector<HostTensor> Batcher::Assemble(const std::vector<Slice>& batch, int64_t rows, int64_t padded) const {
+  const Slice& first = batch.front();
+  // The common case of one whole request that needs no padding: its tensors (views
+  // into the request body) go to the model as they are.
+  if (batch.size() == 1 && first.begin == 0 && first.count == first.request->rows && padded == rows) {
+    return first.request->request.inputs;
+  }
+  const size_t num_inputs = first.request->request.inputs.size();
+  std::vector<HostTensor> inputs;
+  inputs.reserve(num_inputs);
+  for (size_t i = 0; i < num_inputs; ++i) {
+    const HostTensor& proto = first.request->request.inputs[i];
+    Shape shape = proto.shape();
+    shape[0] = padded;
+    HostTensor buffer = executor_->AllocateInput(proto.dtype(), shape);
+    const size_t row_bytes = proto.row_bytes();
+    std::byte* out = buffer.mutable_data();
+    for (const Slice& slice : batch) {
+      const HostTensor& source = slice.request->request.inputs[i];
+      std::memcpy(out, source.data() + slice.begin * row_bytes, slice.count * row_bytes);
+      out += slice.count * row_bytes;
+    }
+    // Pad below the compiled minimum by repeating the last real row: any valid row
+    // keeps the model on its normal path, and the padded outputs are dropped.
+    for (int64_t r = rows; r < padded; ++r, out += row_bytes) std::memcpy(out, out - row_bytes, row_bytes);
+    inputs.push_back(std::move(buffer));
+  }
+  return inputs;
+}
+
+void Batcher::Run(std::vector<Slice>& batch) {
+  int64_t rows = 0;
+  for (const Slice& slice : batch) rows += slice.count;
+  const int64_t padded = std::max(rows, options_.limits.min);
+
+  const auto start = Clock::now();
+  for (const Slice& slice : batch) {
+    if (slice.begin != 0) continue;
+    auto& pending = *slice.request;
+    std::lock_guard<std::mutex> lock(pending.mu);
+    pending.queue_time = duration_cast<microseconds>(start - pending.arrival);
+  }
+
+  Status status;
+  std::vector<HostTensor> outputs;
+  try {
+    outputs = executor_->Execute(Assemble(batch, rows, padded));
+    for (size_t j = 0; j < outputs.size(); ++j) {
+      if (outputs[j].rows() != padded) {
+        throw std::runtime_error("model output " + std::to_string(j) + " has " +
+                                 std::to_string(outputs[j].rows()) + " rows for a batch of " +
+                                 std::to_string(padded));
+      }
+    }
+  } catch (const RequestError& e) {
+    status = Status{e.code(), e.what()};
+  } catch (const std::exception& e) {
+    status = Status{StatusCode::kInternal, std::string("model execution failed: ") + e.what()};
+  } catch (...) {
+    status = Status{StatusCode::kInternal, "model execution failed"};
+  }
+  const auto compute_time = duration_cast<microseconds>(Clock::now() - start);
+
+  if (on_batch_) {
+    on_batch_(BatchStats{rows, padded, static_cast<int>(batch.size()), compute_time, status.ok()});
+  }
+  int64_t offset = 0;
+  for (const Slice& slice : batch) {
+    Deliver(slice, outputs, offset, status, compute_time);
+    offset += slice.count;
+  }
+}
+
+void Batcher::Deliver(const Slice& slice, const std::vector<HostTensor>& outputs, int64_t offset,
+                      const Status& status, microseconds compute_time) {
+  Pending& pending = *slice.request;
+  InferOutcome outcome;
+  if (slice.count == pending.rows) {  // the whole request rode in this batch: views, no copy
+    outcome.status = status;
+    outcome.queue_time = pending.queue_time;
+    outcome.compute_time = compute_time;
+    if (status.ok()) {
+      outcome.outputs.reserve(outputs.size());
+      for (const auto& output : outputs) outcome.outputs.push_back(output.Rows(offset, slice.count));
+    }
+    pending.request.on_complete(std::move(outcome));
+    completed_.fetch_add(1);
+    return;
+  }
+  // One chunk of a split request: copy its rows into the request's own outputs; the
+  // chunk that completes the request answers it.
+  {
+    std::lock_guard<std::mutex> lock(pending.mu);
+    pending.compute_time += compute_time;
+    if (!status.ok()) {
+      if (pending.status.ok()) pending.status = status;
+    } else if (pending.status.ok()) {
+      if (pending.outputs.empty()) {
+        for (const auto& output : outputs) {
+          Shape shape = output.shape();
+          shape[0] = pending.rows;
+          pending.outputs.push_back(HostTensor::Allocate(output.dtype(), shape));
+        }
+      }
+      for (size_t j = 0; j < outputs.size(); ++j) {
+        const size_t row_bytes = outputs[j].row_bytes();
+        std::memcpy(pending.outputs[j].mutable_data() + slice.begin * row_bytes,
+                    outputs[j].data() + offset * row_bytes, slice.count * row_bytes);
+      }
+    }
+    pending.rows_done += slice.count;
+    if (pending.rows_done < pending.rows) return;
+    outcome.status = pending.status;
+    outcome.queue_time = pending.queue_time;
+    outcome.compute_time = pending.compute_time;
+    if (outcome.status.ok()) outcome.outputs = std::move(pending.outputs);
+  }
+  pending.request.on_complete(std::move(outcome));
+  completed_.fetch_add(1);
+}
+
+}  // namespace trtaoti

@@ -1,0 +1,93 @@
+#include "flags.h"
+
+#include <charconv>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string_view>
+
+namespace trtaoti {
+namespace {
+
+constexpr const char* kUsage = R"(trtaoti-server: serve an AOTInductor package (.pt2) over KServe V2 with dynamic batching
+
+  --model PATH               the .pt2 package (required)
+  --model-name NAME          name in URLs (default: the package's trtaoti.model_name)
+  --model-version V          the one version served (default 1)
+  --host ADDR --port N       listen address (default 0.0.0.0:8000; port 0 picks a free one)
+  --http-threads N           HTTP worker threads, one per open connection (default 128)
+  --max-body-bytes N         largest request body (default 268435456)
+  --device cpu|cuda:N        where the model runs (default cpu)
+  --runners N                batches run at once (the loader's num_runners; default 1)
+  --intra-op-threads N       threads per batch on CPU (default: torch's default)
+  --batch-min/--batch-opt/--batch-max N   override the package's compiled batch range
+  --max-queue-delay-us N     wait up to N us for a batch to reach batch-opt rows (default 0)
+  --max-queue-size N         queued requests before 503 (default 1024; 0 = unbounded)
+  --request-timeout-ms N     queued longer than this -> 503 (default 30000; 0 = never)
+  --torchtrt-runtime PATH    libtorchtrt_runtime.so to preload (also TRTAOTI_TORCHTRT_RUNTIME)
+  --log-level debug|info|warning|error   (default info)
+  --no-warmup                skip the warm-up batch before turning ready
+)";
+
+template <typename T>
+void ParseNumber(const std::string& name, const std::string& text, T& out) {
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+  if (error != std::errc() || end != text.data() + text.size() || out < 0) {
+    throw std::invalid_argument("--" + name + " needs a non-negative integer, got '" + text + "'");
+  }
+}
+
+}  // namespace
+
+bool ParseFlags(int argc, char** argv, Flags& flags) {
+  std::map<std::string, std::function<void(const std::string&)>> valued = {
+      {"model", [&](const std::string& v) { flags.model = v; }},
+      {"model-name", [&](const std::string& v) { flags.model_name = v; }},
+      {"model-version", [&](const std::string& v) { flags.model_version = v; }},
+      {"host", [&](const std::string& v) { flags.host = v; }},
+      {"port", [&](const std::string& v) { ParseNumber("port", v, flags.port); }},
+      {"http-threads", [&](const std::string& v) { ParseNumber("http-threads", v, flags.http_threads); }},
+      {"max-body-bytes", [&](const std::string& v) { ParseNumber("max-body-bytes", v, flags.max_body_bytes); }},
+      {"device", [&](const std::string& v) { flags.device = v; }},
+      {"runners", [&](const std::string& v) { ParseNumber("runners", v, flags.runners); }},
+      {"intra-op-threads", [&](const std::string& v) { ParseNumber("intra-op-threads", v, flags.intra_op_threads); }},
+      {"batch-min", [&](const std::string& v) { ParseNumber("batch-min", v, flags.batch_min); }},
+      {"batch-opt", [&](const std::string& v) { ParseNumber("batch-opt", v, flags.batch_opt); }},
+      {"batch-max", [&](const std::string& v) { ParseNumber("batch-max", v, flags.batch_max); }},
+      {"max-queue-delay-us", [&](const std::string& v) { ParseNumber("max-queue-delay-us", v, flags.max_queue_delay_us); }},
+      {"max-queue-size", [&](const std::string& v) { ParseNumber("max-queue-size", v, flags.max_queue_size); }},
+      {"request-timeout-ms", [&](const std::string& v) { ParseNumber("request-timeout-ms", v, flags.request_timeout_ms); }},
+      {"torchtrt-runtime", [&](const std::string& v) { flags.torchtrt_runtime = v; }},
+      {"log-level", [&](const std::string& v) { flags.log_level = v; }},
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return false;
+    }
+    if (arg == "--no-warmup") {
+      flags.warmup = false;
+      continue;
+    }
+    if (arg.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument '" + arg + "' (see --help)");
+    std::string name = arg.substr(2);
+    std::string value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    } else {
+      if (i + 1 >= argc) throw std::invalid_argument("--" + name + " needs a value");
+      value = argv[++i];
+    }
+    auto it = valued.find(name);
+    if (it == valued.end()) throw std::invalid_argument("unknown flag --" + name + " (see --help)");
+    it->second(value);
+  }
+  if (flags.model.empty()) throw std::invalid_argument("--model PATH is required (see --help)");
+  if (flags.runners < 1) throw std::invalid_argument("--runners must be at least 1");
+  return true;
+}
+
+}  // namespace trtaoti

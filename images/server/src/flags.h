@@ -1,0 +1,33 @@
+// Command-line flags of trtaoti-server (--name value or --name=value).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace trtaoti {
+
+struct Flags {
+  std::string model;  // the .pt2 package
+  std::string model_name;  // default: the package's trtaoti.model_name
+  std::string model_version = "1";
+  std::string host = "0.0.0.0";
+  int port = 8000;
+  int http_threads = 128;
+  int64_t max_body_bytes = 256ll << 20;
+  std::string device = "cpu";
+  int runners = 1;
+  int intra_op_threads = 0;
+  int64_t batch_min = 0, batch_opt = 0, batch_max = 0;  // 0: the package's range
+  int64_t max_queue_delay_us = 0;
+  int64_t max_queue_size = 1024;
+  int64_t request_timeout_ms = 30000;
+  std::string torchtrt_runtime;
+  std::string log_level = "info";
+  bool warmup = true;
+};
+
+// Throws std::invalid_argument naming the bad flag. Returns false after printing
+// help for --help.
+bool ParseFlags(int argc, char** argv, Flags& flags);
+
+}  // namespace trtaoti

@@ -1,0 +1,214 @@
+#include "http_server.h"
+
+#include <httplib.h>
+
+#include <charconv>
+#include <future>
+
+#include "logging.h"
+#include "protocol.h"
+#include "status.h"
+
+namespace trtaoti {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+using nlohmann::json;
+
+void SendJson(httplib::Response& res, int status, std::string body) {
+  res.status = status;
+  res.body = std::move(body);
+  res.set_header("Content-Type", "application/json");
+}
+
+void SendError(httplib::Response& res, StatusCode code, const std::string& message) {
+  SendJson(res, HttpStatus(code), ErrorJson(message));
+}
+
+// The request boundary: whatever a handler throws becomes a JSON error; nothing a
+// client sends can take the process down.
+template <typename Handler>
+void Guarded(const httplib::Request& req, httplib::Response& res, Handler&& handler) {
+  try {
+    handler();
+    return;
+  } catch (const RequestError& e) {
+    SendError(res, e.code(), e.what());
+  } catch (const std::bad_alloc&) {
+    SendError(res, StatusCode::kUnavailable, "out of memory while handling the request");
+  } catch (const std::exception& e) {
+    SendError(res, StatusCode::kInternal, e.what());
+  } catch (...) {
+    SendError(res, StatusCode::kInternal, "unknown error");
+  }
+  Log(res.status >= 500 ? LogLevel::kWarning : LogLevel::kDebug, "request failed",
+      {{"method", req.method}, {"path", req.path}, {"status", res.status}, {"error", res.body}});
+}
+
+std::optional<size_t> HeaderLength(const httplib::Request& req) {
+  if (!req.has_header(kHeaderLengthHeader)) return std::nullopt;
+  const std::string value = req.get_header_value(kHeaderLengthHeader);
+  size_t length = 0;
+  auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), length);
+  if (error != std::errc() || end != value.data() + value.size()) {
+    throw BadRequest(std::string(kHeaderLengthHeader) + " is not a byte count: '" + value + "'");
+  }
+  return length;
+}
+
+}  // namespace
+
+int HttpStatus(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+HttpServer::HttpServer(HttpOptions options, const ModelSignature& signature, Batcher& batcher, Metrics& metrics)
+    : options_(std::move(options)),
+      signature_(signature),
+      batcher_(batcher),
+      metrics_(metrics),
+      server_(std::make_unique<httplib::Server>()) {
+  const size_t threads = static_cast<size_t>(std::max(4, options_.threads));
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_->set_tcp_nodelay(true);
+  server_->set_keep_alive_max_count(1u << 30);
+  server_->set_keep_alive_timeout(60);
+  server_->set_payload_max_length(options_.max_body_bytes);
+  server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    std::string message = res.status == 404 ? "no route for " + req.method + " " + req.path
+                                            : "HTTP " + std::to_string(res.status);
+    res.body = ErrorJson(message);
+    res.set_header("Content-Type", "application/json");
+  });
+  Routes();
+}
+
+HttpServer::~HttpServer() = default;
+
+int HttpServer::Bind() {
+  if (options_.port == 0) {
+    int port = server_->bind_to_any_port(options_.host);
+    if (port < 0) throw std::runtime_error("cannot bind " + options_.host);
+    return port;
+  }
+  if (!server_->bind_to_port(options_.host, options_.port)) {
+    throw std::runtime_error("cannot bind " + options_.host + ":" + std::to_string(options_.port));
+  }
+  return options_.port;
+}
+
+bool HttpServer::Serve() { return server_->listen_after_bind(); }
+
+void HttpServer::Stop() { server_->stop(); }
+
+void HttpServer::Routes() {
+  // {name} and optional /versions/{v}: unknown ones are 404 with Triton's wording.
+  auto check_model = [this](const httplib::Request& req) {
+    const std::string name = req.matches[1];
+    if (name != options_.model_name) throw RequestError(StatusCode::kNotFound, "unknown model '" + name + "'");
+    if (req.matches.size() > 2 && req.matches[2].matched && req.matches[2] != options_.model_version) {
+      throw RequestError(StatusCode::kNotFound, "unknown version '" + std::string(req.matches[2]) + "' of model '" +
+                                                    name + "' (serving version " + options_.model_version + ")");
+    }
+  };
+  auto is_ready = [this] { return ready_.load() && !draining_.load(); };
+
+  server_->Get("/v2/health/live", [](const httplib::Request&, httplib::Response& res) {
+    SendJson(res, 200, "{\"live\":true}");
+  });
+  server_->Get("/v2/health/ready", [is_ready](const httplib::Request&, httplib::Response& res) {
+    bool ready = is_ready();
+    SendJson(res, ready ? 200 : 503, json{{"ready", ready}}.dump());
+  });
+  server_->Get("/v2", [this](const httplib::Request& req, httplib::Response& res) {
+    Guarded(req, res, [&] { SendJson(res, 200, ServerMetadataJson(options_.server_version).dump()); });
+  });
+  server_->Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?/ready)",
+               [check_model, is_ready](const httplib::Request& req, httplib::Response& res) {
+                 Guarded(req, res, [&] {
+                   check_model(req);
+                   bool ready = is_ready();
+                   SendJson(res, ready ? 200 : 503, json{{"name", std::string(req.matches[1])}, {"ready", ready}}.dump());
+                 });
+               });
+  server_->Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)",
+               [this, check_model](const httplib::Request& req, httplib::Response& res) {
+                 Guarded(req, res, [&] {
+                   check_model(req);
+                   SendJson(res, 200,
+                            ModelMetadataJson(signature_, options_.model_name, options_.model_version).dump());
+                 });
+               });
+  server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    metrics_.SetPending(static_cast<double>(batcher_.queued()));
+    res.body = metrics_.Serialize();
+    res.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+  });
+
+  server_->Post(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?/infer)",
+                [this, check_model](const httplib::Request& req, httplib::Response& res,
+                                    const httplib::ContentReader& read_content) {
+                  const auto arrival = Clock::now();
+                  // Our own buffer, shared: binary inputs stay views into it until the batch ran.
+                  auto body = std::make_shared<std::string>();
+                  if (req.has_header("Content-Length")) {
+                    const std::string length = req.get_header_value("Content-Length");
+                    size_t bytes = 0;
+                    std::from_chars(length.data(), length.data() + length.size(), bytes);
+                    body->reserve(std::min(options_.max_body_bytes, bytes));
+                  }
+                  read_content([&](const char* data, size_t length) {
+                    body->append(data, length);
+                    return true;
+                  });
+                  Status status;
+                  int64_t rows = 0;
+                  InferOutcome outcome;
+                  Guarded(req, res, [&] {
+                    try {
+                      check_model(req);
+                      if (draining_) throw RequestError(StatusCode::kUnavailable, "server is shutting down");
+                      InferRequest request = ParseInferRequest(body, HeaderLength(req), signature_);
+                      rows = request.batch_size();
+
+                      // Shared: the worker may still be inside set_value when this thread wakes.
+                      auto done = std::make_shared<std::promise<InferOutcome>>();
+                      auto future = done->get_future();
+                      BatchRequest batch_request;
+                      batch_request.inputs = request.inputs;
+                      if (options_.request_timeout.count() > 0) batch_request.deadline = arrival + options_.request_timeout;
+                      batch_request.on_complete = [done](InferOutcome result) { done->set_value(std::move(result)); };
+                      batcher_.Enqueue(std::move(batch_request));
+                      outcome = future.get();
+                      if (!outcome.status.ok()) throw RequestError(outcome.status.code, outcome.status.message);
+
+                      HttpPayload payload = EncodeInferResponse(options_.model_name, options_.model_version, request,
+                                                                signature_, outcome.outputs);
+                      res.status = 200;
+                      res.body = std::move(payload.body);
+                      res.set_header("Content-Type", payload.content_type);
+                      if (payload.json_length) res.set_header(kHeaderLengthHeader, std::to_string(*payload.json_length));
+                    } catch (const RequestError& e) {
+                      status = Status{e.code(), e.what()};
+                      throw;
+                    } catch (const std::exception& e) {
+                      status = Status{StatusCode::kInternal, e.what()};
+                      throw;
+                    }
+                  });
+                  if (status.code == StatusCode::kNotFound) return;  // not this model's request
+                  metrics_.RecordRequest(status, rows, duration_cast<microseconds>(Clock::now() - arrival),
+                                         outcome.queue_time, outcome.compute_time);
+                });
+}
+
+}  // namespace trtaoti

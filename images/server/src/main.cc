@@ -1,0 +1,146 @@
+// trtaoti-server: wiring. Flags -> model -> batcher -> HTTP; SIGTERM/SIGINT drain.
+//
+// Shutdown contract (Kubernetes sends SIGTERM, then SIGKILL after the grace period):
+// readiness turns false and new inference requests get 503 at once; every request
+// already queued or running is answered; then the listener closes and the process
+// exits 0.
+#include <signal.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include <torch/version.h>
+
+#include "batcher.h"
+#include "flags.h"
+#include "http_server.h"
+#include "logging.h"
+#include "metrics.h"
+#include "model.h"
+
+namespace trtaoti {
+namespace {
+
+constexpr const char* kServerVersion = "0.1.0";
+
+BatchLimits ResolveLimits(const Flags& flags, const ModelSignature& signature) {
+  BatchLimits limits{signature.batch_min, signature.batch_opt, signature.batch_max};
+  if (flags.batch_min) limits.min = flags.batch_min;
+  if (flags.batch_opt) limits.preferred = flags.batch_opt;
+  if (flags.batch_max) limits.max = flags.batch_max;
+  if (!(1 <= limits.min && limits.min <= limits.preferred && limits.preferred <= limits.max)) {
+    throw std::invalid_argument("batch range needs 1 <= min <= opt <= max, got " + std::to_string(limits.min) + "/" +
+                                std::to_string(limits.preferred) + "/" + std::to_string(limits.max));
+  }
+  if (limits.min < signature.batch_min || limits.max > signature.batch_max) {
+    // A CPU package runs outside its export range; TensorRT engines do not.
+    Log(LogLevel::kWarning, "batch range overrides go beyond the package's compiled range",
+        {{"compiled", {signature.batch_min, signature.batch_max}}, {"serving", {limits.min, limits.max}}});
+  }
+  return limits;
+}
+
+// One batch of zeros at the preferred size, so the first client does not pay for
+// lazy initialisation (allocator pools, OpenMP threads, CUDA context).
+void Warmup(AotiModel& model, int64_t rows) {
+  std::vector<HostTensor> inputs;
+  for (const TensorSpec& spec : model.signature().inputs) {
+    Shape shape = spec.shape;
+    shape[0] = rows;
+    for (int64_t d : shape) {
+      if (d < 0) return;  // dynamic non-batch dims: no canonical warm-up shape
+    }
+    inputs.push_back(HostTensor::Allocate(spec.dtype, shape));
+  }
+  model.Execute(inputs);
+}
+
+int Main(int argc, char** argv) {
+  Flags flags;
+  try {
+    if (!ParseFlags(argc, argv, flags)) return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "trtaoti-server: %s\n", e.what());
+    return 2;
+  }
+  LogLevel level;
+  if (!ParseLogLevel(flags.log_level, level)) {
+    std::fprintf(stderr, "trtaoti-server: --log-level must be debug, info, warning or error\n");
+    return 2;
+  }
+  SetLogLevel(level);
+
+  // Signals go to the one thread that waits for them; block them before any thread starts.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);  // a client hanging up must not kill the server
+
+  try {
+    Log(LogLevel::kInfo, "loading model", {{"package", flags.model}, {"device", flags.device}, {"torch", TORCH_VERSION}});
+    ModelOptions model_options{flags.model, flags.device, flags.runners, flags.intra_op_threads, flags.torchtrt_runtime};
+    auto model = std::make_shared<AotiModel>(model_options);
+    const ModelSignature& signature = model->signature();
+    const std::string model_name = flags.model_name.empty() ? signature.name : flags.model_name;
+    BatcherOptions batcher_options;
+    batcher_options.limits = ResolveLimits(flags, signature);
+    batcher_options.max_queue_delay = std::chrono::microseconds(flags.max_queue_delay_us);
+    batcher_options.max_queue_size = static_cast<size_t>(flags.max_queue_size);
+    batcher_options.workers = flags.runners;
+    if (flags.warmup) Warmup(*model, batcher_options.limits.preferred);
+
+    Metrics metrics(model_name, flags.model_version, batcher_options.limits.max);
+    Batcher batcher(batcher_options, model, [&metrics](const BatchStats& stats) { metrics.RecordBatch(stats); });
+
+    HttpOptions http_options;
+    http_options.host = flags.host;
+    http_options.port = flags.port;
+    http_options.threads = flags.http_threads;
+    http_options.max_body_bytes = static_cast<size_t>(flags.max_body_bytes);
+    http_options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
+    http_options.model_name = model_name;
+    http_options.model_version = flags.model_version;
+    http_options.server_version = kServerVersion;
+    HttpServer http(http_options, signature, batcher, metrics);
+    const int port = http.Bind();
+
+    std::thread signal_thread([&] {
+      int signal = 0;
+      sigwait(&stop_signals, &signal);
+      Log(LogLevel::kInfo, "draining", {{"signal", signal}, {"queued", batcher.queued()}});
+      http.BeginDrain();
+      batcher.Stop();  // answers everything already accepted
+      http.Stop();     // handler threads finish writing their responses first
+    });
+
+    http.SetReady(true);
+    Log(LogLevel::kInfo, "serving",
+        {{"model", model_name},
+         {"host", flags.host},
+         {"port", port},
+         {"device", model->device_name()},
+         {"batch", {batcher_options.limits.min, batcher_options.limits.preferred, batcher_options.limits.max}},
+         {"max_queue_delay_us", flags.max_queue_delay_us},
+         {"runners", flags.runners}});
+    const bool served = http.Serve();
+    if (!served) {
+      Log(LogLevel::kError, "the HTTP listener failed", {{"port", port}});
+      kill(getpid(), SIGTERM);  // let the signal thread drain and return
+    }
+    signal_thread.join();
+    Log(LogLevel::kInfo, "stopped", {{"accepted", batcher.accepted()}, {"completed", batcher.completed()}});
+    return served ? 0 : 1;
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, "fatal", {{"error", e.what()}});
+    return 1;
+  }
+}
+
+}  // namespace
+}  // namespace trtaoti
+
+int main(int argc, char** argv) { return trtaoti::Main(argc, argv); }

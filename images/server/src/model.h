@@ -1,0 +1,49 @@
+// The AOTInductor package behind the batcher: loads a .pt2 with
+// torch::inductor::AOTIModelPackageLoader, reads its signature from the package
+// metadata, and runs batches of host tensors on the configured device.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "batcher.h"
+#include "signature.h"
+
+namespace torch::inductor {
+class AOTIModelPackageLoader;
+}
+
+namespace trtaoti {
+
+class Device;
+
+struct ModelOptions {
+  std::string package_path;
+  std::string device = "cpu";  // cpu | cuda:N
+  int runners = 1;             // concurrent run() calls the loader allows
+  int intra_op_threads = 0;    // per batch on CPU; 0 keeps torch's default
+  std::string torchtrt_runtime;  // libtorchtrt_runtime.so to preload; "" = only if the package needs it
+};
+
+class AotiModel : public BatchExecutor {
+ public:
+  // Throws std::runtime_error with a message fit for an operator's eyes.
+  explicit AotiModel(const ModelOptions& options);
+  ~AotiModel() override;
+
+  const ModelSignature& signature() const { return signature_; }
+  std::string device_name() const;
+
+  // Thread-safe (up to `runners` at once, as the batcher guarantees).
+  std::vector<HostTensor> Execute(const std::vector<HostTensor>& inputs) override;
+  HostTensor AllocateInput(DataType dtype, const Shape& shape) override;
+
+ private:
+  ModelOptions options_;
+  std::unique_ptr<Device> device_;
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;
+  ModelSignature signature_;
+};
+
+}  // namespace trtaoti

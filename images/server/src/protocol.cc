@@ -1,0 +1,366 @@
+#include "protocol.h"
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string_view>
+#include <type_traits>
+
+#include "status.h"
+
+namespace trtaoti {
+namespace {
+
+using nlohmann::json;
+
+const json* Find(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+std::string Describe(const json& value) {
+  std::string text = value.dump();
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return text;
+}
+
+// One JSON element -> one native element of the tensor's datatype, range-checked.
+template <typename T>
+T JsonToElement(const json& value, const std::string& input, DataType dtype) {
+  auto fail = [&](const char* why) {
+    return BadRequest("input '" + input + "': element " + Describe(value) + " " + why + " for " +
+                      std::string(DataTypeName(dtype)));
+  };
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!value.is_boolean()) throw fail("is not a boolean");
+    return value.get<bool>();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (value.is_number_unsigned()) {
+      auto v = value.get<uint64_t>();
+      if (v > static_cast<uint64_t>(std::numeric_limits<T>::max())) throw fail("is out of range");
+      return static_cast<T>(v);
+    }
+    if (value.is_number_integer()) {
+      auto v = value.get<int64_t>();
+      if (v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+          (v > 0 && static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<T>::max()))) {
+        throw fail("is out of range");
+      }
+      return static_cast<T>(v);
+    }
+    throw fail("is not an integer");
+  } else {
+    // Floating types, FP16/BF16 included: any JSON number, converted.
+    if (!value.is_number()) throw fail("is not a number");
+    return static_cast<T>(value.get<double>());
+  }
+}
+
+template <typename T>
+void FillFromJson(const std::vector<const json*>& elements, const std::string& input, DataType dtype, std::byte* out) {
+  for (const json* element : elements) {
+    T v = JsonToElement<T>(*element, input, dtype);
+    std::memcpy(out, &v, sizeof(T));
+    out += sizeof(T);
+  }
+}
+
+// Nested `data` arrays are accepted up to the tensor's rank (row-major order); the
+// depth bound also keeps hostile nesting from recursing deep.
+void Flatten(const json& data, size_t depth, size_t max_depth, const std::string& input,
+             std::vector<const json*>& out) {
+  if (!data.is_array()) {
+    out.push_back(&data);
+    return;
+  }
+  if (depth >= max_depth) throw BadRequest("input '" + input + "': 'data' is nested deeper than the tensor's rank");
+  for (const json& item : data) Flatten(item, depth + 1, max_depth, input, out);
+}
+
+HostTensor DecodeJsonData(const json& data, const TensorSpec& spec, const Shape& shape) {
+  if (!data.is_array()) throw BadRequest("input '" + spec.name + "': 'data' must be an array");
+  std::vector<const json*> elements;
+  elements.reserve(static_cast<size_t>(NumElements(shape)));
+  Flatten(data, 0, shape.size(), spec.name, elements);
+  if (static_cast<int64_t>(elements.size()) != NumElements(shape)) {
+    throw BadRequest("input '" + spec.name + "': 'data' has " + std::to_string(elements.size()) +
+                     " elements but shape " + ShapeString(shape) + " needs " + std::to_string(NumElements(shape)));
+  }
+  HostTensor tensor = HostTensor::Allocate(spec.dtype, shape);
+  std::byte* out = tensor.mutable_data();
+  switch (spec.dtype) {
+    case DataType::kBool: FillFromJson<bool>(elements, spec.name, spec.dtype, out); break;
+    case DataType::kUint8: FillFromJson<uint8_t>(elements, spec.name, spec.dtype, out); break;
+    case DataType::kInt8: FillFromJson<int8_t>(elements, spec.name, spec.dtype, out); break;
+    case DataType::kInt16: FillFromJson<int16_t>(elements, spec.name, spec.dtype, out); break;
+    case DataType::kInt32: FillFromJson<int32_t>(elements, spec.name, spec.dtype, out); break;
+    case DataType::kInt64: FillFromJson<int64_t>(elements, spec.name, spec.dtype, out); break;
+    case DataType::kFp16: FillFromJson<c10::Half>(elements, spec.name, spec.dtype, out); break;
+    case DataType::kBf16: FillFromJson<c10::BFloat16>(elements, spec.name, spec.dtype, out); break;
+    case DataType::kFp32: FillFromJson<float>(elements, spec.name, spec.dtype, out); break;
+    case DataType::kFp64: FillFromJson<double>(elements, spec.name, spec.dtype, out); break;
+  }
+  return tensor;
+}
+
+Shape ParseShape(const json& input, const TensorSpec& spec) {
+  const json* shape_json = Find(input, "shape");
+  if (!shape_json || !shape_json->is_array()) throw BadRequest("input '" + spec.name + "' lacks a 'shape' array");
+  Shape shape;
+  for (const json& d : *shape_json) {
+    if (!d.is_number_integer() || d.get<int64_t>() < 0) {
+      throw BadRequest("input '" + spec.name + "': shape entries must be non-negative integers, got " +
+                       Describe(*shape_json));
+    }
+    shape.push_back(d.get<int64_t>());
+  }
+  if (shape.size() != spec.shape.size()) {
+    throw BadRequest("input '" + spec.name + "': shape " + ShapeString(shape) + " has rank " +
+                     std::to_string(shape.size()) + ", the model expects " + ShapeString(spec.shape));
+  }
+  if (shape[0] == 0) throw BadRequest("input '" + spec.name + "': batch size 0 (shape " + ShapeString(shape) + ")");
+  for (size_t i = 1; i < shape.size(); ++i) {
+    if (spec.shape[i] != kDynamicDim && shape[i] != spec.shape[i]) {
+      throw BadRequest("input '" + spec.name + "': dimension " + std::to_string(i) + " is " +
+                       std::to_string(shape[i]) + ", the model expects " + ShapeString(spec.shape));
+    }
+  }
+  // Bound the element count before anything multiplies it into a byte size.
+  double elements = 1;
+  for (int64_t d : shape) elements *= static_cast<double>(d);
+  if (elements > static_cast<double>(std::numeric_limits<int32_t>::max())) {
+    throw BadRequest("input '" + spec.name + "': shape " + ShapeString(shape) + " is too large");
+  }
+  return shape;
+}
+
+bool BinaryFlag(const json& object, const char* key, bool fallback) {
+  const json* parameters = Find(object, "parameters");
+  if (!parameters || !parameters->is_object()) return fallback;
+  const json* flag = Find(*parameters, key);
+  if (!flag) return fallback;
+  if (!flag->is_boolean()) throw BadRequest(std::string("parameter '") + key + "' must be a boolean");
+  return flag->get<bool>();
+}
+
+template <typename T>
+void AppendElements(json& array, const std::byte* data, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) {
+    T v;
+    std::memcpy(&v, data + i * sizeof(T), sizeof(T));
+    if constexpr (std::is_same_v<T, c10::Half> || std::is_same_v<T, c10::BFloat16>) {
+      array.push_back(static_cast<float>(v));
+    } else {
+      array.push_back(v);
+    }
+  }
+}
+
+json TensorToJsonData(const HostTensor& tensor) {
+  json array = json::array();
+  const int64_t n = NumElements(tensor.shape());
+  array.get_ref<json::array_t&>().reserve(static_cast<size_t>(n));
+  switch (tensor.dtype()) {
+    case DataType::kBool: AppendElements<bool>(array, tensor.data(), n); break;
+    case DataType::kUint8: AppendElements<uint8_t>(array, tensor.data(), n); break;
+    case DataType::kInt8: AppendElements<int8_t>(array, tensor.data(), n); break;
+    case DataType::kInt16: AppendElements<int16_t>(array, tensor.data(), n); break;
+    case DataType::kInt32: AppendElements<int32_t>(array, tensor.data(), n); break;
+    case DataType::kInt64: AppendElements<int64_t>(array, tensor.data(), n); break;
+    case DataType::kFp16: AppendElements<c10::Half>(array, tensor.data(), n); break;
+    case DataType::kBf16: AppendElements<c10::BFloat16>(array, tensor.data(), n); break;
+    case DataType::kFp32: AppendElements<float>(array, tensor.data(), n); break;
+    case DataType::kFp64: AppendElements<double>(array, tensor.data(), n); break;
+  }
+  return array;
+}
+
+json SpecJson(const TensorSpec& spec) {
+  return {{"name", spec.name}, {"datatype", DataTypeName(spec.dtype)}, {"shape", spec.shape}};
+}
+
+}  // namespace
+
+InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, std::optional<size_t> json_length,
+                               const ModelSignature& signature) {
+  const size_t header_size = json_length.value_or(body->size());
+  if (header_size > body->size()) {
+    throw BadRequest(std::string(kHeaderLengthHeader) + " is " + std::to_string(header_size) +
+                     " but the body has only " + std::to_string(body->size()) + " bytes");
+  }
+  json doc;
+  try {
+    doc = json::parse(body->data(), body->data() + header_size);
+  } catch (const json::parse_error& e) {
+    throw BadRequest(std::string("malformed JSON: ") + e.what());
+  }
+  if (!doc.is_object()) throw BadRequest("the request must be a JSON object");
+
+  InferRequest request;
+  if (const json* id = Find(doc, "id")) {
+    if (!id->is_string()) throw BadRequest("'id' must be a string");
+    request.id = id->get<std::string>();
+  }
+
+  const json* inputs = Find(doc, "inputs");
+  if (!inputs || !inputs->is_array() || inputs->empty()) throw BadRequest("the request needs a non-empty 'inputs' list");
+
+  std::vector<HostTensor> by_index(signature.inputs.size());
+  std::vector<bool> seen(signature.inputs.size(), false);
+  size_t binary_offset = header_size;
+  for (const json& input : *inputs) {
+    if (!input.is_object()) throw BadRequest("each entry of 'inputs' must be an object");
+    const json* name_json = Find(input, "name");
+    if (!name_json || !name_json->is_string()) throw BadRequest("an input lacks a string 'name'");
+    const std::string name = name_json->get<std::string>();
+    const int index = signature.InputIndex(name);
+    if (index < 0) throw BadRequest("unknown input '" + name + "'");
+    if (seen[index]) throw BadRequest("input '" + name + "' is given twice");
+    seen[index] = true;
+    const TensorSpec& spec = signature.inputs[index];
+
+    const json* datatype = Find(input, "datatype");
+    if (!datatype || !datatype->is_string()) throw BadRequest("input '" + name + "' lacks a string 'datatype'");
+    if (datatype->get<std::string>() != DataTypeName(spec.dtype)) {
+      throw BadRequest("input '" + name + "' has datatype " + datatype->get<std::string>() + ", the model expects " +
+                       std::string(DataTypeName(spec.dtype)));
+    }
+    Shape shape = ParseShape(input, spec);
+    const size_t expected_bytes = static_cast<size_t>(NumElements(shape)) * ElementSize(spec.dtype);
+
+    const json* parameters = Find(input, "parameters");
+    const json* binary_size = parameters && parameters->is_object() ? Find(*parameters, "binary_data_size") : nullptr;
+    if (binary_size) {
+      if (!binary_size->is_number_unsigned()) {
+        throw BadRequest("input '" + name + "': binary_data_size must be a non-negative integer");
+      }
+      const uint64_t size = binary_size->get<uint64_t>();
+      if (size != expected_bytes) {
+        throw BadRequest("input '" + name + "': binary_data_size is " + std::to_string(size) + " but shape " +
+                         ShapeString(shape) + " of " + std::string(DataTypeName(spec.dtype)) + " needs " +
+                         std::to_string(expected_bytes) + " bytes");
+      }
+      if (size > body->size() - binary_offset) {
+        throw BadRequest("input '" + name + "': binary data runs past the end of the body");
+      }
+      // A view into the body: the body outlives the request through the shared owner.
+      const std::byte* data = reinterpret_cast<const std::byte*>(body->data()) + binary_offset;
+      by_index[index] = HostTensor(spec.dtype, std::move(shape), body, data);
+      binary_offset += size;
+      if (Find(input, "data")) throw BadRequest("input '" + name + "' has both 'data' and binary_data_size");
+    } else {
+      const json* data = Find(input, "data");
+      if (!data) throw BadRequest("input '" + name + "' has neither 'data' nor parameters.binary_data_size");
+      by_index[index] = DecodeJsonData(*data, spec, shape);
+    }
+  }
+  if (binary_offset != body->size()) {
+    throw BadRequest("the body has " + std::to_string(body->size() - binary_offset) +
+                     " bytes of binary data that no input claims");
+  }
+  for (size_t i = 0; i < signature.inputs.size(); ++i) {
+    if (!seen[i]) throw BadRequest("missing input '" + signature.inputs[i].name + "'");
+  }
+  const int64_t batch = by_index[0].rows();
+  for (size_t i = 1; i < by_index.size(); ++i) {
+    if (by_index[i].rows() != batch) {
+      throw BadRequest("inputs disagree on the batch size: '" + signature.inputs[0].name + "' has " +
+                       std::to_string(batch) + " rows, '" + signature.inputs[i].name + "' has " +
+                       std::to_string(by_index[i].rows()));
+    }
+  }
+  request.inputs = std::move(by_index);
+
+  const bool binary_default = BinaryFlag(doc, "binary_data_output", false);
+  const json* outputs = Find(doc, "outputs");
+  if (outputs && !outputs->is_array()) throw BadRequest("'outputs' must be a list");
+  if (outputs && !outputs->empty()) {
+    for (const json& output : *outputs) {
+      if (!output.is_object()) throw BadRequest("each entry of 'outputs' must be an object");
+      const json* name = Find(output, "name");
+      if (!name || !name->is_string()) throw BadRequest("a requested output lacks a string 'name'");
+      const int index = signature.OutputIndex(name->get<std::string>());
+      if (index < 0) throw BadRequest("unknown output '" + name->get<std::string>() + "'");
+      request.outputs.push_back({index, BinaryFlag(output, "binary_data", binary_default)});
+    }
+  } else {
+    for (size_t i = 0; i < signature.outputs.size(); ++i) {
+      request.outputs.push_back({static_cast<int>(i), binary_default});
+    }
+  }
+  return request;
+}
+
+HttpPayload EncodeInferResponse(const std::string& model_name, const std::string& model_version,
+                                const InferRequest& request, const ModelSignature& signature,
+                                const std::vector<HostTensor>& outputs) {
+  json doc = {{"model_name", model_name}, {"model_version", model_version}};
+  if (request.id) doc["id"] = *request.id;
+  json& list = doc["outputs"] = json::array();
+  size_t binary_bytes = 0;
+  for (const OutputRequest& wanted : request.outputs) {
+    const HostTensor& tensor = outputs.at(wanted.index);
+    json entry = {{"name", signature.outputs[wanted.index].name},
+                  {"datatype", DataTypeName(tensor.dtype())},
+                  {"shape", tensor.shape()}};
+    if (wanted.binary) {
+      entry["parameters"] = {{"binary_data_size", tensor.nbytes()}};
+      binary_bytes += tensor.nbytes();
+    } else {
+      entry["data"] = TensorToJsonData(tensor);
+    }
+    list.push_back(std::move(entry));
+  }
+  HttpPayload payload;
+  payload.body = doc.dump();
+  if (binary_bytes == 0) {
+    payload.content_type = "application/json";
+    return payload;
+  }
+  payload.json_length = payload.body.size();
+  payload.content_type = "application/octet-stream";
+  payload.body.reserve(payload.body.size() + binary_bytes);
+  for (const OutputRequest& wanted : request.outputs) {
+    if (!wanted.binary) continue;
+    const HostTensor& tensor = outputs.at(wanted.index);
+    payload.body.append(reinterpret_cast<const char*>(tensor.data()), tensor.nbytes());
+  }
+  return payload;
+}
+
+json ModelMetadataJson(const ModelSignature& signature, const std::string& model_name,
+                       const std::string& model_version) {
+  json inputs = json::array();
+  for (const auto& spec : signature.inputs) inputs.push_back(SpecJson(spec));
+  json outputs = json::array();
+  for (const auto& spec : signature.outputs) outputs.push_back(SpecJson(spec));
+  json doc = {{"name", model_name},
+              {"versions", {model_version}},
+              {"platform", signature.backend == "tensorrt" ? "torch_tensorrt_aoti" : "pytorch_aoti"},
+              {"inputs", std::move(inputs)},
+              {"outputs", std::move(outputs)}};
+  // Not part of KServe V2, but what a client needs to size its requests well.
+  doc["parameters"] = {{"batch_min", signature.batch_min},
+                       {"batch_opt", signature.batch_opt},
+                       {"batch_max", signature.batch_max},
+                       {"precision", signature.precision},
+                       {"device", signature.device},
+                       {"artifact_key", signature.artifact_key}};
+  return doc;
+}
+
+json ServerMetadataJson(const std::string& version) {
+  return {{"name", "trtaoti-server"},
+          {"version", version},
+          {"extensions", {"binary_tensor_data"}}};
+}
+
+std::string ErrorJson(const std::string& message) {
+  // Messages can quote client bytes (a JSON parse error does): never throw on bad UTF-8.
+  return json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace trtaoti

@@ -1,0 +1,54 @@
+// KServe V2 (Open Inference Protocol) REST bodies <-> native tensors, including
+// Triton's binary tensor data extension in both directions. Everything a client sent
+// is checked against the model signature here, so later stages only see valid,
+// batch-shaped tensors. Errors are RequestError(kInvalidArgument) naming the problem.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "signature.h"
+#include "tensor.h"
+
+namespace trtaoti {
+
+// The Triton binary extension's header, on requests and responses.
+inline constexpr const char* kHeaderLengthHeader = "Inference-Header-Content-Length";
+
+struct OutputRequest {
+  int index = 0;        // into ModelSignature::outputs
+  bool binary = false;  // return as raw bytes after the JSON header
+};
+
+struct InferRequest {
+  std::optional<std::string> id;     // echoed back when present
+  std::vector<HostTensor> inputs;    // signature order, all with the same rows() >= 1
+  std::vector<OutputRequest> outputs;  // response order
+  int64_t batch_size() const { return inputs.empty() ? 0 : inputs.front().rows(); }
+};
+
+// `body` is the whole HTTP body; binary inputs become views into it (no copy), so it
+// must be shared. `json_length` is the Inference-Header-Content-Length header, if any.
+InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, std::optional<size_t> json_length,
+                               const ModelSignature& signature);
+
+struct HttpPayload {
+  std::string body;
+  std::string content_type;
+  std::optional<size_t> json_length;  // set when binary outputs follow the JSON
+};
+
+// `outputs` are all of the model's outputs (signature order) for this request.
+HttpPayload EncodeInferResponse(const std::string& model_name, const std::string& model_version,
+                                const InferRequest& request, const ModelSignature& signature,
+                                const std::vector<HostTensor>& outputs);
+
+nlohmann::json ModelMetadataJson(const ModelSignature& signature, const std::string& model_name,
+                                  const std::string& model_version);
+nlohmann::json ServerMetadataJson(const std::string& version);
+std::string ErrorJson(const std::string& message);
+
+}  // namespace trtaoti

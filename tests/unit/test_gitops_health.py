@@ -61,11 +61,18 @@ def flux_evaluator() -> pathlib.Path:
     if not binary.is_file():
         binary.parent.mkdir(parents=True, exist_ok=True)
         tmp = binary.with_suffix(".tmp")
+        # Tests never download: the modules come from the module cache, filled at build
+        # time by `go mod download` in deploy/gitops/flux/healthcheck (see docs/install.md).
         proc = subprocess.run(
             [go, "build", "-trimpath", "-o", str(tmp), "."],
             cwd=FLUX_EVALUATOR, capture_output=True, text=True, timeout=900,
-            env={**os.environ, "CGO_ENABLED": "0"},
+            env={**os.environ, "CGO_ENABLED": "0", "GOPROXY": "off", "GOFLAGS": "-mod=readonly"},
         )  # fmt: skip
+        if proc.returncode != 0 and "GOPROXY=off" in proc.stderr:
+            pytest.skip(
+                "the Flux evaluator's Go modules are not downloaded: "
+                "run `cd deploy/gitops/flux/healthcheck && go mod download` (a build step)"
+            )
         assert proc.returncode == 0, f"building {FLUX_EVALUATOR} failed:\n{proc.stderr}"
         tmp.rename(binary)
     return binary

@@ -4,8 +4,10 @@ and fills in defaults for good ones: errors surface at `kubectl apply`, not in a
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 
 from operator_support import crd  # noqa: F401  (fixture)
@@ -154,3 +156,16 @@ def test_cpu_inductor_model_needs_no_gpu(crd, custom, namespace):  # noqa: F811
     body = mutated(setp(("spec",), {**VALID["spec"], "device": "cpu", "backend": "inductor", "compile": {}}))
     created = create(custom, namespace, body)
     assert created["spec"]["device"] == "cpu"
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_examples_are_accepted(crd, custom, namespace, path):  # noqa: F811
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "TrtAotiModel"]
+    assert docs, f"{path} holds no TrtAotiModel"
+    for doc in docs:
+        created = create(custom, namespace, doc)
+        assert created["spec"]["storage"]["retentionPolicy"] in ("Retain", "Delete")
+        assert all("maxQueueSize" in p for p in created["spec"]["batchProfiles"])

@@ -7,7 +7,10 @@ by writing what `trtaoti compile` writes to MinIO and then letting the Job's pod
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from operator_support import (  # noqa: F401  (fixtures)
     GPU,
@@ -29,6 +32,7 @@ from support.waiting import wait_for
 from trtaoti.resources import names
 from trtaoti.storage import manifest_relpath, model_relpath
 
+REPO = Path(__file__).resolve().parents[2]
 ONLINE = {"name": "online", "min": 1, "opt": 4, "max": 16, "replicas": 2}
 BULK = {"name": "bulk", "min": 32, "opt": 128, "max": 512}
 
@@ -46,32 +50,44 @@ def compile_and_serve(models: Models, name: str, manifest: dict) -> dict[str, di
     return produced
 
 
+def load_example(path: str, namespace: str, storage: str) -> dict:
+    """A committed example, pointed at the test's namespace and MinIO bucket."""
+    manifest = next(d for d in yaml.safe_load_all((REPO / path).read_text()) if d and d["kind"] == "TrtAotiModel")
+    manifest["metadata"]["namespace"] = namespace
+    manifest["spec"]["storage"]["uri"] = storage
+    return manifest
+
+
 def test_apply_compiles_on_the_gpu_then_serves(cluster, restricted_models, restricted_operator):  # noqa: F811
     models = restricted_models
     ns = models.namespace
     storage = storage_uri(cluster, ns)
-    manifest = model_manifest("resnet", ns, upload_model(cluster, ns), storage, profiles=[ONLINE, BULK])
+    manifest = load_example("examples/mlp/trtaotimodel-gpu.yaml", ns, storage)
+    name = manifest["metadata"]["name"]
+    profiles = {p["name"]: p for p in manifest["spec"]["batchProfiles"]}
+    assert manifest["spec"]["compile"]["gpu"]["product"] == GPU and set(profiles) == {"online", "bulk"}
     models.apply(manifest)
 
     # First visit: both conditions exist before anything is compiled, and neither is True.
-    models.wait_condition("resnet", "Compiled", "False", reason="Compiling")
-    assert models.condition("resnet", "Ready")["status"] != "True"
+    models.wait_condition(name, "Compiled", "False", reason="Compiling")
+    assert models.condition(name, "Ready")["status"] != "True"
 
-    jobs = {p: models.wait_job("resnet", p) for p in ("online", "bulk")}
+    jobs = {p: models.wait_job(name, p) for p in ("online", "bulk")}
     for profile, job in jobs.items():
         pods = wait_for(lambda job=job: models.job_pods(job.metadata.name), timeout=60, what="compile pod")
         node = models.core.read_node(pods[0].spec.node_name)
         assert node.metadata.labels["nvidia.com/gpu.product"] == GPU, f"{profile} compiled on {node.metadata.name}"
         assert pods[0].spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
+        assert pods[0].spec.security_context.run_as_non_root  # admitted under Pod Security "restricted"
         # Nothing is served before its artifact exists.
-        assert models.deployment(f"resnet-{profile}") is None
+        assert models.deployment(f"{name}-{profile}") is None
 
-    produced = {p: play_compile(models, job, storage, batch=(b["min"], b["opt"], b["max"]))
-                for (p, job), b in zip(jobs.items(), (ONLINE, BULK), strict=True)}  # fmt: skip
+    produced = {p: play_compile(models, job, storage, batch=tuple(profiles[p][k] for k in ("min", "opt", "max")))
+                for p, job in jobs.items()}  # fmt: skip
 
-    models.wait_condition("resnet", "Compiled", "True", timeout=60)
-    ready = models.wait_condition("resnet", "Ready", "True", timeout=90)
-    body = models.get("resnet")
+    models.wait_condition(name, "Compiled", "True", timeout=60)
+    ready = models.wait_condition(name, "Ready", "True", timeout=90)
+    body = models.get(name)
     status = body["status"]
     assert status["observedGeneration"] == body["metadata"]["generation"] == ready["observedGeneration"]
     assert status["profilesReady"] == "2/2"
@@ -80,27 +96,27 @@ def test_apply_compiles_on_the_gpu_then_serves(cluster, restricted_models, restr
         entry = by_name[profile]
         assert entry["phase"] == "Ready"
         assert entry["artifact"]["sha256"] == manifest_written["sha256"]
-        assert entry["endpoint"] == f"http://resnet-{profile}.{ns}.svc:8000"
-        deployment = models.deployment(f"resnet-{profile}")
+        assert entry["endpoint"] == f"http://{name}-{profile}.{ns}.svc:8000"
+        deployment = models.deployment(f"{name}-{profile}")
         template = deployment.spec.template
         assert template.metadata.annotations[names.ANNOTATION_ARTIFACT_SHA256] == manifest_written["sha256"]
         assert template.spec.node_selector == {"nvidia.com/gpu.product": GPU}
         fetch = template.spec.init_containers[0]
         assert fetch.command[:3] == ["trtaoti", "fetch", manifest_written["uri"]]
-        assert models.core.read_namespaced_service(f"resnet-{profile}", ns).spec.ports[0].port == 8000
-        pods = models.core.list_namespaced_pod(ns, label_selector=f"{names.LABEL_PROFILE}={profile},"
+        assert models.core.read_namespaced_service(f"{name}-{profile}", ns).spec.ports[0].port == 8000
+        pods = models.core.list_namespaced_pod(ns, label_selector=f"{names.LABEL_MODEL}={name},{names.LABEL_PROFILE}={profile},"
                                                f"{names.LABEL_COMPONENT}=serving").items  # fmt: skip
         assert pods and all(models.core.read_node(p.spec.node_name).metadata.labels["nvidia.com/gpu.product"] == GPU
                             for p in pods)  # fmt: skip
     # replicas 2 -> a PodDisruptionBudget; replicas 1 -> none.
-    assert models.policy.read_namespaced_pod_disruption_budget("resnet-online", ns).spec.max_unavailable == 1
-    assert not models.policy.list_namespaced_pod_disruption_budget(ns, label_selector=f"{names.LABEL_PROFILE}=bulk").items
+    assert models.policy.read_namespaced_pod_disruption_budget(f"{name}-online", ns).spec.max_unavailable == 1
+    assert not models.policy.list_namespaced_pod_disruption_budget(ns, label_selector=f"{names.LABEL_MODEL}={name},{names.LABEL_PROFILE}=bulk").items
 
-    table = cluster.kubectl("get", "trtaotimodels", "-n", ns, "resnet")
+    table = cluster.kubectl("get", "trtaotimodels", "-n", ns, name)
     header, row = table.strip().splitlines()
-    assert header.split()[:3] == ["NAME", "READY", "PROFILES"] and row.split()[:3] == ["resnet", "True", "2/2"]
+    assert header.split()[:3] == ["NAME", "READY", "PROFILES"] and row.split()[:3] == [name, "True", "2/2"]
 
-    events = models.core.list_namespaced_event(ns, field_selector="involvedObject.name=resnet").items
+    events = models.core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
     assert {"Compiled", "Ready"} <= {e.reason for e in events}
 
 

@@ -283,8 +283,7 @@ class Reconciler:
             return {}, Problem("SecretUnreadable", f"storage Secret {secret_name}: {api_error_message(error)}")
         if secret is None:
             return {}, Problem("SecretNotFound", f"storage Secret {owner.namespace}/{secret_name} does not exist")
-        env = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-        env.update(secret.get("stringData") or {})
+        env = {k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.get("data") or {}).items()}
         return env, None
 
     async def _model_etag(
@@ -310,8 +309,9 @@ class Reconciler:
         updated = await self.kube.merge_patch(
             "TrtAotiModel", meta["namespace"], meta["name"], {"status": current.to_wire()}, subresource="status"
         )
-        for event in status_rules.transitions(previous, current):
-            await events.post(self.kube, body, event)
+        if previous is not None:  # the first-visit Unknowns are not news
+            for event in status_rules.transitions(previous, current):
+                await events.post(self.kube, body, event)
         return updated
 
     async def _report_invalid_spec(self, body: dict[str, Any], previous: TrtAotiModelStatus, message: str) -> None:

@@ -434,3 +434,16 @@ def test_optional_objects_are_off_by_default():
     assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     # one replica: the budget must never block a node drain
     assert pdb["spec"]["maxUnavailable"] >= 1
+
+
+def test_packaged_chart_carries_rules_and_crd_but_not_the_generator(tmp_path):
+    import tarfile
+
+    run_helm("package", str(CHART), "--destination", str(tmp_path))
+    (package,) = tmp_path.glob("trtaoti-operator-*.tgz")
+    with tarfile.open(package) as tar:
+        names = set(tar.getnames())
+    assert "trtaoti-operator/files/clusterrole-rules.yaml" in names
+    assert "trtaoti-operator/templates/crds/trtaotimodels.yaml" in names
+    assert "trtaoti-operator/values.schema.json" in names
+    assert not [n for n in names if "/hack/" in n]

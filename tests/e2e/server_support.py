@@ -5,12 +5,14 @@ Until the project's compiler lands, `build_package` compiles the package itself 
 `torch._inductor.aoti_compile_and_package`, stamping the metadata keys of
 docs/package-format.md. A CPU compile takes ~30 s, so packages are cached under
 ~/.cache/trtaoti/test-packages, keyed by torch version, batch range and a hash of this
-file's source (editing the fixture model recompiles).
+fixture model's source (editing it recompiles).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
+import re
 import json
 import os
 import signal
@@ -78,11 +80,22 @@ def example_inputs(batch: int, seed: int = 0):
     return x, mask
 
 
+_eager_lock = threading.Lock()
+_eager_model = None
+
+
 def eager_outputs(x, mask):
+    """The reference: the same module run eagerly. Built once, under a lock, because
+    its weights come from the global RNG (threads seeding it at once would race)."""
     import torch
 
+    global _eager_model
+    with _eager_lock:
+        if _eager_model is None:
+            _eager_model = tiny_model()
+        model = _eager_model
     with torch.no_grad():
-        logits, argmax = tiny_model()(torch.as_tensor(x), torch.as_tensor(mask))
+        logits, argmax = model(torch.as_tensor(x), torch.as_tensor(mask))
     return logits.numpy(), argmax.numpy()
 
 
@@ -122,7 +135,8 @@ def build_package(batch_min: int = 2, batch_opt: int = 4, batch_max: int = 8) ->
     export range is [batch_min, batch_max] (export needs a range of at least 2)."""
     import torch
 
-    source_hash = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    fixture_source = "".join(inspect.getsource(f) for f in (tiny_model, _package_metadata, build_package))
+    source_hash = hashlib.sha256(fixture_source.encode()).hexdigest()[:16]
     key = f"{MODEL_NAME}-torch{torch.__version__}-b{batch_min}-{batch_opt}-{batch_max}-{source_hash}"
     path = PACKAGE_CACHE / f"{key}.pt2"
     if path.exists():
@@ -142,6 +156,23 @@ def build_package(batch_min: int = 2, batch_opt: int = 4, batch_max: int = 8) ->
     )
     tmp.rename(path)  # atomic: concurrent builders never see half a package
     return path
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format, matched by name and a
+    subset of its labels; KeyError when absent."""
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(_LABEL.findall(match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(3))
+    raise KeyError(f"{name}{labels}")
 
 
 @dataclass
@@ -165,6 +196,11 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=timeout)
+
+    def metrics(self) -> str:
+        import requests
+
+        return requests.get(f"{self.base}/metrics", timeout=10).text
 
     def log_entry(self, message: str) -> dict | None:
         return next((entry for entry in self.logs if entry.get("msg") == message), None)

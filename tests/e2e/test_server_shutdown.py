@@ -1,0 +1,74 @@
+"""SIGTERM under load: readiness drops, new requests are refused (503 or connection
+refused), and every request the server accepted is answered; the process exits 0."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import requests
+
+import server_support as support
+
+pytestmark = pytest.mark.e2e
+
+
+def test_sigterm_during_load_loses_no_accepted_request():
+    support.build_server()
+    package = support.build_package(2, 4, 8)
+    x, mask = (t.numpy() for t in support.example_inputs(3, seed=11))
+    expected_logits, _ = support.eager_outputs(x, mask)
+    body = {
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [3, support.IN_FEATURES], "data": x.flatten().tolist()},
+            {"name": "mask", "datatype": "INT64", "shape": [3, support.MASK_FEATURES], "data": mask.flatten().tolist()},
+        ]
+    }
+    with support.run_server(package, "--max-queue-delay-us", "1000") as server:
+        url = f"{server.base}/v2/models/{support.MODEL_NAME}/infer"
+        outcomes: list[str] = []
+        lock = threading.Lock()
+        successes = threading.Semaphore(0)
+        stop_at = time.monotonic() + 60
+
+        def client() -> None:
+            session = requests.Session()
+            while time.monotonic() < stop_at:
+                try:
+                    response = session.post(url, json=body, timeout=30)
+                except requests.ConnectionError:
+                    outcome = "refused"
+                else:
+                    if response.status_code == 200:
+                        logits = np.array(response.json()["outputs"][0]["data"]).reshape(3, -1)
+                        outcome = "ok" if np.allclose(logits, expected_logits, atol=1e-5) else "wrong"
+                        successes.release()
+                    elif response.status_code == 503 and "shutting down" in response.json()["error"]:
+                        outcome = "rejected"
+                    else:
+                        outcome = f"http {response.status_code}: {response.text[:200]}"
+                with lock:
+                    outcomes.append(outcome)
+                if outcome == "refused":
+                    return
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for _ in range(200):  # load is flowing
+            assert successes.acquire(timeout=30)
+        rc = server.terminate(timeout=60)
+        for thread in threads:
+            thread.join(timeout=60)
+
+        assert rc == 0, "".join(server.raw[-20:])
+        unexpected = [o for o in outcomes if o not in ("ok", "rejected", "refused")]
+        assert not unexpected, unexpected[:5]
+        stopped = server.log_entry("stopped")
+        assert stopped is not None, "".join(server.raw[-20:])
+        assert stopped["accepted"] == stopped["completed"]
+        # Every request the batcher accepted reached its client as a correct 200.
+        assert outcomes.count("ok") == stopped["accepted"]
+        assert server.log_entry("draining") is not None

@@ -14,6 +14,7 @@ import functools
 import pathlib
 import subprocess
 
+import jsonschema
 import pytest
 import yaml
 
@@ -132,7 +133,11 @@ def test_manifests_validate_against_kubernetes_schemas(name: str):
         if doc["apiVersion"].startswith("monitoring.coreos.com/"):
             continue  # the Prometheus Operator's CRD schema is not part of Kubernetes
         # strict: unknown fields fail too (the apiserver would silently drop them)
-        used = kubernetes_validate.validate(doc, KUBERNETES_VERSION.lstrip("v"), strict=True)
+        try:
+            used = kubernetes_validate.validate(doc, KUBERNETES_VERSION.lstrip("v"), strict=True)
+        except jsonschema.ValidationError as error:
+            where = "/".join(str(p) for p in error.path)
+            pytest.fail(f"{doc['kind']} {doc['metadata']['name']} is invalid at {where}: {error.message}")
         assert used == ".".join(KUBERNETES_VERSION.lstrip("v").split(".")[:2]), f"schemas of {used} used"
         validated += 1
     assert validated >= 4

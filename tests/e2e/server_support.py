@@ -99,7 +99,7 @@ def eager_outputs(x, mask):
     return logits.numpy(), argmax.numpy()
 
 
-def _package_metadata(batch_min: int, batch_opt: int, batch_max: int) -> dict[str, str]:
+def _package_metadata(batch_min: int, batch_opt: int, batch_max: int, device: str = "cpu") -> dict[str, str]:
     import torch
 
     return {
@@ -124,35 +124,35 @@ def _package_metadata(batch_min: int, batch_opt: int, batch_max: int) -> dict[st
         "trtaoti.batch_max": str(batch_max),
         "trtaoti.backend": "inductor",
         "trtaoti.precision": "fp32",
-        "trtaoti.device": "cpu",
+        "trtaoti.device": device,
         "trtaoti.artifact_key": "test-" + hashlib.sha256(f"{batch_min}/{batch_opt}/{batch_max}".encode()).hexdigest()[:16],
         "trtaoti.versions": json.dumps({"torch": torch.__version__.split("+")[0]}, separators=(",", ":")),
     }
 
 
-def build_package(batch_min: int = 2, batch_opt: int = 4, batch_max: int = 8) -> Path:
-    """Compiles (or reuses) the fixture model as a CPU AOTInductor package whose
-    export range is [batch_min, batch_max] (export needs a range of at least 2)."""
+def build_package(batch_min: int = 2, batch_opt: int = 4, batch_max: int = 8, device: str = "cpu") -> Path:
+    """Compiles (or reuses) the fixture model as an AOTInductor package for `device`
+    ("cpu" or "cuda") whose export range is [batch_min, batch_max] (export needs a
+    range of at least 2)."""
     import torch
 
     fixture_source = "".join(inspect.getsource(f) for f in (tiny_model, _package_metadata, build_package))
     source_hash = hashlib.sha256(fixture_source.encode()).hexdigest()[:16]
-    key = f"{MODEL_NAME}-torch{torch.__version__}-b{batch_min}-{batch_opt}-{batch_max}-{source_hash}"
+    key = f"{MODEL_NAME}-{device}-torch{torch.__version__}-b{batch_min}-{batch_opt}-{batch_max}-{source_hash}"
     path = PACKAGE_CACHE / f"{key}.pt2"
     if path.exists():
         return path
     PACKAGE_CACHE.mkdir(parents=True, exist_ok=True)
-    model = tiny_model()
+    model = tiny_model().to(device)
     batch = torch.export.Dim("batch", min=max(2, batch_min), max=max(batch_max, batch_min + 1))
+    inputs = tuple(t.to(device) for t in example_inputs(max(2, batch_opt)))
     with torch.no_grad():
-        program = torch.export.export(
-            model, example_inputs(max(2, batch_opt)), dynamic_shapes=({0: batch}, {0: batch})
-        )
+        program = torch.export.export(model, inputs, dynamic_shapes=({0: batch}, {0: batch}))
     tmp = path.with_suffix(f".tmp{os.getpid()}.pt2")
     torch._inductor.aoti_compile_and_package(
         program,
         package_path=str(tmp),
-        inductor_configs={"aot_inductor.metadata": _package_metadata(batch_min, batch_opt, batch_max)},
+        inductor_configs={"aot_inductor.metadata": _package_metadata(batch_min, batch_opt, batch_max, device)},
     )
     tmp.rename(path)  # atomic: concurrent builders never see half a package
     return path

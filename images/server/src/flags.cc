@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 
@@ -12,14 +13,14 @@ namespace {
 
 constexpr const char* kUsage = R"(trtaoti-server: serve an AOTInductor package (.pt2) over KServe V2 with dynamic batching
 
-  --model PATH               the .pt2 package (required)
+  --model PATH               the .pt2 package (required; alias --model-path)
   --model-name NAME          name in URLs (default: the package's trtaoti.model_name)
   --model-version V          the one version served (default 1)
   --host ADDR --port N       listen address (default 0.0.0.0:8000; port 0 picks a free one)
   --http-threads N           HTTP worker threads, one per open connection (default 128)
   --max-body-bytes N         largest request body (default 268435456)
   --device cpu|cuda:N        where the model runs (default cpu)
-  --runners N                batches run at once (the loader's num_runners; default 1)
+  --runners N                batches run at once (the loader's num_runners; default 1; alias --num-runners)
   --intra-op-threads N       threads per batch on CPU (default: torch's default)
   --batch-min/--batch-opt/--batch-max N   override the package's compiled batch range
   --max-queue-delay-us N     wait up to N us for a batch to reach batch-opt rows (default 0)
@@ -43,6 +44,7 @@ void ParseNumber(const std::string& name, const std::string& text, T& out) {
 bool ParseFlags(int argc, char** argv, Flags& flags) {
   std::map<std::string, std::function<void(const std::string&)>> valued = {
       {"model", [&](const std::string& v) { flags.model = v; }},
+      {"model-path", [&](const std::string& v) { flags.model = v; }},  // alias (operator's spelling)
       {"model-name", [&](const std::string& v) { flags.model_name = v; }},
       {"model-version", [&](const std::string& v) { flags.model_version = v; }},
       {"host", [&](const std::string& v) { flags.host = v; }},
@@ -51,6 +53,7 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
       {"max-body-bytes", [&](const std::string& v) { ParseNumber("max-body-bytes", v, flags.max_body_bytes); }},
       {"device", [&](const std::string& v) { flags.device = v; }},
       {"runners", [&](const std::string& v) { ParseNumber("runners", v, flags.runners); }},
+      {"num-runners", [&](const std::string& v) { ParseNumber("num-runners", v, flags.runners); }},  // alias
       {"intra-op-threads", [&](const std::string& v) { ParseNumber("intra-op-threads", v, flags.intra_op_threads); }},
       {"batch-min", [&](const std::string& v) { ParseNumber("batch-min", v, flags.batch_min); }},
       {"batch-opt", [&](const std::string& v) { ParseNumber("batch-opt", v, flags.batch_opt); }},
@@ -73,17 +76,18 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
     }
     if (arg.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument '" + arg + "' (see --help)");
     std::string name = arg.substr(2);
-    std::string value;
+    std::optional<std::string> value;
     if (auto eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
-    } else {
-      if (i + 1 >= argc) throw std::invalid_argument("--" + name + " needs a value");
-      value = argv[++i];
     }
     auto it = valued.find(name);
     if (it == valued.end()) throw std::invalid_argument("unknown flag --" + name + " (see --help)");
-    it->second(value);
+    if (!value) {
+      if (i + 1 >= argc) throw std::invalid_argument("--" + name + " needs a value");
+      value = argv[++i];
+    }
+    it->second(*value);
   }
   if (flags.model.empty()) throw std::invalid_argument("--model PATH is required (see --help)");
   if (flags.runners < 1) throw std::invalid_argument("--runners must be at least 1");

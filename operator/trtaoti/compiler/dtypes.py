@@ -41,3 +41,8 @@ def kserve_datatype(dtype: torch.dtype) -> str:
         return KSERVE_DATATYPES[dtype]
     except KeyError:
         raise ValueError(f"{dtype} has no KServe V2 datatype") from None
+
+
+def describe_tensors(names: list[str], tensors: list[torch.Tensor]) -> str:
+    """"'image' [8, 3, 32, 32] FP32, 'class_id' [8] INT64" for error messages."""
+    return ", ".join(f"{n!r} {list(t.shape)} {KSERVE_DATATYPES.get(t.dtype, t.dtype)}" for n, t in zip(names, tensors))

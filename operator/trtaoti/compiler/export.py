@@ -72,6 +72,14 @@ def model_dtype(module: torch.nn.Module) -> torch.dtype | None:
     return None
 
 
+def eval_mode(module: torch.nn.Module) -> torch.nn.Module:
+    try:
+        return module.eval()
+    except NotImplementedError:
+        # ExportedProgram.module() refuses eval(): its graph was traced in one mode already.
+        return module
+
+
 def prepare_module(module: torch.nn.Module, plan: CompilePlan) -> SignatureAdapter:
     """Eval mode, target device, compute precision, and the spec's input signature.
 
@@ -79,7 +87,7 @@ def prepare_module(module: torch.nn.Module, plan: CompilePlan) -> SignatureAdapt
     requested precision here. TensorRT keeps the fp32 graph and lowers precision
     itself (autocast / enabled_precisions), keeping sensitive layers in fp32.
     """
-    module = module.eval().to(plan.torch_device)
+    module = eval_mode(module).to(plan.torch_device)
     if plan.backend == "inductor" and plan.precision != "fp32":
         module = module.to(plan.compute_dtype)
     target = model_dtype(module)

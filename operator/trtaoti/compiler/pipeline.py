@@ -21,8 +21,16 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from trtaoti.api.models import TrtAotiModel, TrtAotiModelSpec
+from trtaoti.compiler.dtypes import describe_tensors
 from trtaoti.compiler.errors import CompileFailed, InvalidInput
-from trtaoti.compiler.export import SignatureAdapter, export_model, model_dtype, output_names_from, prepare_module
+from trtaoti.compiler.export import (
+    SignatureAdapter,
+    eval_mode,
+    export_model,
+    model_dtype,
+    output_names_from,
+    prepare_module,
+)
 from trtaoti.compiler.inductor import compile_inductor
 from trtaoti.compiler.manifest import build_manifest
 from trtaoti.compiler.metadata import package_metadata, versions
@@ -184,7 +192,7 @@ def _eager_references(
     Computed before the model is cast to the compile precision, so fp16/bf16 packages
     are judged against the original model.
     """
-    module = loaded.module.eval().to(plan.torch_device)
+    module = eval_mode(loaded.module).to(plan.torch_device)
     original = model_dtype(module)
     casts = [original if original is not None and s.dtype.is_floating_point and s.dtype != original else None for s in plan.inputs]
     reference = SignatureAdapter(module, casts)
@@ -195,8 +203,11 @@ def _eager_references(
             with torch.no_grad():
                 raw = reference(*[t.to(plan.torch_device) for t in inputs])
         except Exception as exc:  # noqa: BLE001 - any failure of user code is reported with its input
-            shapes = ", ".join(f"{s.name}{list(t.shape)} {t.dtype}" for s, t in zip(plan.inputs, inputs))
-            raise InvalidInput(f"the eager model fails at batch {batch} ({shapes}): {type(exc).__name__}: {exc}") from exc
+            shapes = describe_tensors([s.name for s in plan.inputs], list(inputs))
+            raise InvalidInput(
+                f"the model fails at batch {batch} of batch range {plan.describe_range()} "
+                f"with inputs {shapes}: {type(exc).__name__}: {exc}"
+            ) from exc
         first_raw = raw if first_raw is None else first_raw
         flat = [t.detach().to("cpu") for t in tree_flatten(raw)[0]]
         cases.append(ValidationCase(batch, inputs, flat))

@@ -57,7 +57,10 @@ def load_python_factory(source: PythonSource, spec_dir: Path) -> LoadedModel:
         raise InvalidInput(
             f"cannot import model factory {source.factory!r} (pythonPath {source.python_path}): {exc}"
         ) from exc
-    result = factory()
+    try:
+        result = factory()
+    except Exception as exc:  # noqa: BLE001 - user code: report it, with its name
+        raise InvalidInput(f"model factory {source.factory} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(result, tuple) or len(result) not in (2, 3):
         raise InvalidInput(
             f"factory {source.factory} must return (module, example_inputs[, output_names]), got {type(result).__name__}"
@@ -102,7 +105,7 @@ def load_exported_program(
 
 
 def check_examples(loaded: LoadedModel, inputs: Sequence[TensorSpec]) -> None:
-    """The model's example inputs must agree with spec.inputs (count, dtype, non-batch dims)."""
+    """The model's example inputs must agree with spec.inputs (count, dtype kind, non-batch dims)."""
     if loaded.example_inputs is None:
         return
     examples = loaded.example_inputs
@@ -113,7 +116,10 @@ def check_examples(loaded: LoadedModel, inputs: Sequence[TensorSpec]) -> None:
         )
     for example, spec in zip(examples, inputs):
         declared = list(spec.shape)
-        if example.dtype != spec.dtype:
+        # A floating input may be declared in another float type than the model's
+        # examples (e.g. FP16 on the wire, an fp32 model): the export casts it.
+        floating_pair = example.dtype.is_floating_point and spec.dtype.is_floating_point
+        if example.dtype != spec.dtype and not floating_pair:
             raise InvalidInput(
                 f"input {spec.name!r}: {loaded.description} gives {example.dtype} but spec.inputs declares {spec.dtype}"
             )

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten
 
-from trtaoti.compiler.dtypes import kserve_datatype
+from trtaoti.compiler.dtypes import describe_tensors
 
 WARMUP_RUNS = 2
 TIMED_RUNS = 25
@@ -52,16 +52,16 @@ def main(argv: list[str]) -> int:
     for case in request["cases"]:
         batch = case["batch"]
         inputs = [t.to(device) for t in case["inputs"]]
-        described = describe_inputs(request["input_names"], inputs)
-        phase(f"running batch {batch} ({described})")
+        described = describe_tensors(request["input_names"], inputs)
+        phase(f"running batch {batch} (inputs {described})")
         try:
             with torch.no_grad():
                 actual = [t.cpu() for t in tree_flatten(runner(*inputs))[0]]
         except Exception as exc:  # noqa: BLE001
-            return finish({"ok": False, "error": f"batch {batch} ({described}): {type(exc).__name__}: {exc}"})
+            return finish({"ok": False, "error": f"batch {batch} (inputs {described}): {type(exc).__name__}: {exc}"})
         error, worst = compare(actual, case["expected"], request)
         if error:
-            return finish({"ok": False, "error": f"batch {batch} ({described}): {error}"})
+            return finish({"ok": False, "error": f"batch {batch} (inputs {described}): {error}"})
         max_abs_error = max(max_abs_error, worst)
 
     latency_ms = {}
@@ -83,10 +83,6 @@ def main(argv: list[str]) -> int:
         result["peak_gpu_bytes"] = torch.cuda.max_memory_allocated(device)
     phase("done")
     return finish(result)
-
-
-def describe_inputs(names: list[str], inputs: list[torch.Tensor]) -> str:
-    return ", ".join(f"{n}{list(t.shape)} {kserve_datatype(t.dtype)}" for n, t in zip(names, inputs))
 
 
 def compare(actual: list[torch.Tensor], expected: list[torch.Tensor], request: dict[str, Any]) -> tuple[str | None, float]:

@@ -82,7 +82,7 @@ def store_config(scheme: str, env: Mapping[str, str]) -> tuple[dict[str, str], d
     endpoint = next((env[v] for v in ENDPOINT_VARIABLES.get(scheme, ()) if env.get(v)), None)
     # In-cluster MinIO / Ceph RGW endpoints are often plain http; obstore refuses
     # http unless told, so an explicit http:// endpoint is the user's consent.
-    if endpoint and endpoint.startswith("http://"):
+    if (endpoint and endpoint.startswith("http://")) or env.get("AWS_ALLOW_HTTP", "").lower() == "true":
         client["allow_http"] = True
     if scheme == "s3" and "region" not in config and "default_region" not in config and endpoint:
         # S3-compatible stores ignore the region but SigV4 needs one.

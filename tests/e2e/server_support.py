@@ -130,7 +130,9 @@ def _package_metadata(batch_min: int, batch_opt: int, batch_max: int, device: st
     }
 
 
-def build_package(batch_min: int = 2, batch_opt: int = 4, batch_max: int = 8, device: str = "cpu") -> Path:
+def build_package(
+    batch_min: int = 2, batch_opt: int = 4, batch_max: int = 8, device: str = "cpu", extra_metadata: dict | None = None
+) -> Path:
     """Compiles (or reuses) the fixture model as an AOTInductor package for `device`
     ("cpu" or "cuda") whose export range is [batch_min, batch_max] (export needs a
     range of at least 2)."""
@@ -138,6 +140,8 @@ def build_package(batch_min: int = 2, batch_opt: int = 4, batch_max: int = 8, de
 
     fixture_source = "".join(inspect.getsource(f) for f in (tiny_model, _package_metadata, build_package))
     source_hash = hashlib.sha256(fixture_source.encode()).hexdigest()[:16]
+    if extra_metadata:
+        source_hash += "-" + hashlib.sha256(json.dumps(extra_metadata, sort_keys=True).encode()).hexdigest()[:8]
     key = f"{MODEL_NAME}-{device}-torch{torch.__version__}-b{batch_min}-{batch_opt}-{batch_max}-{source_hash}"
     path = PACKAGE_CACHE / f"{key}.pt2"
     if path.exists():
@@ -152,7 +156,9 @@ def build_package(batch_min: int = 2, batch_opt: int = 4, batch_max: int = 8, de
     torch._inductor.aoti_compile_and_package(
         program,
         package_path=str(tmp),
-        inductor_configs={"aot_inductor.metadata": _package_metadata(batch_min, batch_opt, batch_max, device)},
+        inductor_configs={
+            "aot_inductor.metadata": {**_package_metadata(batch_min, batch_opt, batch_max, device), **(extra_metadata or {})}
+        },
     )
     tmp.rename(path)  # atomic: concurrent builders never see half a package
     return path

@@ -27,23 +27,44 @@ void SendError(httplib::Response& res, StatusCode code, const std::string& messa
 }
 
 // The request boundary: whatever a handler throws becomes a JSON error; nothing a
-// client sends can take the process down.
+// client sends can take the process down. Returns what the client was told.
 template <typename Handler>
-void Guarded(const httplib::Request& req, httplib::Response& res, Handler&& handler) {
+Status Guarded(const httplib::Request& req, httplib::Response& res, Handler&& handler) {
+  Status status;
   try {
     handler();
-    return;
+    return status;
   } catch (const RequestError& e) {
-    SendError(res, e.code(), e.what());
+    status = Status{e.code(), e.what()};
   } catch (const std::bad_alloc&) {
-    SendError(res, StatusCode::kUnavailable, "out of memory while handling the request");
+    status = Status{StatusCode::kUnavailable, "out of memory while handling the request"};
   } catch (const std::exception& e) {
-    SendError(res, StatusCode::kInternal, e.what());
+    status = Status{StatusCode::kInternal, e.what()};
   } catch (...) {
-    SendError(res, StatusCode::kInternal, "unknown error");
+    status = Status{StatusCode::kInternal, "unknown error"};
   }
+  SendError(res, status.code, status.message);
   Log(res.status >= 500 ? LogLevel::kWarning : LogLevel::kDebug, "request failed",
-      {{"method", req.method}, {"path", req.path}, {"status", res.status}, {"error", res.body}});
+      {{"method", req.method}, {"path", req.path}, {"status", res.status}, {"error", status.message}});
+  return status;
+}
+
+// The body in a buffer of our own, shared: binary inputs stay views into it until
+// their batch has run.
+std::shared_ptr<const std::string> ReadBody(const httplib::Request& req, const httplib::ContentReader& read_content,
+                                            size_t max_bytes) {
+  auto body = std::make_shared<std::string>();
+  if (req.has_header("Content-Length")) {
+    const std::string length = req.get_header_value("Content-Length");
+    size_t bytes = 0;
+    std::from_chars(length.data(), length.data() + length.size(), bytes);
+    body->reserve(std::min(max_bytes, bytes));
+  }
+  read_content([&](const char* data, size_t length) {
+    body->append(data, length);
+    return true;
+  });
+  return body;
 }
 
 std::optional<size_t> HeaderLength(const httplib::Request& req) {
@@ -89,6 +110,10 @@ HttpServer::HttpServer(HttpOptions options, const ModelSignature& signature, Bat
     res.body = ErrorJson(message);
     res.set_header("Content-Type", "application/json");
   });
+  // Last resort for the few handlers outside Guarded (health, metrics).
+  server_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    SendError(res, StatusCode::kInternal, "internal error");
+  });
   Routes();
 }
 
@@ -111,15 +136,7 @@ bool HttpServer::Serve() { return server_->listen_after_bind(); }
 void HttpServer::Stop() { server_->stop(); }
 
 void HttpServer::Routes() {
-  // {name} and optional /versions/{v}: unknown ones are 404 with Triton's wording.
-  auto check_model = [this](const httplib::Request& req) {
-    const std::string name = req.matches[1];
-    if (name != options_.model_name) throw RequestError(StatusCode::kNotFound, "unknown model '" + name + "'");
-    if (req.matches.size() > 2 && req.matches[2].matched && req.matches[2] != options_.model_version) {
-      throw RequestError(StatusCode::kNotFound, "unknown version '" + std::string(req.matches[2]) + "' of model '" +
-                                                    name + "' (serving version " + options_.model_version + ")");
-    }
-  };
+  auto check_model = [this](const httplib::Request& req) { CheckModel(req); };
   auto is_ready = [this] { return ready_.load() && !draining_.load(); };
 
   server_->Get("/v2/health/live", [](const httplib::Request&, httplib::Response& res) {
@@ -155,60 +172,54 @@ void HttpServer::Routes() {
   });
 
   server_->Post(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?/infer)",
-                [this, check_model](const httplib::Request& req, httplib::Response& res,
-                                    const httplib::ContentReader& read_content) {
-                  const auto arrival = Clock::now();
-                  // Our own buffer, shared: binary inputs stay views into it until the batch ran.
-                  auto body = std::make_shared<std::string>();
-                  if (req.has_header("Content-Length")) {
-                    const std::string length = req.get_header_value("Content-Length");
-                    size_t bytes = 0;
-                    std::from_chars(length.data(), length.data() + length.size(), bytes);
-                    body->reserve(std::min(options_.max_body_bytes, bytes));
-                  }
-                  read_content([&](const char* data, size_t length) {
-                    body->append(data, length);
-                    return true;
-                  });
-                  Status status;
-                  int64_t rows = 0;
-                  InferOutcome outcome;
-                  Guarded(req, res, [&] {
-                    try {
-                      check_model(req);
-                      if (draining_) throw RequestError(StatusCode::kUnavailable, "server is shutting down");
-                      InferRequest request = ParseInferRequest(body, HeaderLength(req), signature_);
-                      rows = request.batch_size();
-
-                      // Shared: the worker may still be inside set_value when this thread wakes.
-                      auto done = std::make_shared<std::promise<InferOutcome>>();
-                      auto future = done->get_future();
-                      BatchRequest batch_request;
-                      batch_request.inputs = request.inputs;
-                      if (options_.request_timeout.count() > 0) batch_request.deadline = arrival + options_.request_timeout;
-                      batch_request.on_complete = [done](InferOutcome result) { done->set_value(std::move(result)); };
-                      batcher_.Enqueue(std::move(batch_request));
-                      outcome = future.get();
-                      if (!outcome.status.ok()) throw RequestError(outcome.status.code, outcome.status.message);
-
-                      HttpPayload payload = EncodeInferResponse(options_.model_name, options_.model_version, request,
-                                                                signature_, outcome.outputs);
-                      res.status = 200;
-                      res.body = std::move(payload.body);
-                      res.set_header("Content-Type", payload.content_type);
-                      if (payload.json_length) res.set_header(kHeaderLengthHeader, std::to_string(*payload.json_length));
-                    } catch (const RequestError& e) {
-                      status = Status{e.code(), e.what()};
-                      throw;
-                    } catch (const std::exception& e) {
-                      status = Status{StatusCode::kInternal, e.what()};
-                      throw;
-                    }
-                  });
-                  if (status.code == StatusCode::kNotFound) return;  // not this model's request
-                  metrics_.RecordRequest(status, rows, duration_cast<microseconds>(Clock::now() - arrival),
-                                         outcome.queue_time, outcome.compute_time);
+                [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+                  HandleInfer(req, res, read);
                 });
+}
+
+// {name} and optional /versions/{v}: unknown ones are 404 with Triton's wording.
+void HttpServer::CheckModel(const httplib::Request& req) const {
+  const std::string name = req.matches[1];
+  if (name != options_.model_name) throw RequestError(StatusCode::kNotFound, "unknown model '" + name + "'");
+  if (req.matches.size() > 2 && req.matches[2].matched && req.matches[2] != options_.model_version) {
+    throw RequestError(StatusCode::kNotFound, "unknown version '" + std::string(req.matches[2]) + "' of model '" +
+                                                  name + "' (serving version " + options_.model_version + ")");
+  }
+}
+
+void HttpServer::HandleInfer(const httplib::Request& req, httplib::Response& res,
+                             const httplib::ContentReader& read_content) {
+  const auto arrival = Clock::now();
+  auto body = ReadBody(req, read_content, options_.max_body_bytes);
+  int64_t rows = 0;
+  InferOutcome outcome;
+  const Status status = Guarded(req, res, [&] {
+    CheckModel(req);
+    if (draining_) throw RequestError(StatusCode::kUnavailable, "server is shutting down");
+    InferRequest request = ParseInferRequest(body, HeaderLength(req), signature_);
+    rows = request.batch_size();
+
+    // Shared: the worker may still be inside set_value when this thread wakes.
+    auto done = std::make_shared<std::promise<InferOutcome>>();
+    auto future = done->get_future();
+    BatchRequest batch_request;
+    batch_request.inputs = request.inputs;
+    if (options_.request_timeout.count() > 0) batch_request.deadline = arrival + options_.request_timeout;
+    batch_request.on_complete = [done](InferOutcome result) { done->set_value(std::move(result)); };
+    batcher_.Enqueue(std::move(batch_request));
+    outcome = future.get();
+    if (!outcome.status.ok()) throw RequestError(outcome.status.code, outcome.status.message);
+
+    HttpPayload payload =
+        EncodeInferResponse(options_.model_name, options_.model_version, request, signature_, outcome.outputs);
+    res.status = 200;
+    res.body = std::move(payload.body);
+    res.set_header("Content-Type", payload.content_type);
+    if (payload.json_length) res.set_header(kHeaderLengthHeader, std::to_string(*payload.json_length));
+  });
+  if (status.code == StatusCode::kNotFound) return;  // not a request for this model
+  metrics_.RecordRequest(status, rows, duration_cast<microseconds>(Clock::now() - arrival), outcome.queue_time,
+                         outcome.compute_time);
 }
 
 }  // namespace trtaoti

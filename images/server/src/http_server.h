@@ -14,6 +14,9 @@
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
+class ContentReader;
 }
 
 namespace trtaoti {
@@ -46,6 +49,8 @@ class HttpServer {
 
  private:
   void Routes();
+  void CheckModel(const httplib::Request& req) const;  // throws 404
+  void HandleInfer(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read_content);
 
   const HttpOptions options_;
   const ModelSignature& signature_;

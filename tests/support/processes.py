@@ -1,0 +1,122 @@
+"""Background processes that never outlive their owner.
+
+Each component runs in its own session (process group) with output to a log file.
+Its pid is recorded in `<state>/pids/<name>.pid` so `dev-cluster.sh down`, a later
+process, can stop it; `stop` checks the pid still runs the same binary before
+signalling, so a recycled pid is never hit. When `die_with_parent` is set (pytest),
+the kernel sends SIGTERM to the child if the owning process dies without cleaning up.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class ProcessSet:
+    """Starts named processes and stops them all, newest first."""
+
+    def __init__(self, state_dir: Path, *, die_with_parent: bool) -> None:
+        self.pid_dir = state_dir / "pids"
+        self.log_dir = state_dir / "logs"
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._die_with_parent = die_with_parent
+        self._started: dict[str, subprocess.Popen] = {}
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> subprocess.Popen:
+        with open(self.log_path(name), "ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+                preexec_fn=_die_with_parent if self._die_with_parent else None,
+            )
+        (self.pid_dir / f"{name}.pid").write_text(f"{proc.pid} {argv[0]}\n")
+        self._started[name] = proc
+        return proc
+
+    def exited(self) -> dict[str, int]:
+        """Processes started by this object that have already exited, with their codes."""
+        return {n: p.returncode for n, p in self._started.items() if p.poll() is not None}
+
+    def stop_all(self, timeout: float = 15.0) -> None:
+        stop_recorded(self.pid_dir, timeout)
+        for proc in self._started.values():
+            if proc.poll() is None:  # pid file was lost: still ours to stop
+                _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        self._started.clear()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _runs(pid: int, binary: str) -> bool:
+    try:
+        exe = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    return exe.decode(errors="replace") == binary
+
+
+def live_recorded(pid_dir: Path) -> list[str]:
+    """Names of recorded processes that still run their recorded binary."""
+    live = []
+    for pid_file in pid_dir.glob("*.pid") if pid_dir.is_dir() else []:
+        pid_text, _, binary = pid_file.read_text().strip().partition(" ")
+        if _runs(int(pid_text), binary):
+            live.append(pid_file.stem)
+    return sorted(live)
+
+
+def stop_recorded(pid_dir: Path, timeout: float = 15.0) -> list[str]:
+    """Stops every process recorded in `pid_dir` (SIGTERM, then SIGKILL); returns names."""
+    if not pid_dir.is_dir():
+        return []
+    targets: list[tuple[str, int, str, Path]] = []
+    for pid_file in sorted(pid_dir.glob("*.pid"), key=lambda p: p.stat().st_mtime, reverse=True):
+        pid_text, _, binary = pid_file.read_text().strip().partition(" ")
+        targets.append((pid_file.stem, int(pid_text), binary, pid_file))
+    live = [t for t in targets if _runs(t[1], t[2])]
+    for _, pid, _, _ in live:
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for _, pid, binary, _ in live:
+        while _runs(pid, binary) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)
+        if _runs(pid, binary):
+            _signal_group(pid, signal.SIGKILL)
+        _reap(pid)
+    for *_, pid_file in targets:
+        pid_file.unlink(missing_ok=True)
+    return [t[0] for t in live]
+
+
+def _reap(pid: int) -> None:
+    """Collects our own exited child so it does not linger as a zombie that /proc still lists."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

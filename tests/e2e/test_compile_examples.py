@@ -240,3 +240,32 @@ def test_range_the_model_cannot_serve_fails_naming_inputs_and_range(
     store = open_store(store_uri, env)
     manifests = [read_manifest(store, p.split("/")[0]) for p in store.list() if p.endswith("manifest.json")]
     assert all(m["profile"] != "wide" for m in manifests)
+
+
+def test_a_package_that_disagrees_with_eager_fails_validation_naming_batch_inputs_and_output(
+    mlp_file: Artifact, tmp_path: Path
+) -> None:
+    from trtaoti.api.models import TrtAotiModel
+    from trtaoti.compiler.errors import ValidationFailed
+    from trtaoti.compiler.plan import CompilePlan
+    from trtaoti.compiler.validate import ValidationCase, validate_package
+
+    store = open_store(mlp_file.store_uri)
+    package = tmp_path / "model.pt2"
+    store.download_file(model_relpath(mlp_file.key), package, expected_sha256=mlp_file.manifest["sha256"])
+    model = TrtAotiModel.model_validate(yaml.safe_load(mlp_file.spec_path.read_text()))
+    plan = CompilePlan.from_spec(model.name, model.spec, model.spec.batch_profiles[0], key=mlp_file.key, compiler_image="x")
+    eager = eager_model(mlp_file.factory)
+    cases = []
+    for batch in plan.validation_batches:
+        x = torch.randn(batch, 64)
+        with torch.no_grad():
+            expected = eager(x)
+        if batch == plan.profile.max:
+            expected = expected + 0.5  # what a miscompiled package would look like
+        cases.append(ValidationCase(batch, (x,), [expected]))
+    with pytest.raises(ValidationFailed) as failure:
+        validate_package(package, plan, cases, output_names=["logits"], workdir=tmp_path, requires_torchtrt_runtime=False)
+    message = str(failure.value)
+    assert "batch 32" in message and "'features' [32, 64] FP32" in message and "output 'logits'" in message
+    assert "max abs error 0.5" in message

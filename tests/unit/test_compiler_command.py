@@ -63,3 +63,18 @@ def test_missing_exported_program_is_named(tmp_path: Path, termination_log: Path
     document["spec"]["model"] = {"exportedProgram": f"file://{tmp_path}/models/absent.pt2"}
     assert compile_document(tmp_path, document) == 2
     assert "absent.pt2" in termination_log.read_text()
+
+
+def test_the_operators_job_command_parses_and_its_key_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trtaoti.cli import build_parser
+    from trtaoti.compiler.errors import EXIT_INVALID_INPUT
+    from trtaoti.resources import compile_job
+
+    monkeypatch.setenv("TRTAOTI_ARTIFACT_KEY", "key-from-the-operator")
+    argv = compile_job.compile_command("online", "s3://artifacts/trtaoti", "registry/compiler:1.0")[1:]
+    parser, _ = build_parser(argv)
+    args = parser.parse_args(argv)
+    assert (args.profile, args.output, args.compiler_image) == ("online", "s3://artifacts/trtaoti", "registry/compiler:1.0")
+    assert str(args.spec) == f"{compile_job.SPEC_DIR}/{compile_job.SPEC_FILE}"
+    assert args.key == "key-from-the-operator"
+    assert EXIT_INVALID_INPUT == compile_job.EXIT_INVALID_INPUT

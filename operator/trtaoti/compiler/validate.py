@@ -23,7 +23,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -117,7 +116,10 @@ def validate_package(
         )
     result = json.loads(result_path.read_text())
     if not result["ok"]:
-        raise ValidationFailed(f"validation failed: {result['error']}")
+        if result.get("kind") == "mismatch":
+            raise ValidationFailed(f"validation failed: {result['error']}")
+        # The package did not load or run: may be the node (GPU memory, driver), so retryable.
+        raise CompileFailed(f"validation failed: {result['error']}")
     return ValidationReport(
         batches=[c.batch for c in cases],
         max_abs_error=result["max_abs_error"],

@@ -2,8 +2,8 @@
 
 Runs in its own process (see validate.py). Writes its current step to PHASE before
 each step, so a crash can be reported with what it was doing, and a JSON result to
-RESULT: {"ok": bool, "error": str, "max_abs_error", "latency_ms", "peak_host_bytes",
-"peak_gpu_bytes"}.
+RESULT: {"ok": bool, "kind": "load" | "run" | "mismatch", "error": str, "max_abs_error",
+"latency_ms", "peak_host_bytes", "peak_gpu_bytes"}.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
 
         runner = torch._inductor.aoti_load_package(request["package"])
     except Exception as exc:  # noqa: BLE001 - report any loader failure as the result
-        return finish({"ok": False, "error": f"cannot load the package: {type(exc).__name__}: {exc}"})
+        return finish({"ok": False, "kind": "load", "error": f"cannot load the package: {type(exc).__name__}: {exc}"})
 
     max_abs_error = 0.0
     for case in request["cases"]:
@@ -58,10 +58,12 @@ def main(argv: list[str]) -> int:
             with torch.no_grad():
                 actual = [t.cpu() for t in tree_flatten(runner(*inputs))[0]]
         except Exception as exc:  # noqa: BLE001
-            return finish({"ok": False, "error": f"batch {batch} (inputs {described}): {type(exc).__name__}: {exc}"})
+            return finish(
+                {"ok": False, "kind": "run", "error": f"batch {batch} (inputs {described}): {type(exc).__name__}: {exc}"}
+            )
         error, worst = compare(actual, case["expected"], request)
         if error:
-            return finish({"ok": False, "error": f"batch {batch} (inputs {described}): {error}"})
+            return finish({"ok": False, "kind": "mismatch", "error": f"batch {batch} (inputs {described}): {error}"})
         max_abs_error = max(max_abs_error, worst)
 
     latency_ms = {}

@@ -24,7 +24,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "trtaoti-operator"
 CRD_SOURCE = REPO / "crds" / "trtaotimodels.yaml"
 RULES_FILE = CHART / "files" / "clusterrole-rules.yaml"
-RELEASE = "trtaoti"
+RELEASE = "trtaoti-operator"  # the name docs/install.md and the GitOps examples use
 NAMESPACE = "trtaoti-system"
 
 
@@ -452,3 +452,11 @@ def test_packaged_chart_carries_rules_and_crd_but_not_the_generator(tmp_path):
     assert "trtaoti-operator/templates/crds/trtaotimodels.yaml" in names
     assert "trtaoti-operator/values.schema.json" in names
     assert not [n for n in names if "/hack/" in n]
+
+
+def test_documented_commands_name_the_rendered_objects():
+    # docs/install.md installs release "trtaoti-operator" and waits on its Deployment.
+    docs = (REPO / "docs" / "install.md").read_text()
+    assert f"helm install {RELEASE} charts/trtaoti-operator" in docs
+    deployment = one(render(), "Deployment")["metadata"]["name"]
+    assert f"rollout status deployment/{deployment}" in docs

@@ -1,6 +1,7 @@
 """trtaoti-server against the Python alternative and the in-process floor, on one package.
 
     python bench/server_bench.py [--seconds 4] [--concurrency 1,4,16,64] [--out bench/results/server-cpu.md]
+    python3 bench/server_bench.py --device cuda:0 --skip-python   # on a GPU machine -> server-gpu.md
 
 (a) trtaoti-server (C++, KServe V2 REST, dynamic batching);
 (b) bench/python_baseline.py: aoti_load_package behind FastAPI + uvicorn (what a user would write);
@@ -21,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
@@ -146,10 +148,10 @@ def _infer_body() -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def _floor(package: Path, seconds: float, threads: int) -> dict:
+def _floor(package: Path, seconds: float, threads: int, device: str, batch: int = 1) -> dict:
     out = subprocess.run(
-        [str(support.FLOOR_BIN), "--model", str(package), "--batch", "1", "--seconds", str(seconds),
-         "--intra-op-threads", str(threads)],
+        [str(support.FLOOR_BIN), "--model", str(package), "--batch", str(batch), "--seconds", str(seconds),
+         "--intra-op-threads", str(threads), "--device", device],
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -171,21 +173,31 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--server-args", default="--runners 1 --intra-op-threads 1 --max-queue-delay-us 0",
                         help="extra trtaoti-server flags")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "server-cpu.md")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda:N (the package is compiled for it)")
+    parser.add_argument("--skip-python", action="store_true",
+                        help="skip baseline (b), e.g. where FastAPI is not installed")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/server-<cpu|gpu>.md")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
+    load_before = os.getloadavg()[0]
+    on_gpu = args.device.startswith("cuda")
+    if args.out is None:
+        args.out = REPO / "bench" / "results" / ("server-gpu.md" if on_gpu else "server-cpu.md")
 
     support.build_server()
-    package = support.build_package(1, 8, 64)
+    package = support.build_package(1, 8, 64, device="cuda" if on_gpu else "cpu")
     body = _infer_body()
-    command = "python " + " ".join([str(Path(sys.argv[0]).relative_to(REPO)) if Path(sys.argv[0]).is_absolute() else sys.argv[0], *sys.argv[1:]])
+    script = Path(sys.argv[0])
+    command = "python " + shlex.join([str(script.relative_to(REPO)) if script.is_absolute() else sys.argv[0], *sys.argv[1:]])
 
     print("(c) floor: loader.run in a loop", flush=True)
-    floor = _floor(package, max(2.0, args.seconds), threads=1)
-    print(f"  p50 {floor['p50_us']:.1f} us, {floor['per_second']:.0f} runs/s", flush=True)
+    floor = _floor(package, max(2.0, args.seconds), threads=1, device=args.device)
+    floor_max = _floor(package, max(2.0, args.seconds), threads=1, device=args.device, batch=64)
+    print(f"  batch 1: p50 {floor['p50_us']:.1f} us, {floor['per_second']:.0f} runs/s; "
+          f"batch 64: p50 {floor_max['p50_us']:.1f} us", flush=True)
 
     print("(a) trtaoti-server", flush=True)
-    server_args = args.server_args.split()
+    server_args = [*args.server_args.split(), "--device", args.device]
     with support.run_server(package, *server_args) as server:
         ceiling = run_load(server.port, _request_bytes("GET", server.port, "/v2/health/live"), 16, args.seconds)
         print(f"  load generator ceiling (GET /v2/health/live, c=16): {ceiling['per_second']:.0f} req/s", flush=True)
@@ -195,29 +207,31 @@ def main() -> None:
         executions = support.metric(text, "nv_inference_exec_count", **model)
         served = support.metric(text, "nv_inference_request_success", **model)
 
-    print("(b) Python: aoti_load_package + FastAPI/uvicorn", flush=True)
-    port = _free_port()
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    baseline = subprocess.Popen(
-        [sys.executable, str(REPO / "bench" / "python_baseline.py"), "--package", str(package), "--port", str(port)],
-        env=env,
-    )
-    try:
-        _wait_ready(port, "/v2/health/ready", timeout=120)
-        theirs = _sweep(port, body, concurrencies, args.seconds)
-    finally:
-        baseline.terminate()
-        baseline.wait(timeout=30)
+    theirs = {}
+    if not args.skip_python:
+        print("(b) Python: aoti_load_package + FastAPI/uvicorn", flush=True)
+        port = _free_port()
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        baseline = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / "python_baseline.py"), "--package", str(package), "--port", str(port)],
+            env=env,
+        )
+        try:
+            _wait_ready(port, "/v2/health/ready", timeout=120)
+            theirs = _sweep(port, body, concurrencies, args.seconds)
+        finally:
+            baseline.terminate()
+            baseline.wait(timeout=30)
 
     lines = [
-        "# trtaoti-server on CPU: throughput and latency",
+        f"# trtaoti-server on {'GPU' if on_gpu else 'CPU'}: throughput and latency",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_model()}), load average before the run "
-        f"{os.getloadavg()[0]:.2f}; shared with other work, so numbers are noisy",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_model()}){_gpu_model(on_gpu)}; 1-minute load "
+        f"average {load_before:.2f} before the run, {os.getloadavg()[0]:.2f} after (other work shares the machine)",
         f"- command: `{command}`",
         f"- model: the e2e fixture MLP (x FP32 [1,16], mask INT64 [1,8] -> logits FP32 [1,8], label INT64 [1]), "
-        f"CPU AOTInductor package, batch range 1..64 (opt 8); torch {_torch_version()}",
+        f"{'CUDA' if on_gpu else 'CPU'} AOTInductor package, batch range 1..64 (opt 8); torch {_torch_version()}",
         f"- trtaoti-server flags: `{args.server_args}`; every request batch 1, KServe V2 JSON "
         f"({len(body)} bytes), the same for (a) and (b)",
         f"- load generator: this process, asyncio + uvloop + httptools, one keep-alive connection per unit of "
@@ -227,25 +241,44 @@ def main() -> None:
         f"- batching during (a): {served:.0f} requests in {executions:.0f} model executions "
         f"({served / max(executions, 1):.2f} requests per execution)",
         "",
-        "| concurrency | (a) trtaoti-server req/s | p50 us | p99 us | (b) Python req/s | p50 us | p99 us | (a)/(b) throughput |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    if theirs:
+        lines += [
+            "| concurrency | (a) trtaoti-server req/s | p50 us | p99 us | (b) Python req/s | p50 us | p99 us | (a)/(b) throughput |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+    else:
+        lines += [
+            "(b) not run (`--skip-python`).",
+            "",
+            "| concurrency | (a) trtaoti-server req/s | p50 us | p99 us | (a) / floor's batch-1 runs/s |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
     for c in concurrencies:
-        a, b = ours[c], theirs[c]
-        lines.append(
-            f"| {c} | {a['per_second']:.0f} | {a['p50_us']:.0f} | {a['p99_us']:.0f} | {b['per_second']:.0f} | "
-            f"{b['p50_us']:.0f} | {b['p99_us']:.0f} | {a['per_second'] / max(b['per_second'], 1e-9):.1f}x |"
-        )
+        a = ours[c]
+        if theirs:
+            b = theirs[c]
+            lines.append(
+                f"| {c} | {a['per_second']:.0f} | {a['p50_us']:.0f} | {a['p99_us']:.0f} | {b['per_second']:.0f} | "
+                f"{b['p50_us']:.0f} | {b['p99_us']:.0f} | {a['per_second'] / max(b['per_second'], 1e-9):.1f}x |"
+            )
+        else:
+            lines.append(
+                f"| {c} | {a['per_second']:.0f} | {a['p50_us']:.0f} | {a['p99_us']:.0f} | "
+                f"{a['per_second'] / floor['per_second']:.1f}x |"
+            )
     errors = sum(r["errors"] for r in [*ours.values(), *theirs.values()])
     lines += [
         "",
-        f"(c) floor, `trtaoti-bench-floor` (loader.run, batch 1, one thread, no HTTP): p50 **{floor['p50_us']:.1f} us**, "
-        f"p99 {floor['p99_us']:.1f} us, {floor['per_second']:.0f} runs/s.",
+        f"(c) floor, `trtaoti-bench-floor` (loader.run, batch 1, one thread, no HTTP"
+        f"{', host->device->host copies included' if on_gpu else ''}): p50 **{floor['p50_us']:.1f} us**, "
+        f"p99 {floor['p99_us']:.1f} us, {floor['per_second']:.0f} runs/s; at batch 64: p50 {floor_max['p50_us']:.1f} us "
+        f"({64 * floor_max['per_second']:.0f} rows/s).",
         "",
         f"- (a) p50 at concurrency 1 minus the floor: **{ours[concurrencies[0]]['p50_us'] - floor['p50_us']:.0f} us** "
         f"(target: <= 150 us; includes the Python client's own time per round trip)",
     ]
-    if 16 in ours:
+    if 16 in ours and theirs:
         lines.append(
             f"- throughput at concurrency 16: (a)/(b) = **{ours[16]['per_second'] / max(theirs[16]['per_second'], 1e-9):.1f}x** (target: >= 3x)"
         )
@@ -263,6 +296,14 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return "unknown CPU"
+
+
+def _gpu_model(on_gpu: bool) -> str:
+    if not on_gpu:
+        return ""
+    import torch
+
+    return f", GPU {torch.cuda.get_device_name(0)}"
 
 
 def _torch_version() -> str:

@@ -4,6 +4,7 @@ and fills in defaults for good ones: errors surface at `kubectl apply`, not in a
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,7 @@ def test_invalid_spec_is_rejected_naming_the_field(crd, custom, namespace, case)
     with pytest.raises(client.ApiException) as caught:
         create(custom, namespace, mutated(mutate))
     assert caught.value.status == 422, caught.value.body
-    message = caught.value.body
+    message = json.loads(caught.value.body)["message"]
     assert field in message, f"{case}: {field!r} not named in {message}"
     assert text in message, f"{case}: {text!r} not in {message}"
 

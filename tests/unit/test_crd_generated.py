@@ -30,6 +30,8 @@ def test_schema_is_structural_and_documented():
     assert "$ref" not in text and "anyOf" not in text and "oneOf" not in text
     for path, node in _walk(schema):
         assert "type" in node or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
+        for flag in ("exclusiveMinimum", "exclusiveMaximum"):  # OpenAPI v3.0: booleans
+            assert isinstance(node.get(flag, False), bool), f"{path}.{flag} is not a boolean"
         if path.startswith("$.spec.") and not path.endswith("{}") and not path.endswith("[]"):
             assert node.get("description"), f"{path} has no description"
 

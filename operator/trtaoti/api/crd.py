@@ -54,10 +54,17 @@ def _simplify(node: Any) -> Any:
             merged = {**non_null[0], **rest}
             node = merged
         elif types == {"string", "integer"}:
-            # Quantities: Kubernetes' int-or-string.
-            node = {**rest, "x-kubernetes-int-or-string": True}
+            # Quantities: Kubernetes' int-or-string (string bounds kept: CEL cost budget).
+            string_bounds = {k: v for s in non_null if s.get("type") == "string" for k, v in s.items() if k == "maxLength"}
+            node = {**rest, **string_bounds, "x-kubernetes-int-or-string": True}
         else:
             raise ValueError(f"cannot express anyOf {any_of} structurally")
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        # JSON Schema 2020 (pydantic) makes exclusive bounds numbers; OpenAPI v3.0
+        # (the apiserver) wants the bound plus a boolean flag.
+        if isinstance(node.get(exclusive), (int, float)) and not isinstance(node[exclusive], bool):
+            node[bound] = node.pop(exclusive)
+            node[exclusive] = True
     if node.get("default", "absent") is None:
         del node["default"]
     if "enum" in node and "type" not in node:

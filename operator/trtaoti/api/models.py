@@ -37,6 +37,11 @@ DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 TENSOR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
 
 
+# `default: {}` on an optional object makes the apiserver fill in its fields' defaults
+# too (it only defaults inside objects that exist); pydantic's default_factory is silent.
+EMPTY_DEFAULT: dict[str, Any] = {"default": {}}
+
+
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
     """One `x-kubernetes-validations` entry; field_path points the error at a child."""
     entry = {"rule": rule, "message": message}
@@ -240,6 +245,9 @@ class GpuSelector(ApiModel):
     count: int = Field(default=1, ge=1, le=8, description="GPUs per compile pod and per serving pod.")
 
 
+# Bounded so the apiserver can afford the CEL rules over these maps.
+Quantity = Annotated[str, Field(max_length=64)] | int
+
 _QUANTITIES_RULE = cel(
     "self.all(k, isQuantity(string(self[k])))",
     "every value must be a Kubernetes quantity (e.g. 500m, 2, 4Gi)",
@@ -263,13 +271,13 @@ class ResourceRequirements(ApiModel):
         }
     )
 
-    requests: dict[str, str | int] = Field(
+    requests: dict[str, Quantity] = Field(
         default_factory=dict,
         description="Minimum resources.",
         max_length=16,
         json_schema_extra={"x-kubernetes-validations": [_QUANTITIES_RULE]},
     )
-    limits: dict[str, str | int] = Field(
+    limits: dict[str, Quantity] = Field(
         default_factory=dict,
         description="Maximum resources.",
         max_length=16,
@@ -283,9 +291,13 @@ class CompileSpec(ApiModel):
     image: str | None = Field(
         default=None, description="Compiler image; defaults to the operator's configured image.", max_length=512
     )
-    gpu: GpuSelector = Field(default_factory=GpuSelector, description="GPU the compile Job (and serving) runs on.")
+    gpu: GpuSelector = Field(
+        default_factory=GpuSelector, description="GPU the compile Job (and serving) runs on.", json_schema_extra=EMPTY_DEFAULT
+    )
     resources: ResourceRequirements = Field(
-        default_factory=ResourceRequirements, description="Resources of the compile container."
+        default_factory=ResourceRequirements,
+        description="Resources of the compile container.",
+        json_schema_extra=EMPTY_DEFAULT,
     )
     timeout_seconds: int = Field(
         default=3600, ge=60, le=86400, description="activeDeadlineSeconds of the compile Job."
@@ -343,6 +355,7 @@ class ServingSpec(ApiModel):
     resources: ResourceRequirements = Field(
         default_factory=ResourceRequirements,
         description="Resources of the server container; the memory request defaults to what the compile Job measured.",
+        json_schema_extra=EMPTY_DEFAULT,
     )
     num_runners: int = Field(
         default=2, ge=1, le=64, description="Model runners per pod (batches executed concurrently)."
@@ -395,9 +408,13 @@ class TrtAotiModelSpec(ApiModel):
     backend: Backend = Field(default=Backend.tensorrt, description="tensorrt (TensorRT engines + AOTInductor) or inductor.")
     precision: Precision = Field(default=Precision.fp16, description="Compute precision.")
     device: Device = Field(default=Device.cuda, description="cuda, or cpu for inductor-only CPU serving.")
-    compile: CompileSpec = Field(default_factory=CompileSpec, description="Compile Job settings.")
+    compile: CompileSpec = Field(
+        default_factory=CompileSpec, description="Compile Job settings.", json_schema_extra=EMPTY_DEFAULT
+    )
     storage: StorageSpec = Field(description="Where compiled artifacts are stored.")
-    serving: ServingSpec = Field(default_factory=ServingSpec, description="Serving Deployment settings.")
+    serving: ServingSpec = Field(
+        default_factory=ServingSpec, description="Serving Deployment settings.", json_schema_extra=EMPTY_DEFAULT
+    )
 
     def profile(self, name: str) -> BatchProfile:
         for profile in self.batch_profiles:

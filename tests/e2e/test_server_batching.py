@@ -57,3 +57,76 @@ def test_concurrent_clients_are_batched_and_answered_exactly():
         batches = support.metric(text, "trtaoti_batch_size_count", **model)
         up_to_two = support.metric(text, "trtaoti_batch_size_bucket", le="2", **model)
         assert batches > up_to_two, "no batch larger than 2 rows formed"
+
+
+def _big_request_storm(server, rows: int, clients: int) -> list[tuple[int, str, bool]]:
+    """`clients` threads each send one request of `rows` rows at once; returns
+    (status, error message, outputs correct) per request."""
+    import json as _json
+
+    import requests
+
+    x, mask = (t.numpy() for t in support.example_inputs(rows, seed=rows))
+    logits, _ = support.eager_outputs(x, mask)
+    header = _json.dumps({
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}},
+            {"name": "mask", "datatype": "INT64", "shape": list(mask.shape), "parameters": {"binary_data_size": mask.nbytes}},
+        ],
+        "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
+    }).encode()
+    body = header + x.tobytes() + mask.tobytes()
+    results: list[tuple[int, str, bool]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients)
+
+    def send() -> None:
+        start.wait(timeout=30)
+        response = requests.post(
+            f"{server.base}/v2/models/{support.MODEL_NAME}/infer", data=body,
+            headers={"Inference-Header-Content-Length": str(len(header))}, timeout=120,
+        )
+        correct = False
+        error = ""
+        if response.status_code == 200:
+            offset = int(response.headers["Inference-Header-Content-Length"])
+            got = np.frombuffer(response.content[offset:], dtype=np.float32).reshape(rows, -1)
+            correct = bool(np.allclose(got, logits, rtol=1e-5, atol=1e-5))
+        else:
+            error = response.json()["error"]
+        with lock:
+            results.append((response.status_code, error, correct))
+
+    threads = [threading.Thread(target=send) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    assert len(results) == clients
+    return results
+
+
+def test_a_full_queue_rejects_with_503_and_counts_it():
+    # A 20000-row request is split into 2500 batches of 8 and stays queued until its
+    # last chunk is taken, so with room for one queued request the others are refused.
+    package = support.build_package(2, 4, 8)
+    with support.run_server(package, "--max-queue-size", "1") as server:
+        results = _big_request_storm(server, rows=20000, clients=6)
+        rejected = [r for r in results if r[0] == 503]
+        assert rejected and all("queue is full" in error for _, error, _ in rejected), results
+        assert all(correct for status, _, correct in results if status == 200)
+        assert any(status == 200 for status, _, _ in results)
+        text = server.metrics()
+        model = {"model": support.MODEL_NAME, "version": "1"}
+        assert support.metric(text, "nv_inference_request_failure", reason="REJECTED", **model) == len(rejected)
+
+
+def test_requests_queued_past_the_timeout_get_503():
+    package = support.build_package(2, 4, 8)
+    # The first 40000-row request takes 5000 batches (>= 15 ms even at the floor's 3 us
+    # each); the ones queued behind it pass their 5 ms deadline before their turn.
+    with support.run_server(package, "--request-timeout-ms", "5") as server:
+        results = _big_request_storm(server, rows=40000, clients=6)
+        timed_out = [r for r in results if r[0] == 503]
+        assert timed_out and all("timed out" in error for _, error, _ in timed_out), results
+        assert all(correct for status, _, correct in results if status == 200)

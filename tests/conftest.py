@@ -22,6 +22,7 @@ from support.devcluster import DEV_DIR, read_env_file
 from support.minio_server import minio_answers, start_minio
 from support.ports import free_port
 from support.processes import ProcessSet
+from support.waiting import wait_for
 
 
 def _binaries(*names: str) -> Path:
@@ -90,6 +91,10 @@ def _make_namespace(cluster: Cluster, request: pytest.FixtureRequest, labels: di
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
             name=name, labels={"trtaoti.dev/test": "true", **labels})))
         try:
+            # Pods are rejected until the controller-manager has created the namespace's
+            # default ServiceAccount; tests should not have to know that.
+            wait_for(lambda: core.read_namespaced_service_account("default", name), timeout=30,
+                     what=f"ServiceAccount {name}/default", ignore=(client.ApiException,))
             yield name
         finally:
             try:

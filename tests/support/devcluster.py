@@ -66,7 +66,8 @@ def up(state: Path) -> int:
     except BaseException:
         procs.stop_all()
         raise
-    print(f"dev cluster ready in {time.monotonic() - started:.1f}s: "
+    phases = ", ".join(f"{k} {v:.1f}s" for k, v in plane.timings.items())
+    print(f"dev cluster ready in {time.monotonic() - started:.1f}s ({phases}): "
           f"KUBECONFIG={plane.kubeconfig} ({plane.server}); S3 env in {state / 's3.env'}; logs in {state / 'logs'}")
     return 0
 

@@ -22,6 +22,9 @@ def ensure_free(ports: dict[str, int]) -> None:
     """Raises PortBusy naming the first port (and its user) that cannot be bound."""
     for user, port in ports.items():
         with socket.socket() as s:
+            # As the servers do: lingering TIME_WAIT connections from a previous run
+            # must not count as "in use"; a listener still does.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((HOST, port))
             except OSError:

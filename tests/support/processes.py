@@ -91,27 +91,29 @@ def live_recorded(pid_dir: Path) -> list[str]:
 
 
 def stop_recorded(pid_dir: Path, timeout: float = 15.0) -> list[str]:
-    """Stops every process recorded in `pid_dir` (SIGTERM, then SIGKILL); returns names."""
+    """Stops every process recorded in `pid_dir`, newest first; returns the names stopped.
+
+    One at a time, in reverse start order: the apiserver's graceful shutdown stalls
+    when etcd goes away underneath it. SIGTERM, then SIGKILL after `timeout`.
+    """
     if not pid_dir.is_dir():
         return []
-    targets: list[tuple[str, int, str, Path]] = []
-    for pid_file in sorted(pid_dir.glob("*.pid"), key=lambda p: p.stat().st_mtime, reverse=True):
+    stopped = []
+    for pid_file in sorted(pid_dir.glob("*.pid"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
         pid_text, _, binary = pid_file.read_text().strip().partition(" ")
-        targets.append((pid_file.stem, int(pid_text), binary, pid_file))
-    live = [t for t in targets if _runs(t[1], t[2])]
-    for _, pid, _, _ in live:
-        _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for _, pid, binary, _ in live:
-        while _runs(pid, binary) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.1)
+        pid = int(pid_text)
         if _runs(pid, binary):
-            _signal_group(pid, signal.SIGKILL)
-        _reap(pid)
-    for *_, pid_file in targets:
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _runs(pid, binary) and time.monotonic() < deadline:
+                _reap(pid)
+                time.sleep(0.05)
+            if _runs(pid, binary):
+                _signal_group(pid, signal.SIGKILL)
+            _reap(pid)
+            stopped.append(pid_file.stem)
         pid_file.unlink(missing_ok=True)
-    return [t[0] for t in live]
+    return stopped
 
 
 def _reap(pid: int) -> None:

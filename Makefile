@@ -41,12 +41,12 @@ crds: venv ## regenerate crds/ from the API models
 	$(PY) -m trtaoti.cli crds -o crds/trtaotimodels.yaml
 
 .PHONY: dev-cluster
-dev-cluster: bins ## start etcd, apiserver, controllers, scheduler, KWOK GPU nodes and MinIO; writes .dev/
-	hack/dev-cluster.sh up
+dev-cluster: venv bins ## start etcd, apiserver, controllers, scheduler, KWOK GPU nodes and MinIO; writes .dev/
+	TRTAOTI_PYTHON=$(PY) hack/dev-cluster.sh up
 
 .PHONY: dev-cluster-down
 dev-cluster-down: ## stop everything dev-cluster started
-	hack/dev-cluster.sh down
+	TRTAOTI_PYTHON=$(PY) hack/dev-cluster.sh down
 
 .PHONY: test
 test: venv bins server ## the whole suite: unit, cluster, e2e (gpu tests skip without a GPU)

@@ -6,7 +6,7 @@
 # Binaries come from hack/build-binaries.sh (make bins). See docs/dev-cluster.md.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-python="${PYTHON:-${HOME}/.cache/trtaoti/venv/bin/python}"
+python="${TRTAOTI_PYTHON:-${HOME}/.cache/trtaoti/venv/bin/python}"
 [[ -x "$python" ]] || python=python3
 cd "$repo/tests"
 exec "$python" -m support.devcluster "$@"

@@ -18,6 +18,15 @@ from collections.abc import Iterator
 import pytest
 import yaml
 from kubernetes import client
+from operator_support import (  # noqa: F401  (crd: fixture)
+    Models,
+    OperatorProcess,
+    crd,
+    model_manifest,
+    storage_secret,
+    storage_uri,
+    upload_model,
+)
 from support.binaries import versions
 
 pytestmark = pytest.mark.cluster
@@ -209,3 +218,59 @@ def test_uninstall_removes_cluster_scoped_rbac(cluster, restricted_namespace, in
     leftover = cluster.kubectl("get", "clusterroles,clusterrolebindings", "-l", f"app.kubernetes.io/instance={release}",
                                "-o", "name")  # fmt: skip
     assert leftover.strip() == ""
+
+
+def service_account_kubeconfig(cluster, namespace: str, service_account: str, path):
+    """A kubeconfig holding only a TokenRequest token of the ServiceAccount."""
+    with cluster.api_client() as admin:
+        token = client.CoreV1Api(admin).create_namespaced_service_account_token(
+            service_account, namespace,
+            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)),
+        ).status.token  # fmt: skip
+    admin_config = yaml.safe_load(open(cluster.kubeconfig).read())
+    context = next(c for c in admin_config["contexts"] if c["name"] == admin_config["current-context"])["context"]
+    cluster_entry = next(c for c in admin_config["clusters"] if c["name"] == context["cluster"])
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "test", "cluster": cluster_entry["cluster"]}],
+        "users": [{"name": service_account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "test", "user": service_account}}],
+        "current-context": "sa",
+    }))  # fmt: skip
+    path.chmod(0o600)
+    return path
+
+
+def test_operator_reconciles_with_the_charts_namespaced_rbac(
+    cluster, crd, restricted_namespace, namespace, installed, tmp_path
+):
+    """The real `trtaoti operator`, authenticated as the chart's ServiceAccount with
+    watchNamespaces: its Role and the CRD-discovery ClusterRole are enough to watch,
+    create the compile Job and write status, with no permission errors in its log."""
+    release, _ = installed({"watchNamespaces": [namespace]})
+    kubeconfig = service_account_kubeconfig(cluster, restricted_namespace, f"{release}-trtaoti-operator",
+                                            tmp_path / "kubeconfig")  # fmt: skip
+    operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", [namespace])
+    storage_secret(cluster, namespace)
+    manifest = model_manifest("chartrbac", namespace, upload_model(cluster, namespace), storage_uri(cluster, namespace),
+                              profiles=[{"name": "online", "min": 1, "opt": 4, "max": 16}])  # fmt: skip
+    models = Models(cluster, namespace)
+    operator.start()
+    try:
+        models.apply(manifest)
+        try:
+            models.wait_condition("chartrbac", "Compiled", "False", reason="Compiling", timeout=180)
+        except Exception as error:  # noqa: BLE001 - the operator's log says why
+            pytest.fail(f"{error}\noperator log:\n{operator.log()[-4000:]}", pytrace=False)
+        assert models.jobs("chartrbac"), "the operator wrote status but created no compile Job"
+        operator.assert_running()
+    finally:
+        operator.stop()
+        models.close()
+    log = operator.log()
+    # Kopf may not list namespaces (deliberately not granted): it says so and watches the
+    # listed ones. Any other refusal means the chart's RBAC misses a rule.
+    denied = [line for line in log.splitlines()
+              if ("Forbidden" in line or "403" in line or "Not enough permissions" in line)
+              and not ("Not enough permissions" in line and "namespaces" in line)]  # fmt: skip
+    assert not denied, "\n".join(denied[:10])

@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Kopf logs every event handler call at INFO: one line per watch event.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if args.kubeconfig:
         # Kopf's own login reads $KUBECONFIG; the reconciler's client gets it explicitly.
         os.environ["KUBECONFIG"] = args.kubeconfig

@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 CHILD_FILTER = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
 
 
+@kopf.on.login()
+def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Kopf connects with the same credentials as the reconciler's client."""
+    if memo.config.kubeconfig:
+        # `trtaoti operator --kubeconfig` exported it as $KUBECONFIG, which this reads.
+        return kopf.login_with_kubeconfig(**kwargs)
+    return kopf.login_via_client(**kwargs)
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorConfig = memo.config

@@ -9,9 +9,12 @@ simply picks up where the last one stopped.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import dataclasses
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -78,6 +81,7 @@ class Reconciler:
         self._seen: set[str] = set()
         # artifact key -> models waiting for another model's compile Job of that key.
         self._waiting: dict[str, set[tuple[str, str]]] = {}
+        self._compile_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key -> (lock, users)
 
     def waiting_for(self, key: str) -> set[tuple[str, str]]:
         """Models to reconcile when a compile Job of `key` changes (shared compiles)."""
@@ -168,13 +172,16 @@ class Reconciler:
         waiters = self._waiting.setdefault(key, set())
         waiters.discard((owner.namespace, owner.name))
         if artifact is None and obs.problem is None and job is None:
-            # Another model compiling the very same artifact: wait for its Job, not a twin.
-            job = await self._shared_compile(key)
-            if job is not None:
-                waiters.add((owner.namespace, owner.name))
-            else:
-                job, job_problem = await self._start_compile(owner, spec, profile, key)
-                obs = dataclasses.replace(obs, problem=job_problem)
+            # Per key, check-then-create runs one reconcile at a time: two models with
+            # the same compile inputs reconciled at once still make one Job.
+            async with self._compile_lock(key):
+                # Another model compiling the very same artifact: wait for its Job, not a twin.
+                job = await self._shared_compile(key)
+                if job is not None:
+                    waiters.add((owner.namespace, owner.name))
+                else:
+                    job, job_problem = await self._start_compile(owner, spec, profile, key)
+                    obs = dataclasses.replace(obs, problem=job_problem)
         if not waiters:
             self._waiting.pop(key, None)
         if job is not None:
@@ -200,6 +207,20 @@ class Reconciler:
                 endpoint=names.endpoint(service_name, owner.namespace, spec.serving.port),
             )
         return obs
+
+    @contextlib.asynccontextmanager
+    async def _compile_lock(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._compile_locks.get(key, (asyncio.Lock(), 0))
+        self._compile_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._compile_locks[key]
+            if users == 1:
+                del self._compile_locks[key]
+            else:
+                self._compile_locks[key] = (lock, users - 1)
 
     async def _shared_compile(self, key: str) -> dict[str, Any] | None:
         selector = f"{names.MANAGED_SELECTOR},{names.LABEL_ARTIFACT_KEY}={key}"

@@ -59,7 +59,7 @@ def trtaoti(args: list[str], env: Mapping[str, str] | None = None, timeout: floa
 
 def compile_example(spec_path: Path, profile: str, store_uri: str, env: dict[str, str]) -> Artifact:
     result = trtaoti(["compile", "--spec", str(spec_path), "--profile", profile, "--output", store_uri], env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}\n--- stdout:\n{result.stdout[-3000:]}"
     store = open_store(store_uri, env)
     keys = {path.split("/")[0] for path in store.list() if path.endswith("manifest.json")}
     spec = yaml.safe_load(spec_path.read_text())
@@ -269,3 +269,37 @@ def test_a_package_that_disagrees_with_eager_fails_validation_naming_batch_input
     message = str(failure.value)
     assert "batch 32" in message and "'features' [32, 64] FP32" in message and "output 'logits'" in message
     assert "max abs error 0.5" in message
+
+
+def test_trtaoti_server_serves_the_compiled_package(twoinput_s3: Artifact, tmp_path: Path) -> None:
+    """The package contract end to end: what `trtaoti compile` stamps is what
+    trtaoti-server reads, and a KServe V2 client gets the eager model's answers."""
+    import numpy as np
+    import server_support
+    import tritonclient.http as httpclient
+
+    server_support.build_server()
+    manifest = twoinput_s3.manifest
+    package = tmp_path / "model.pt2"
+    fetched = trtaoti(["fetch", manifest["uri"], "--sha256", manifest["sha256"], "--to", str(package)], twoinput_s3.env)
+    assert fetched.returncode == 0, fetched.stderr
+    model = eager_model(twoinput_s3.factory)
+    with server_support.run_server(package) as server:
+        client = httpclient.InferenceServerClient(server.url)
+        metadata = client.get_model_metadata("twoinput")
+        assert [(i["name"], i["datatype"], i["shape"]) for i in metadata["inputs"]] == [
+            ("image", "FP32", [-1, 3, 32, 32]),
+            ("class_id", "INT64", [-1]),
+        ]
+        assert [o["name"] for o in metadata["outputs"]] == ["logits", "embedding"]
+        for batch in (1, 3, manifest["batch"]["max"]):
+            image = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32), dtype=np.float32)
+            class_id = np.arange(batch, dtype=np.int64) % 16
+            inputs = [httpclient.InferInput("image", list(image.shape), "FP32"), httpclient.InferInput("class_id", [batch], "INT64")]
+            inputs[0].set_data_from_numpy(image, binary_data=True)
+            inputs[1].set_data_from_numpy(class_id, binary_data=True)
+            result = client.infer("twoinput", inputs)
+            with torch.no_grad():
+                expected = model(torch.from_numpy(image), torch.from_numpy(class_id))
+            for name in ("logits", "embedding"):
+                np.testing.assert_allclose(result.as_numpy(name), expected[name].numpy(), rtol=1e-4, atol=1e-4, err_msg=f"{name} at batch {batch}")

@@ -5,6 +5,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git curl
   libcpp-httplib-dev nlohmann-json3-dev libgtest-dev
   prometheus-cpp-dev  # trtaoti-server /metrics
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # trtaoti-server gRPC
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -187,6 +187,7 @@ class ServerProcess:
 
     process: subprocess.Popen
     port: int
+    grpc_port: int = -1  # -1: gRPC not served
     logs: list[dict] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
 
@@ -222,6 +223,7 @@ def _pump(stream, server: ServerProcess, serving: threading.Event) -> None:
         server.logs.append(entry)
         if entry.get("msg") == "serving":
             server.port = int(entry["port"])
+            server.grpc_port = int(entry.get("grpc_port", -1))
             serving.set()
 
 

@@ -17,6 +17,7 @@ constexpr const char* kUsage = R"(trtaoti-server: serve an AOTInductor package (
   --model-name NAME          name in URLs (default: the package's trtaoti.model_name)
   --model-version V          the one version served (default 1)
   --host ADDR --port N       listen address (default 0.0.0.0:8000; port 0 picks a free one)
+  --grpc-port N              also serve KServe V2 gRPC on N (0 picks a free one; default: off)
   --http-threads N           HTTP worker threads, one per open connection (default 128)
   --max-body-bytes N         largest request body (default 268435456)
   --device cpu|cuda:N        where the model runs (default cpu)
@@ -49,6 +50,7 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
       {"model-version", [&](const std::string& v) { flags.model_version = v; }},
       {"host", [&](const std::string& v) { flags.host = v; }},
       {"port", [&](const std::string& v) { ParseNumber("port", v, flags.port); }},
+      {"grpc-port", [&](const std::string& v) { ParseNumber("grpc-port", v, flags.grpc_port); }},
       {"http-threads", [&](const std::string& v) { ParseNumber("http-threads", v, flags.http_threads); }},
       {"max-body-bytes", [&](const std::string& v) { ParseNumber("max-body-bytes", v, flags.max_body_bytes); }},
       {"device", [&](const std::string& v) { flags.device = v; }},

@@ -12,6 +12,7 @@ struct Flags {
   std::string model_version = "1";
   std::string host = "0.0.0.0";
   int port = 8000;
+  int grpc_port = -1;  // -1: no gRPC
   int http_threads = 128;
   int64_t max_body_bytes = 256ll << 20;
   std::string device = "cpu";

@@ -3,7 +3,6 @@
 #include <httplib.h>
 
 #include <charconv>
-#include <future>
 
 #include "logging.h"
 #include "protocol.h"
@@ -91,10 +90,11 @@ int HttpStatus(StatusCode code) {
   return 500;
 }
 
-HttpServer::HttpServer(HttpOptions options, const ModelSignature& signature, Batcher& batcher, Metrics& metrics)
+HttpServer::HttpServer(HttpOptions options, const ModelSignature& signature, InferenceService& inference,
+                       Metrics& metrics)
     : options_(std::move(options)),
       signature_(signature),
-      batcher_(batcher),
+      inference_(inference),
       metrics_(metrics),
       server_(std::make_unique<httplib::Server>()) {
   const size_t threads = static_cast<size_t>(std::max(4, options_.threads));
@@ -137,7 +137,7 @@ void HttpServer::Stop() { server_->stop(); }
 
 void HttpServer::Routes() {
   auto check_model = [this](const httplib::Request& req) { CheckModel(req); };
-  auto is_ready = [this] { return ready_.load() && !draining_.load(); };
+  auto is_ready = [this] { return inference_.ready(); };
 
   server_->Get("/v2/health/live", [](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, "{\"live\":true}");
@@ -166,7 +166,7 @@ void HttpServer::Routes() {
                  });
                });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    metrics_.SetPending(static_cast<double>(batcher_.queued()));
+    metrics_.SetPending(static_cast<double>(inference_.queued()));
     res.body = metrics_.Serialize();
     res.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   });
@@ -195,19 +195,9 @@ void HttpServer::HandleInfer(const httplib::Request& req, httplib::Response& res
   InferOutcome outcome;
   const Status status = Guarded(req, res, [&] {
     CheckModel(req);
-    if (draining_) throw RequestError(StatusCode::kUnavailable, "server is shutting down");
     InferRequest request = ParseInferRequest(body, HeaderLength(req), signature_);
     rows = request.batch_size();
-
-    // Shared: the worker may still be inside set_value when this thread wakes.
-    auto done = std::make_shared<std::promise<InferOutcome>>();
-    auto future = done->get_future();
-    BatchRequest batch_request;
-    batch_request.inputs = request.inputs;
-    if (options_.request_timeout.count() > 0) batch_request.deadline = arrival + options_.request_timeout;
-    batch_request.on_complete = [done](InferOutcome result) { done->set_value(std::move(result)); };
-    batcher_.Enqueue(std::move(batch_request));
-    outcome = future.get();
+    outcome = inference_.Run(request.inputs, arrival);
     if (!outcome.status.ok()) throw RequestError(outcome.status.code, outcome.status.message);
 
     HttpPayload payload =

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "batcher.h"
+#include "inference.h"
 #include "metrics.h"
 #include "signature.h"
 
@@ -26,7 +27,6 @@ struct HttpOptions {
   int port = 8000;
   int threads = 128;  // one per open connection (keep-alive holds its thread)
   size_t max_body_bytes = 256u << 20;
-  std::chrono::milliseconds request_timeout{0};  // 0: none
   std::string model_name;
   std::string model_version = "1";
   std::string server_version;
@@ -34,7 +34,7 @@ struct HttpOptions {
 
 class HttpServer {
  public:
-  HttpServer(HttpOptions options, const ModelSignature& signature, Batcher& batcher, Metrics& metrics);
+  HttpServer(HttpOptions options, const ModelSignature& signature, InferenceService& inference, Metrics& metrics);
   ~HttpServer();
 
   // Binds; returns the bound port (useful with port 0). Throws when it cannot bind.
@@ -43,10 +43,6 @@ class HttpServer {
   bool Serve();
   void Stop();
 
-  void SetReady(bool ready) { ready_ = ready; }
-  // Readiness turns false and new inference requests get 503; running ones finish.
-  void BeginDrain() { draining_ = true; }
-
  private:
   void Routes();
   void CheckModel(const httplib::Request& req) const;  // throws 404
@@ -54,11 +50,9 @@ class HttpServer {
 
   const HttpOptions options_;
   const ModelSignature& signature_;
-  Batcher& batcher_;
+  InferenceService& inference_;
   Metrics& metrics_;
   std::unique_ptr<httplib::Server> server_;
-  std::atomic<bool> ready_{false};
-  std::atomic<bool> draining_{false};
 };
 
 }  // namespace trtaoti

@@ -15,6 +15,8 @@
 
 #include "batcher.h"
 #include "flags.h"
+#include "grpc_server.h"
+#include "inference.h"
 #include "http_server.h"
 #include "logging.h"
 #include "metrics.h"
@@ -96,32 +98,46 @@ int Main(int argc, char** argv) {
     Metrics metrics(model_name, flags.model_version, batcher_options.limits.max);
     Batcher batcher(batcher_options, model, [&metrics](const BatchStats& stats) { metrics.RecordBatch(stats); });
 
+    InferenceService inference(batcher, std::chrono::milliseconds(flags.request_timeout_ms));
+    std::unique_ptr<GrpcFrontend> grpc;
+    if (flags.grpc_port >= 0) {
+      GrpcOptions grpc_options;
+      grpc_options.host = flags.host;
+      grpc_options.port = flags.grpc_port;
+      grpc_options.max_message_bytes = static_cast<size_t>(flags.max_body_bytes);
+      grpc_options.model_name = model_name;
+      grpc_options.model_version = flags.model_version;
+      grpc_options.server_version = kServerVersion;
+      grpc = StartGrpcServer(grpc_options, signature, inference, metrics);
+    }
+
     HttpOptions http_options;
     http_options.host = flags.host;
     http_options.port = flags.port;
     http_options.threads = flags.http_threads;
     http_options.max_body_bytes = static_cast<size_t>(flags.max_body_bytes);
-    http_options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
     http_options.model_name = model_name;
     http_options.model_version = flags.model_version;
     http_options.server_version = kServerVersion;
-    HttpServer http(http_options, signature, batcher, metrics);
+    HttpServer http(http_options, signature, inference, metrics);
     const int port = http.Bind();
 
     std::thread signal_thread([&] {
       int signal = 0;
       sigwait(&stop_signals, &signal);
       Log(LogLevel::kInfo, "draining", {{"signal", signal}, {"queued", batcher.queued()}});
-      http.BeginDrain();
+      inference.BeginDrain();
       batcher.Stop();  // answers everything already accepted
-      http.Stop();     // handler threads finish writing their responses first
+      if (grpc) grpc->Stop();  // waits for RPCs in flight to send their answers
+      http.Stop();             // handler threads finish writing their responses first
     });
 
-    http.SetReady(true);
+    inference.SetReady(true);
     Log(LogLevel::kInfo, "serving",
         {{"model", model_name},
          {"host", flags.host},
          {"port", port},
+         {"grpc_port", grpc ? grpc->port() : -1},
          {"device", model->device_name()},
          {"batch", {batcher_options.limits.min, batcher_options.limits.preferred, batcher_options.limits.max}},
          {"max_queue_delay_us", flags.max_queue_delay_us},

@@ -106,16 +106,23 @@ HostTensor DecodeJsonData(const json& data, const TensorSpec& spec, const Shape&
   return tensor;
 }
 
-Shape ParseShape(const json& input, const TensorSpec& spec) {
+Shape ParseShapeJson(const json& input, const std::string& name) {
   const json* shape_json = Find(input, "shape");
-  if (!shape_json || !shape_json->is_array()) throw BadRequest("input '" + spec.name + "' lacks a 'shape' array");
+  if (!shape_json || !shape_json->is_array()) throw BadRequest("input '" + name + "' lacks a 'shape' array");
   Shape shape;
   for (const json& d : *shape_json) {
     if (!d.is_number_integer() || d.get<int64_t>() < 0) {
-      throw BadRequest("input '" + spec.name + "': shape entries must be non-negative integers, got " +
+      throw BadRequest("input '" + name + "': shape entries must be non-negative integers, got " +
                        Describe(*shape_json));
     }
     shape.push_back(d.get<int64_t>());
+  }
+  return shape;
+}
+
+void CheckShape(const TensorSpec& spec, const Shape& shape) {
+  for (int64_t d : shape) {
+    if (d < 0) throw BadRequest("input '" + spec.name + "': shape " + ShapeString(shape) + " has a negative dimension");
   }
   if (shape.size() != spec.shape.size()) {
     throw BadRequest("input '" + spec.name + "': shape " + ShapeString(shape) + " has rank " +
@@ -134,7 +141,6 @@ Shape ParseShape(const json& input, const TensorSpec& spec) {
   if (elements > static_cast<double>(std::numeric_limits<int32_t>::max())) {
     throw BadRequest("input '" + spec.name + "': shape " + ShapeString(shape) + " is too large");
   }
-  return shape;
 }
 
 bool BinaryFlag(const json& object, const char* key, bool fallback) {
@@ -184,6 +190,47 @@ json SpecJson(const TensorSpec& spec) {
 
 }  // namespace
 
+InputCollector::InputCollector(const ModelSignature& signature)
+    : signature_(signature), inputs_(signature.inputs.size()), seen_(signature.inputs.size(), false) {}
+
+InputCollector::Slot InputCollector::Declare(const std::string& name, const std::string& datatype,
+                                             const Shape& shape) {
+  const int index = signature_.InputIndex(name);
+  if (index < 0) throw BadRequest("unknown input '" + name + "'");
+  if (seen_[index]) throw BadRequest("input '" + name + "' is given twice");
+  seen_[index] = true;
+  const TensorSpec& spec = signature_.inputs[index];
+  if (datatype != DataTypeName(spec.dtype)) {
+    throw BadRequest("input '" + name + "' has datatype " + datatype + ", the model expects " +
+                     std::string(DataTypeName(spec.dtype)));
+  }
+  CheckShape(spec, shape);
+  return Slot{index, shape, static_cast<size_t>(NumElements(shape)) * ElementSize(spec.dtype)};
+}
+
+void InputCollector::Set(const Slot& slot, HostTensor tensor) { inputs_[slot.index] = std::move(tensor); }
+
+std::vector<HostTensor> InputCollector::Finish() {
+  for (size_t i = 0; i < signature_.inputs.size(); ++i) {
+    if (!seen_[i]) throw BadRequest("missing input '" + signature_.inputs[i].name + "'");
+  }
+  const int64_t batch = inputs_[0].rows();
+  for (size_t i = 1; i < inputs_.size(); ++i) {
+    if (inputs_[i].rows() != batch) {
+      throw BadRequest("inputs disagree on the batch size: '" + signature_.inputs[0].name + "' has " +
+                       std::to_string(batch) + " rows, '" + signature_.inputs[i].name + "' has " +
+                       std::to_string(inputs_[i].rows()));
+    }
+  }
+  return std::move(inputs_);
+}
+
+int OutputIndex(const ModelSignature& signature, const std::string& name) {
+  const int index = signature.OutputIndex(name);
+  if (index < 0) throw BadRequest("unknown output '" + name + "'");
+  return index;
+}
+
 InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, std::optional<size_t> json_length,
                                const ModelSignature& signature) {
   const size_t header_size = json_length.value_or(body->size());
@@ -208,28 +255,17 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
   const json* inputs = Find(doc, "inputs");
   if (!inputs || !inputs->is_array() || inputs->empty()) throw BadRequest("the request needs a non-empty 'inputs' list");
 
-  std::vector<HostTensor> by_index(signature.inputs.size());
-  std::vector<bool> seen(signature.inputs.size(), false);
+  InputCollector collector(signature);
   size_t binary_offset = header_size;
   for (const json& input : *inputs) {
     if (!input.is_object()) throw BadRequest("each entry of 'inputs' must be an object");
     const json* name_json = Find(input, "name");
     if (!name_json || !name_json->is_string()) throw BadRequest("an input lacks a string 'name'");
     const std::string name = name_json->get<std::string>();
-    const int index = signature.InputIndex(name);
-    if (index < 0) throw BadRequest("unknown input '" + name + "'");
-    if (seen[index]) throw BadRequest("input '" + name + "' is given twice");
-    seen[index] = true;
-    const TensorSpec& spec = signature.inputs[index];
-
     const json* datatype = Find(input, "datatype");
     if (!datatype || !datatype->is_string()) throw BadRequest("input '" + name + "' lacks a string 'datatype'");
-    if (datatype->get<std::string>() != DataTypeName(spec.dtype)) {
-      throw BadRequest("input '" + name + "' has datatype " + datatype->get<std::string>() + ", the model expects " +
-                       std::string(DataTypeName(spec.dtype)));
-    }
-    Shape shape = ParseShape(input, spec);
-    const size_t expected_bytes = static_cast<size_t>(NumElements(shape)) * ElementSize(spec.dtype);
+    const InputCollector::Slot slot = collector.Declare(name, datatype->get<std::string>(), ParseShapeJson(input, name));
+    const TensorSpec& spec = signature.inputs[slot.index];
 
     const json* parameters = Find(input, "parameters");
     const json* binary_size = parameters && parameters->is_object() ? Find(*parameters, "binary_data_size") : nullptr;
@@ -238,41 +274,30 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
         throw BadRequest("input '" + name + "': binary_data_size must be a non-negative integer");
       }
       const uint64_t size = binary_size->get<uint64_t>();
-      if (size != expected_bytes) {
+      if (size != slot.nbytes) {
         throw BadRequest("input '" + name + "': binary_data_size is " + std::to_string(size) + " but shape " +
-                         ShapeString(shape) + " of " + std::string(DataTypeName(spec.dtype)) + " needs " +
-                         std::to_string(expected_bytes) + " bytes");
+                         ShapeString(slot.shape) + " of " + std::string(DataTypeName(spec.dtype)) + " needs " +
+                         std::to_string(slot.nbytes) + " bytes");
       }
       if (size > body->size() - binary_offset) {
         throw BadRequest("input '" + name + "': binary data runs past the end of the body");
       }
+      if (Find(input, "data")) throw BadRequest("input '" + name + "' has both 'data' and binary_data_size");
       // A view into the body: the body outlives the request through the shared owner.
       const std::byte* data = reinterpret_cast<const std::byte*>(body->data()) + binary_offset;
-      by_index[index] = HostTensor(spec.dtype, std::move(shape), body, data);
+      collector.Set(slot, HostTensor(spec.dtype, slot.shape, body, data));
       binary_offset += size;
-      if (Find(input, "data")) throw BadRequest("input '" + name + "' has both 'data' and binary_data_size");
     } else {
       const json* data = Find(input, "data");
       if (!data) throw BadRequest("input '" + name + "' has neither 'data' nor parameters.binary_data_size");
-      by_index[index] = DecodeJsonData(*data, spec, shape);
+      collector.Set(slot, DecodeJsonData(*data, spec, slot.shape));
     }
   }
   if (binary_offset != body->size()) {
     throw BadRequest("the body has " + std::to_string(body->size() - binary_offset) +
                      " bytes of binary data that no input claims");
   }
-  for (size_t i = 0; i < signature.inputs.size(); ++i) {
-    if (!seen[i]) throw BadRequest("missing input '" + signature.inputs[i].name + "'");
-  }
-  const int64_t batch = by_index[0].rows();
-  for (size_t i = 1; i < by_index.size(); ++i) {
-    if (by_index[i].rows() != batch) {
-      throw BadRequest("inputs disagree on the batch size: '" + signature.inputs[0].name + "' has " +
-                       std::to_string(batch) + " rows, '" + signature.inputs[i].name + "' has " +
-                       std::to_string(by_index[i].rows()));
-    }
-  }
-  request.inputs = std::move(by_index);
+  request.inputs = collector.Finish();
 
   const bool binary_default = BinaryFlag(doc, "binary_data_output", false);
   const json* outputs = Find(doc, "outputs");
@@ -282,8 +307,7 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
       if (!output.is_object()) throw BadRequest("each entry of 'outputs' must be an object");
       const json* name = Find(output, "name");
       if (!name || !name->is_string()) throw BadRequest("a requested output lacks a string 'name'");
-      const int index = signature.OutputIndex(name->get<std::string>());
-      if (index < 0) throw BadRequest("unknown output '" + name->get<std::string>() + "'");
+      const int index = OutputIndex(signature, name->get<std::string>());
       request.outputs.push_back({index, BinaryFlag(output, "binary_data", binary_default)});
     }
   } else {

@@ -30,6 +30,33 @@ struct InferRequest {
   int64_t batch_size() const { return inputs.empty() ? 0 : inputs.front().rows(); }
 };
 
+// Collects a request's inputs, checking each declaration against the signature as it
+// comes (unknown or repeated name, datatype, rank, non-batch dims, batch 0, size) and
+// the set as a whole at the end (missing inputs, batch sizes that disagree). Shared by
+// the REST and gRPC front ends so both reject the same requests with the same words.
+class InputCollector {
+ public:
+  struct Slot {
+    int index;         // into ModelSignature::inputs
+    Shape shape;       // validated
+    size_t nbytes;     // what the data must hold
+  };
+
+  explicit InputCollector(const ModelSignature& signature);
+  Slot Declare(const std::string& name, const std::string& datatype, const Shape& shape);
+  void Set(const Slot& slot, HostTensor tensor);
+  // Signature order; every input present, all with the same batch size.
+  std::vector<HostTensor> Finish();
+
+ private:
+  const ModelSignature& signature_;
+  std::vector<HostTensor> inputs_;
+  std::vector<bool> seen_;
+};
+
+// Throws 400 for an output the model does not have.
+int OutputIndex(const ModelSignature& signature, const std::string& name);
+
 // `body` is the whole HTTP body; binary inputs become views into it (no copy), so it
 // must be shared. `json_length` is the Inference-Header-Content-Length header, if any.
 InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, std::optional<size_t> json_length,

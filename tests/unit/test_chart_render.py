@@ -338,8 +338,9 @@ def test_cluster_wide_rbac_grants_the_operators_rules():
     all_rules = rules_of(docs, "ClusterRole")
     assert {"patch"} <= granted(all_rules, "trtaoti.dev", "trtaotimodels/status")
     assert {"create", "watch"} <= granted(all_rules, "batch", "jobs")
-    assert {"list", "watch"} <= granted(all_rules, "apiextensions.k8s.io", "customresourcedefinitions")
     assert not granted(all_rules, "", "nodes")
+    # exactly the operator's rules: one ClusterRole, nothing added by the chart
+    assert [r["rules"] for r in of_kind(docs, "ClusterRole")] == [rules]
 
 
 def test_namespaced_rbac_grants_only_in_watched_namespaces():
@@ -353,11 +354,10 @@ def test_namespaced_rbac_grants_only_in_watched_namespaces():
     for binding in bindings:
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa_name, "namespace": NAMESPACE}]
         assert binding["roleRef"]["kind"] == "Role"
-    # cluster-wide, the operator may only read CRDs: nothing namespaced, nothing writable
-    for role in of_kind(docs, "ClusterRole"):
-        for rule in role["rules"]:
-            assert rule["apiGroups"] == ["apiextensions.k8s.io"]
-            assert set(rule["verbs"]) <= {"get", "list", "watch"}
+    # and no cluster-scoped permission at all
+    assert not of_kind(docs, "ClusterRole") and not of_kind(docs, "ClusterRoleBinding")
+    rules = yaml.safe_load(RULES_FILE.read_text())
+    assert all(role["rules"] == rules for role in roles)
 
 
 def test_existing_service_account_is_bound_not_created():

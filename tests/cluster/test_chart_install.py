@@ -281,3 +281,23 @@ def test_operator_reconciles_with_the_charts_namespaced_rbac(
     denied = [line for line in log.splitlines()
               if "Forbidden" in line or " 403" in line or "Not enough permissions" in line]  # fmt: skip
     assert not denied, "\n".join(denied[:10])
+
+
+def test_upgrade_to_watch_namespaces_withdraws_cluster_wide_rights(cluster, restricted_namespace, namespace, installed):
+    """Narrowing the scope on `helm upgrade` takes the cluster-wide grant away at once."""
+    release, _ = installed({})
+    service_account = f"{release}-trtaoti-operator"
+    other = "default"
+    with service_account_api(cluster, restricted_namespace, service_account) as api:
+        assert can_i(api, "create", "jobs", other, group="batch")
+    cluster.helm("upgrade", release, CHART, "--namespace", restricted_namespace, "--reuse-values",
+                 "--set-json", f'watchNamespaces=["{namespace}"]')  # fmt: skip
+    with service_account_api(cluster, restricted_namespace, service_account) as api:
+        assert can_i(api, "create", "jobs", namespace, group="batch")
+        assert not can_i(api, "create", "jobs", other, group="batch")
+    cluster_scoped = cluster.kubectl("get", "clusterroles,clusterrolebindings", "-o", "name",
+                                     "-l", f"app.kubernetes.io/instance={release}")  # fmt: skip
+    assert cluster_scoped.strip() == ""
+    with cluster.api_client() as admin:
+        deployment = client.AppsV1Api(admin).read_namespaced_deployment(service_account, restricted_namespace)
+    assert f"--namespace={namespace}" in deployment.spec.template.spec.containers[0].args

@@ -37,8 +37,9 @@ server: venv ## build images/server/build/trtaoti-server against the torch wheel
 	$(SERVER_DIR)/build.sh $(PY)
 
 .PHONY: crds
-crds: venv ## regenerate crds/ from the API models
+crds: venv ## regenerate crds/ and the chart's CRD template from the API models
 	$(PY) -m trtaoti.cli crds -o crds/trtaotimodels.yaml
+	$(PY) charts/trtaoti-operator/hack/generate-crd-template.py
 
 .PHONY: dev-cluster
 dev-cluster: venv bins ## start etcd, apiserver, controllers, scheduler, KWOK GPU nodes and MinIO; writes .dev/

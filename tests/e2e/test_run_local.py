@@ -1,0 +1,180 @@
+"""`trtaoti run` for real on this machine: the CPU MLP example compiled by the
+compiler pipeline into a local store, served by the real trtaoti-server, called with
+tritonclient and compared with the eager model, stopped with Ctrl-C (SIGINT).
+
+The store lives under ~/.cache/trtaoti/test-run-store (TRTAOTI_TEST_RUN_STORE moves
+it) so a rerun reuses the compile (the compiler's own cache hit), as a user's would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import tritonclient.http as httpclient
+
+import server_support
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = REPO / "examples" / "mlp" / "trtaotimodel.yaml"
+STORE = Path(os.environ.get("TRTAOTI_TEST_RUN_STORE", Path.home() / ".cache/trtaoti/test-run-store"))
+# A cold compile is ~30 s on 2 cores; the rest of a run a few seconds.
+RUN_TIMEOUT = 600
+SERVING = re.compile(r"^serving mlp/online at (http://127\.0\.0\.1:(\d+)) \(pid (\d+),")
+
+
+@pytest.fixture(scope="module")
+def server_binary() -> Path:
+    return server_support.build_server()
+
+
+class RunProcess:
+    """`trtaoti run` as a user starts it, with its output collected line by line."""
+
+    def __init__(self, *args: str, tmp_path: Path) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "trtaoti.cli", "run", str(SPEC), "--store", f"file://{STORE}",
+             "--run-dir", str(tmp_path / "run"), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "TRTAOTI_SERVER": str(server_support.SERVER_BIN)},
+        )  # fmt: skip
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_line(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    if match := pattern.match(line):
+                        return match
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no line matching {pattern.pattern!r} (rc={self.process.poll()}):\n{self.output}")
+                self._changed.wait(min(remaining, 1.0))
+
+    def wait(self, timeout: float) -> int:
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(10)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def eager_logits(features: np.ndarray) -> np.ndarray:
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        from mlp.model import build
+    finally:
+        sys.path.remove(str(REPO / "examples"))
+    module, _ = build()
+    with torch.no_grad():
+        return module(torch.from_numpy(features)).numpy()
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_run_serves_until_ctrl_c(server_binary: Path, tmp_path: Path) -> None:
+    port = server_support_free_port()
+    run = RunProcess("--port", str(port), tmp_path=tmp_path)
+    try:
+        match = run.wait_for_line(SERVING, RUN_TIMEOUT)
+        run.wait_for_line(re.compile(r"^ready; Ctrl-C stops the servers$"), 60)
+        base_url, served_port, pid = match.group(1), int(match.group(2)), int(match.group(3))
+        assert served_port >= port
+        assert "backend inductor on cpu: no CUDA device is visible to torch" in run.output
+
+        # The printed tritonclient snippet and curl line name the served model and input.
+        assert f'httpclient.InferenceServerClient("127.0.0.1:{served_port}")' in run.output
+        assert f"curl -s -X POST {base_url}/v2/models/mlp/infer" in run.output
+
+        client = httpclient.InferenceServerClient(f"127.0.0.1:{served_port}")
+        features = np.random.default_rng(7).standard_normal((5, 64)).astype(np.float32)
+        request = httpclient.InferInput("features", list(features.shape), "FP32")
+        request.set_data_from_numpy(features)
+        result = client.infer("mlp", [request])
+        np.testing.assert_allclose(result.as_numpy("logits"), eager_logits(features), rtol=1e-4, atol=1e-5)
+        # An idle keep-alive connection holds the server's drain for its 60 s keep-alive
+        # timeout (cpp-httplib); a client that is done closes it, as curl does.
+        client.close()
+
+        run.process.send_signal(signal.SIGINT)
+        assert run.wait(60) == 0, run.output
+        assert "stopped" in run.lines
+        assert process_gone(pid), f"trtaoti-server pid {pid} still running after trtaoti run exited"
+        with pytest.raises(Exception):
+            httpclient.InferenceServerClient(f"127.0.0.1:{served_port}", connection_timeout=2).is_server_live()
+    finally:
+        run.kill()
+
+
+def test_run_once_infers_and_exits_reusing_the_stored_compile(server_binary: Path, tmp_path: Path) -> None:
+    # Whatever ran before, this run has the artifact in the store: make sure of it first.
+    warm = RunProcess("--once", "--port", str(server_support_free_port()), tmp_path=tmp_path / "first")
+    try:
+        assert warm.wait(RUN_TIMEOUT) == 0, warm.output
+    finally:
+        warm.kill()
+
+    run = RunProcess("--once", "--port", str(server_support_free_port()), tmp_path=tmp_path / "second")
+    try:
+        assert run.wait(120) == 0, run.output
+    finally:
+        run.kill()
+    assert re.search(r"^cache hit mlp/online: file://", run.output, re.M), run.output
+    assert "AOTInductor: compiling the package" not in run.output
+    assert re.search(r"^inference mlp/online, batch 4 of random inputs:$", run.output, re.M), run.output
+    assert re.search(r"^  logits FP32 \[4, 10\]: \[", run.output, re.M), run.output
+    pid = int(re.search(r"^serving mlp/online at \S+ \(pid (\d+),", run.output, re.M).group(1))
+    assert process_gone(pid)
+
+
+def test_run_refuses_an_unknown_profile(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "trtaoti.cli", "run", str(SPEC), "--profile", "nope", "--store", f"file://{tmp_path}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--profile nope: mlp has no such batch profile (have: online)" in result.stderr
+
+
+def server_support_free_port() -> int:
+    from support.ports import free_port
+
+    return free_port()

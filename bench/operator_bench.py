@@ -1,7 +1,9 @@
 """Operator latency and footprint at 50 TrtAotiModels (not a test: a measurement).
 
-    make dev-cluster            # control plane + KWOK GPU nodes + MinIO
     python bench/operator_bench.py [--models 50] [--output bench/results/operator.md]
+
+Uses the running `make dev-cluster` when it answers, else starts a private control
+plane + KWOK GPU nodes + MinIO like the test fixtures (and stops them after).
 
 Runs `trtaoti operator` (subprocess, least-privilege ServiceAccount, as in
 tests/cluster) against the dev cluster, applies N models with distinct compile inputs,
@@ -16,12 +18,16 @@ soon as its pod runs, and measures from watch events seen by this process:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import platform
 import secrets
 import statistics
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,6 +49,7 @@ from operator_support import (  # noqa: E402
     upload_model,
 )
 from support.cluster import Cluster  # noqa: E402
+from support.waiting import wait_for  # noqa: E402
 from support.devcluster import DEV_DIR, read_env_file  # noqa: E402
 from trtaoti.resources import names  # noqa: E402
 
@@ -72,6 +79,14 @@ class Watcher(threading.Thread):
         self.stop.wait()
 
     def _jobs(self) -> None:
+        with contextlib.suppress(Exception):  # the stream breaks when the cluster stops
+            self._watch_jobs()
+
+    def _deps(self) -> None:
+        with contextlib.suppress(Exception):
+            self._watch_deployments()
+
+    def _watch_jobs(self) -> None:
         batch = client.BatchV1Api(self.api)
         for event in watch.Watch().stream(batch.list_namespaced_job, self.namespace, timeout_seconds=3600):
             job = event["object"]
@@ -81,7 +96,7 @@ class Watcher(threading.Thread):
             if any(c.type == "Complete" and c.status == "True" for c in (job.status.conditions or [])):
                 self.job_complete.setdefault(model, now)
 
-    def _deps(self) -> None:
+    def _watch_deployments(self) -> None:
         apps = client.AppsV1Api(self.api)
         for event in watch.Watch().stream(apps.list_namespaced_deployment, self.namespace, timeout_seconds=3600):
             model = event["object"].metadata.labels.get(names.LABEL_MODEL)
@@ -92,18 +107,51 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "operator.md")
+    parser.add_argument("--append", action="store_true", help="add to --output instead of replacing it")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--concurrency", type=int, default=8, help="the operator's reconcile workers")
+    parser.add_argument("--sequential", action="store_true",
+                        help="one model at a time (unloaded latency) instead of all at once (a burst)")
     args = parser.parse_args()
 
-    kubeconfig = DEV_DIR / "kubeconfig"
-    if not kubeconfig.is_file():
-        sys.exit("no dev cluster: run `make dev-cluster` first")
-    from support.binaries import require_binaries
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(a_cluster())
+        return measure(cluster, args)
 
-    cluster = Cluster(str(kubeconfig), "", read_env_file(DEV_DIR / "s3.env"), require_binaries(), DEV_DIR)
+
+@contextlib.contextmanager
+def a_cluster() -> Iterator[Cluster]:
+    """The running dev cluster, else a private control plane + MinIO (as the test fixtures do)."""
+    from support.binaries import require_binaries
+    from support.cluster import answers
+    from support.control_plane import ControlPlane, Ports
+    from support.minio_server import start_minio
+    from support.ports import free_port
+    from support.processes import ProcessSet
+
+    bins = require_binaries()
+    if answers(DEV_DIR / "kubeconfig") and (DEV_DIR / "s3.env").is_file():
+        yield Cluster(str(DEV_DIR / "kubeconfig"), "", read_env_file(DEV_DIR / "s3.env"), bins, DEV_DIR)
+        return
+    state = Path(tempfile.mkdtemp(prefix="trtaoti-operator-bench-"))
+    procs = ProcessSet(state, die_with_parent=True)
+    try:
+        s3_env = start_minio(procs, bins, state / "minio", free_port(), free_port())
+        ports = Ports(etcd=free_port(), etcd_peer=free_port(), apiserver=free_port(),
+                      controller_manager=free_port(), scheduler=free_port())  # fmt: skip
+        plane = ControlPlane(state, bins, ports, procs)
+        plane.up()
+        try:
+            yield Cluster(str(plane.kubeconfig), plane.server, s3_env, bins, state)
+        finally:
+            plane.down()
+    finally:
+        procs.stop_all()
+
+
+def measure(cluster: Cluster, args: argparse.Namespace) -> int:
     install_crd(cluster)
-    work = DEV_DIR / "bench"
-    work.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="trtaoti-operator-bench-work-"))
     sa_kubeconfig = operator_kubeconfig(cluster, work / "operator.kubeconfig")
 
     namespace = f"bench-{secrets.token_hex(3)}"
@@ -115,16 +163,21 @@ def main() -> int:
     storage = storage_uri(cluster, namespace)
     model_uri = upload_model(cluster, namespace)
 
-    operator = OperatorProcess(sa_kubeconfig, work / "operator.log", [namespace], resync_seconds=300).start()
+    operator = OperatorProcess(sa_kubeconfig, work / "operator.log", [namespace], resync_seconds=300,
+                               extra_args=("--concurrency", str(args.concurrency))).start()
+    load_before = os.getloadavg()[0]
     peak_rss = 0
+    cpu_seconds = 0.0
     sampling = threading.Event()
 
     def sample() -> None:
-        nonlocal peak_rss
+        nonlocal peak_rss, cpu_seconds
         proc = psutil.Process(operator.proc.pid)
         while not sampling.is_set():
             try:
                 peak_rss = max(peak_rss, proc.memory_info().rss)
+                times = proc.cpu_times()
+                cpu_seconds = times.user + times.system
             except psutil.NoSuchProcess:
                 return
             time.sleep(0.1)
@@ -137,26 +190,39 @@ def main() -> int:
         time.sleep(3)  # the operator's watches start; not part of any measured interval
         applied: dict[str, float] = {}
         profile = {"name": "p", "min": 1, "opt": 4, "max": 16, "replicas": 1}
-        for i in range(args.models):
+
+        def apply(i: int) -> str:
             name = f"m{i:03d}"
             # Distinct compile inputs (minBlockSize is in the key): every model compiles.
+            # CPU models: 50 compiles + 50 servers would not fit the fake GPU nodes, and
+            # what is measured here is the operator, not the scheduler's GPU queue.
             manifest = model_manifest(name, namespace, model_uri, storage, profiles=[profile],
-                                      compile={"gpu": {"product": "NVIDIA-H100-80GB-HBM3"}, "minBlockSize": i + 1})
+                                      device="cpu", backend="inductor", compile={"minBlockSize": i + 1})
             applied[name] = time.monotonic()
             models.apply(manifest)
+            return name
 
         def compile_one(name: str) -> None:
             job = models.wait_job(name, "p", timeout=args.timeout)
-            play_compile(models, job, storage)
+            play_compile(models, job, storage, device="cpu")
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(compile_one, applied))
-        deadline = time.monotonic() + args.timeout
-        while len(watcher.deployment_created) < args.models and time.monotonic() < deadline:
-            time.sleep(0.2)
+        def served(name: str) -> bool:
+            return name in watcher.deployment_created
+
+        if args.sequential:
+            for i in range(args.models):
+                name = apply(i)
+                compile_one(name)
+                wait_for(lambda name=name: served(name), timeout=args.timeout, what=f"Deployment of {name}")
+        else:
+            names_applied = [apply(i) for i in range(args.models)]
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(compile_one, names_applied))
+            wait_for(lambda: all(map(served, names_applied)), timeout=args.timeout, what="every Deployment")
     finally:
-        operator.stop()
         sampling.set()
+        sampler.join()
+        operator.stop()
         try:
             core.delete_namespace(namespace)
         except client.ApiException:
@@ -172,10 +238,14 @@ def main() -> int:
     lines = [
         "# Operator benchmark",
         "",
-        f"`python bench/operator_bench.py --models {args.models}` on {platform.node()} "
-        f"({psutil.cpu_count()} cores, {psutil.virtual_memory().total >> 30} GiB), dev cluster "
-        "(real apiserver/controllers/scheduler, KWOK nodes, MinIO) on the same machine; "
-        "operator as a subprocess under its least-privilege ServiceAccount, 4 reconcile workers.",
+        f"`python bench/operator_bench.py --models {args.models}{' --sequential' if args.sequential else ''}` "
+        f"on {platform.node()} "
+        f"({psutil.cpu_count()} cores, {psutil.virtual_memory().total >> 30} GiB), a real control plane "
+        "(apiserver, controllers, scheduler, KWOK GPU nodes) and MinIO on the same machine; "
+        f"operator as a subprocess under its least-privilege ServiceAccount, {args.concurrency} reconcile workers. "
+        + ("Models applied one at a time, each compiled and served before the next (unloaded latency)."
+           if args.sequential else
+           "All models applied at once (a burst); 8 threads play their compiles as their pods start."),
         "",
         "| interval | n | median (ms) | p95 (ms) | max (ms) |",
         "| --- | --- | --- | --- | --- |",
@@ -186,7 +256,11 @@ def main() -> int:
                          f"{percentile(values, 95) * 1000:.0f} | {max(values) * 1000:.0f} |")
         else:
             lines.append(f"| {label} | 0 | - | - | - |")
-    lines += ["", f"Operator peak RSS: {peak_rss / (1 << 20):.0f} MiB over {args.models} models.", ""]
+    lines += ["", f"Operator peak RSS: {peak_rss / (1 << 20):.0f} MiB over {args.models} models; "
+              f"operator CPU time {cpu_seconds:.1f} s for the whole run; machine load average "
+              f"(1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.", ""]
+    if args.append and args.output.exists():
+        lines = [args.output.read_text().rstrip("\n"), "", *lines[2:]]
     args.output.write_text("\n".join(lines))
     print("\n".join(lines))
     return 0 if len(to_job) == len(to_deploy) == args.models else 1

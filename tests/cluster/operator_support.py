@@ -111,7 +111,8 @@ def operator_kubeconfig(cluster: Cluster, path: Path) -> Path:
 class OperatorProcess:
     """`trtaoti operator` in a subprocess, watching the given namespaces."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path, namespaces: list[str], resync_seconds: float = 15) -> None:
+    def __init__(self, kubeconfig: Path, log_path: Path, namespaces: list[str], resync_seconds: float = 15,
+                 extra_args: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.argv = [
             sys.executable, "-m", "trtaoti.cli", "operator",
             "--kubeconfig", str(kubeconfig),
@@ -120,6 +121,7 @@ class OperatorProcess:
             "--fetch-image", "registry.test/trtaoti/operator:test",
             "--resync-seconds", str(resync_seconds),
             *[arg for ns in namespaces for arg in ("--namespace", ns)],
+            *extra_args,
         ]  # fmt: skip
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -283,7 +285,8 @@ class Models:
 
 
 def play_compile(models: Models, job: client.V1Job, storage: str, *, payload: bytes | None = None,
-                 batch: tuple[int, int, int] = (1, 4, 16), peak_memory_bytes: int = 3 << 30) -> dict[str, Any]:  # fmt: skip
+                 batch: tuple[int, int, int] = (1, 4, 16), peak_memory_bytes: int = 3 << 30,
+                 device: str = "cuda") -> dict[str, Any]:  # fmt: skip
     """Do what `trtaoti compile` does for `job`: upload model.pt2, commit manifest.json,
     exit 0. Returns the manifest."""
     labels = job.metadata.labels
@@ -300,13 +303,12 @@ def play_compile(models: Models, job: client.V1Job, storage: str, *, payload: by
         "uri": store.uri_of(model_relpath(key)),
         "sha256": hashlib.sha256(payload).hexdigest(),
         "bytes": len(payload),
-        "backend": "tensorrt",
+        "backend": "tensorrt" if device == "cuda" else "inductor",
         "precision": "fp16",
-        "device": "cuda",
+        "device": device,
         "batch": dict(zip(("min", "opt", "max"), batch, strict=True)),
         "versions": {"torch": "2.14.0", "torch_tensorrt": "2.14.0"},
-        "gpuProduct": GPU,
-        "computeCapability": "9.0",
+        **({"gpuProduct": GPU, "computeCapability": "9.0"} if device == "cuda" else {}),
         "peakMemoryBytes": peak_memory_bytes,
         "latencyMs": {"opt": 1.2, "max": 4.5},
         "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

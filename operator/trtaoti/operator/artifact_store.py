@@ -15,17 +15,25 @@ from trtaoti.api.models import Artifact
 from trtaoti.resources.artifacts import artifact_from_manifest
 
 MANIFEST_CACHE_SIZE = 4096
+STORE_CACHE_SIZE = 64
 
 
 class ArtifactStore:
     def __init__(self) -> None:
         self._manifests: OrderedDict[tuple[str, str], Artifact] = OrderedDict()
+        # Opening a store builds an HTTP client; reuse it per (URI, credentials).
+        self._stores: OrderedDict[tuple[str, frozenset[tuple[str, str]]], Any] = OrderedDict()
 
-    @staticmethod
-    def _open(uri: str, env: dict[str, str]) -> Any:
+    def _open(self, uri: str, env: dict[str, str]) -> Any:
         from trtaoti.storage import open_store
 
-        return open_store(uri, env=env)
+        cache_key = (uri, frozenset(env.items()))
+        store = self._stores.get(cache_key)
+        if store is None:
+            store = self._stores[cache_key] = open_store(uri, env=env)
+            if len(self._stores) > STORE_CACHE_SIZE:
+                self._stores.popitem(last=False)
+        return store
 
     async def artifact(self, storage_uri: str, env: dict[str, str], key: str) -> Artifact | None:
         """The compiled package under `key`, or None while its manifest does not exist."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -20,11 +21,13 @@ import kopf
 from trtaoti.api.models import GROUP, PLURAL, VERSION
 from trtaoti.operator.config import OperatorConfig
 from trtaoti.operator.kube import Kube, load_api_client
+from trtaoti.operator.observe import job_state, observe_deployment
 from trtaoti.operator.reconciler import Reconciler
 from trtaoti.operator.workqueue import WorkQueue
 from trtaoti.resources import names
 
 log = logging.getLogger(__name__)
+SLOW_RECONCILE_SECONDS = 1.0
 CHILD_FILTER = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
 
 
@@ -58,10 +61,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
     async def reconcile(key: Any) -> None:
         namespace, name = key
-        await reconciler.reconcile(namespace, name)
+        started = time.monotonic()
+        again = await reconciler.reconcile(namespace, name)
+        elapsed = time.monotonic() - started
+        log.log(logging.INFO if elapsed > SLOW_RECONCILE_SECONDS else logging.DEBUG,
+                "reconciled %s/%s in %.0f ms", namespace, name, elapsed * 1000)  # fmt: skip
+        if again is not None:
+            queue.add_after(key, again)
 
-    memo.known = set()
-    memo.queue = WorkQueue(reconcile, concurrency=config.concurrency)
+    memo.known = {}  # (namespace, name) -> (generation, deleting) last enqueued
+    memo.children = {}  # child uid -> what the reconciler last read from it
+    memo.queue = queue = WorkQueue(reconcile, concurrency=config.concurrency)
     memo.tasks = [
         asyncio.create_task(memo.queue.run(), name="reconcile-queue"),
         asyncio.create_task(_resync(memo, config.resync_seconds), name="resync"),
@@ -83,17 +93,29 @@ async def _resync(memo: kopf.Memo, period: float) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def model_event(type: str | None, name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def model_event(
+    type: str | None, name: str, namespace: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any
+) -> None:
     key = (namespace, name)
     if type == "DELETED":
-        memo.known.discard(key)
+        memo.known.pop(key, None)
         return
-    memo.known.add(key)
+    # The operator's own status and finalizer patches come back as events too; only a
+    # new generation (spec) or a deletion is worth a reconcile. The resync catches the rest.
+    revision = (meta.get("generation"), meta.get("deletionTimestamp") is not None)
+    if memo.known.get(key) == revision:
+        return
+    memo.known[key] = revision
     memo.queue.add(key)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=CHILD_FILTER)
-async def job_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def job_event(
+    type: str | None, body: kopf.Body, labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any
+) -> None:
+    # Only a Job's outcome matters to the reconciler, not its pods coming and going.
+    if not _changed(memo, type, body, job_state(body)):
+        return
     _enqueue_owner(labels, namespace, memo)
     # Models waiting for this compile (same artifact key, another owner) move on with it.
     for key in memo.reconciler.waiting_for(labels.get(names.LABEL_ARTIFACT_KEY, "")):
@@ -101,8 +123,23 @@ async def job_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: A
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_FILTER)
-async def deployment_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    _enqueue_owner(labels, namespace, memo)
+async def deployment_event(
+    type: str | None, body: kopf.Body, labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any
+) -> None:
+    if _changed(memo, type, body, observe_deployment(body)):
+        _enqueue_owner(labels, namespace, memo)
+
+
+def _changed(memo: kopf.Memo, type: str | None, body: kopf.Body, signature: Any) -> bool:
+    """Whether a child changed in a way the reconciler reads (see trtaoti.operator.observe)."""
+    uid = body.get("metadata", {}).get("uid")
+    if type == "DELETED":
+        memo.children.pop(uid, None)
+        return True
+    if memo.children.get(uid) == signature:
+        return False
+    memo.children[uid] = signature
+    return True
 
 
 def _enqueue_owner(labels: kopf.Labels, namespace: str, memo: kopf.Memo) -> None:

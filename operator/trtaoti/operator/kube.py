@@ -3,13 +3,15 @@
 Kopf watches; this module writes. Kopf has no server-side apply, so children are
 applied with `application/apply-patch+yaml` under the field manager
 "trtaoti-operator". The kubernetes client is synchronous: every call runs in a worker
-thread (`asyncio.to_thread`) so a slow apiserver never stalls Kopf's event loop.
+thread (the facade's own pool) so a slow apiserver never stalls Kopf's event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
+import functools
 import json
 from typing import Any
 
@@ -78,8 +80,12 @@ def load_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
 
 
 class Kube:
-    def __init__(self, api_client: k8s.ApiClient) -> None:
+    def __init__(self, api_client: k8s.ApiClient, max_concurrent_requests: int = 32) -> None:
         self._api = api_client
+        # Its own threads: asyncio's default pool has cpu+4 threads, which a burst of
+        # reconciles (each a dozen requests) would queue behind.
+        self._threads = concurrent.futures.ThreadPoolExecutor(max_concurrent_requests, thread_name_prefix="kube")
+        api_client.configuration.connection_pool_maxsize = max_concurrent_requests
 
     def _call(
         self,
@@ -101,7 +107,8 @@ class Kube:
         return self._api.response_deserialize(response, {"2XX": "object"}).data
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(self._call, method, path, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, functools.partial(self._call, method, path, **kwargs))
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -42,6 +42,7 @@ from trtaoti.storage import ObjectNotFound
 
 log = logging.getLogger(__name__)
 
+RETRY_PROBLEMS_AFTER_SECONDS = 30.0
 SERVING_KINDS = ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler")
 COMPILE_KINDS = ("Job", "ConfigMap")
 
@@ -95,13 +96,16 @@ class Reconciler:
             found += await self.kube.list(kind, namespace, selector)
         return found
 
-    async def reconcile(self, namespace: str, name: str) -> None:
+    async def reconcile(self, namespace: str, name: str) -> float | None:
+        """Converge one model; returns seconds after which to look again, if it should
+        be sooner than the next event or resync (a missing Secret or model, an
+        unreachable store: nothing in the cluster will announce their repair)."""
         body = await self.kube.get("TrtAotiModel", namespace, name)
         if body is None:
-            return
+            return None
         if body["metadata"].get("deletionTimestamp"):
             await self._finalize(body)
-            return
+            return None
 
         previous = TrtAotiModelStatus.model_validate(body.get("status") or {})
         generation = body["metadata"].get("generation")
@@ -114,7 +118,7 @@ class Reconciler:
             spec = TrtAotiModelSpec.model_validate(body.get("spec") or {})
         except ValidationError as error:
             await self._report_invalid_spec(body, previous, str(error))
-            return
+            return None
 
         await self._ensure_finalizer(body, spec)
         owner = Owner.from_body(body)
@@ -139,6 +143,7 @@ class Reconciler:
                 "picked up %s/%s (generation %s, profiles ready %s, compile Jobs running: %s)",
                 owner.namespace, owner.name, generation, current.profiles_ready, in_flight or "none",
             )  # fmt: skip
+        return RETRY_PROBLEMS_AFTER_SECONDS if any(o.problem for o in observations) else None
 
     # --- one profile ------------------------------------------------------------
 
@@ -265,9 +270,10 @@ class Reconciler:
 
     async def _children(self, owner: Owner) -> Children:
         selector = names.model_selector(owner.name)
+        kinds = (*COMPILE_KINDS, *SERVING_KINDS)
+        listed = await asyncio.gather(*(self.kube.list(kind, owner.namespace, selector) for kind in kinds))
         by_kind: dict[str, dict[str, dict[str, Any]]] = {}
-        for kind in (*COMPILE_KINDS, *SERVING_KINDS):
-            items = await self.kube.list(kind, owner.namespace, selector)
+        for kind, items in zip(kinds, listed, strict=True):
             by_kind[kind] = {
                 item["metadata"]["name"]: item
                 for item in items
@@ -331,8 +337,7 @@ class Reconciler:
             "TrtAotiModel", meta["namespace"], meta["name"], {"status": current.to_wire()}, subresource="status"
         )
         if previous is not None:  # the first-visit Unknowns are not news
-            for event in status_rules.transitions(previous, current):
-                await events.post(self.kube, body, event)
+            await asyncio.gather(*(events.post(self.kube, body, e) for e in status_rules.transitions(previous, current)))
         return updated
 
     async def _report_invalid_spec(self, body: dict[str, Any], previous: TrtAotiModelStatus, message: str) -> None:

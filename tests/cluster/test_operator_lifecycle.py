@@ -278,3 +278,36 @@ def test_deletion_follows_the_retention_policy(cluster, models, operator, policy
     store = store_for(cluster, storage)
     kept = store.exists(manifest_relpath(key)) and store.exists(model_relpath(key))
     assert kept == (policy == "Retain")
+
+
+def test_serving_changes_apply_without_recompiling(cluster, models, operator):  # noqa: F811
+    ns = models.namespace
+    storage = storage_uri(cluster, ns)
+    manifest = model_manifest("tuned", ns, upload_model(cluster, ns), storage, profiles=[{**ONLINE, "replicas": 1}])
+    compile_and_serve(models, "tuned", manifest)
+    (job,) = models.jobs("tuned")
+    template_before = models.deployment("tuned-online").spec.template.metadata.annotations
+
+    # More replicas, a longer queue delay, autoscaling: serving settings only.
+    manifest["spec"]["batchProfiles"][0].update(replicas=2, maxQueueDelayMicroseconds=750)
+    manifest["spec"]["serving"] = {"autoscaling": {"maxReplicas": 4}}
+    models.apply(manifest)
+
+    def autoscaled():
+        hpas = models.cluster.kubectl("get", "hpa", "-n", ns, "-o", "name")
+        return "horizontalpodautoscaler.autoscaling/tuned-online" in hpas
+
+    wait_for(autoscaled, timeout=60, what="HorizontalPodAutoscaler tuned-online")
+    deployment = wait_for(
+        lambda: (d := models.deployment("tuned-online")) and "750" in d.spec.template.spec.containers[0].args and d,
+        timeout=60, what="queue delay rolled into the Deployment",
+    )  # fmt: skip
+    assert deployment.spec.template.metadata.annotations == template_before  # same artifact
+    assert models.policy.read_namespaced_pod_disruption_budget("tuned-online", ns)
+    assert [j.metadata.uid for j in models.jobs("tuned")] == [job.metadata.uid]  # nothing recompiled
+    models.wait_condition("tuned", "Ready", "True", timeout=60)
+
+    del manifest["spec"]["serving"]
+    models.apply(manifest)
+    wait_for(lambda: not autoscaled(), timeout=60, what="HorizontalPodAutoscaler removed with autoscaling")
+    wait_for(lambda: models.deployment("tuned-online").spec.replicas == 2, timeout=60, what="replicas back to 2")

@@ -65,7 +65,11 @@ int main(int argc, char** argv) {
     for (const auto& spec : signature.inputs) {
       std::vector<int64_t> shape = spec.shape;
       shape[0] = batch;
-      inputs.push_back(at::randn(shape).to(ScalarType(spec.dtype)));
+      // Integer inputs are ids or labels (embedding indices): small non-negative values
+      // are valid for any such model; randn would give negative ones.
+      const at::ScalarType type = ScalarType(spec.dtype);
+      inputs.push_back(at::isIntegralType(type, /*includeBool=*/true) ? at::randint(0, 2, shape).to(type)
+                                                                       : at::randn(shape).to(type));
     }
     for (int i = 0; i < 100; ++i) device->Run(loader, inputs);  // warm up
 

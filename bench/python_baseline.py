@@ -29,6 +29,8 @@ def build_app(package: str) -> FastAPI:
     metadata = model.get_metadata()
     name = metadata.get("trtaoti.model_name", "model")
     output_names = [o["name"] for o in json.loads(metadata["trtaoti.outputs"])]
+    # A CUDA package's runner takes device tensors; the user copies in and out.
+    device = "cuda" if metadata.get("trtaoti.device") == "cuda" else "cpu"
     app = FastAPI()
 
     @app.get("/v2/health/ready")
@@ -41,10 +43,10 @@ def build_app(package: str) -> FastAPI:
             return JSONResponse({"error": f"unknown model '{model_name}'"}, status_code=404)
         body = await request.json()
         inputs = [
-            torch.tensor(i["data"], dtype=DTYPES[i["datatype"]]).reshape(i["shape"]) for i in body["inputs"]
+            torch.tensor(i["data"], dtype=DTYPES[i["datatype"]]).reshape(i["shape"]).to(device) for i in body["inputs"]
         ]
         with torch.inference_mode():
-            outputs = model(*inputs)
+            outputs = [o.cpu() for o in model(*inputs)]
         return {
             "model_name": name,
             "outputs": [

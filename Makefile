@@ -36,6 +36,10 @@ bins: ## build the control plane, KWOK, Helm and MinIO from Go modules (cached)
 server: venv ## build images/server/build/trtaoti-server against the torch wheel's libtorch
 	$(SERVER_DIR)/build.sh $(PY)
 
+.PHONY: demo
+demo: system-deps venv server ## compile the CPU MLP example, serve it with trtaoti-server, send one inference, exit
+	$(PY) -m trtaoti.cli run examples/mlp/trtaotimodel.yaml --once
+
 .PHONY: crds
 crds: venv ## regenerate crds/ and the chart's CRD template from the API models
 	$(PY) -m trtaoti.cli crds -o crds/trtaotimodels.yaml

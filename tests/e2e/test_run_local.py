@@ -8,6 +8,7 @@ it) so a rerun reuses the compile (the compiler's own cache hit), as a user's wo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -21,8 +22,10 @@ import numpy as np
 import pytest
 import torch
 import tritonclient.http as httpclient
+import yaml
 
 import server_support
+from trtaoti.storage import open_store, read_manifest
 
 pytestmark = pytest.mark.e2e
 
@@ -42,16 +45,18 @@ def server_binary() -> Path:
 class RunProcess:
     """`trtaoti run` as a user starts it, with its output collected line by line."""
 
-    def __init__(self, *args: str, tmp_path: Path) -> None:
+    def __init__(self, *args: str, tmp_path: Path, spec: Path = SPEC, env: dict[str, str] | None = None,
+                 store: str | None = None) -> None:  # fmt: skip
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "trtaoti.cli", "run", str(SPEC), "--store", f"file://{STORE}",
+            [sys.executable, "-m", "trtaoti.cli", "run", str(spec),
+             *(["--store", store or f"file://{STORE}"] if "--use-spec-storage" not in args else []),
              "--run-dir", str(tmp_path / "run"), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "TRTAOTI_SERVER": str(server_support.SERVER_BIN)},
+            env={**os.environ, "TRTAOTI_SERVER": str(server_support.SERVER_BIN), **(env or {})},
         )  # fmt: skip
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -163,6 +168,32 @@ def test_run_once_infers_and_exits_reusing_the_stored_compile(server_binary: Pat
     assert re.search(r"^  logits FP32 \[4, 10\]: \[", run.output, re.M), run.output
     pid = int(re.search(r"^serving mlp/online at \S+ \(pid (\d+),", run.output, re.M).group(1))
     assert process_gone(pid)
+
+
+def test_run_with_the_specs_s3_storage_downloads_the_verified_package(server_binary: Path, s3, tmp_path: Path) -> None:  # noqa: ANN001
+    """--use-spec-storage: the artifact goes to MinIO (spec.storage.uri) and the server
+    runs a sha256-verified download of it, as a serving pod's init container would."""
+    document = yaml.safe_load(SPEC.read_text())
+    prefix = f"run-local/{tmp_path.name}-{os.getpid()}"
+    document["spec"]["storage"] = {"uri": f"s3://{s3['TRTAOTI_TEST_BUCKET']}/{prefix}"}
+    document["spec"]["model"]["python"]["pythonPath"] = [str(REPO / "examples")]
+    spec = tmp_path / "mlp-s3.yaml"
+    spec.write_text(yaml.safe_dump(document))
+    credentials = {k: v for k, v in s3.items() if k.startswith("AWS_")}
+    run = RunProcess("--use-spec-storage", "--once", "--port", str(server_support_free_port()),
+                     tmp_path=tmp_path, spec=spec, env=credentials)  # fmt: skip
+    try:
+        assert run.wait(RUN_TIMEOUT) == 0, run.output
+    finally:
+        run.kill()
+    match = re.search(r"^compiled mlp/online: (s3://\S+/([0-9a-f]+)/model\.pt2)$", run.output, re.M)
+    assert match, run.output
+    key = match.group(2)
+    downloaded = tmp_path / "run" / "packages" / key / "model.pt2"
+    store = open_store(f"s3://{s3['TRTAOTI_TEST_BUCKET']}/{prefix}", env=credentials)
+    manifest = read_manifest(store, key)
+    assert hashlib.sha256(downloaded.read_bytes()).hexdigest() == manifest["sha256"]
+    assert re.search(r"^  logits FP32 \[4, 10\]: \[", run.output, re.M), run.output
 
 
 def test_run_refuses_an_unknown_profile(tmp_path: Path) -> None:

@@ -80,9 +80,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         store_uri = model.spec.storage.uri if args.use_spec_storage else expand_store_uri(args.store)
         binary = find_server_binary(args.server_binary)
         choice = choose_backend(args.backend, args.device)
-    except (InvalidInput, ValueError) as exc:
-        raise _Refused(str(exc), EXIT_INVALID) from None
-    except ServerError as exc:
+    except (InvalidInput, ValueError, ServerError) as exc:
         raise _Refused(str(exc), EXIT_INVALID) from None
 
     console.print(f"[bold]{model.name}[/]: {choice.describe()}")
@@ -93,16 +91,18 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise _Refused(f"compile failed: {exc}", exc.exit_code) from None
 
     from trtaoti.local.session import ServingSession
+    from trtaoti.storage import StorageError
 
     session = ServingSession(model, compiled, binary, args, console)
     try:
         session.start()
-    except (ServerError, OSError) as exc:
-        session.stop()
+        return session.infer_once_and_stop() if args.once else session.serve_until_signalled()
+    except (ServerError, StorageError, OSError) as exc:
         raise _Refused(str(exc), EXIT_FAILED) from None
-    if args.once:
-        return session.infer_once_and_stop()
-    return session.serve_until_signalled()
+    finally:
+        # Whatever ended the run (an error, Ctrl-C while starting), no server outlives it;
+        # a no-op for servers already stopped.
+        session.stop()
 
 
 def _profiles(model, wanted: list[str] | None) -> list[str]:  # noqa: ANN001 - TrtAotiModel

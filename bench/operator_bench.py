@@ -109,7 +109,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "operator.md")
     parser.add_argument("--append", action="store_true", help="add to --output instead of replacing it")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--concurrency", type=int, default=8, help="the operator's reconcile workers")
+    parser.add_argument("--concurrency", type=int, default=32, help="the operator's reconcile workers")
     parser.add_argument("--sequential", action="store_true",
                         help="one model at a time (unloaded latency) instead of all at once (a burst)")
     args = parser.parse_args()
@@ -238,12 +238,13 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> int:
     lines = [
         "# Operator benchmark",
         "",
-        f"`python bench/operator_bench.py --models {args.models}{' --sequential' if args.sequential else ''}` "
+        f"`python bench/operator_bench.py --models {args.models}{' --sequential' if args.sequential else ''}"
+        f"{f' --concurrency {args.concurrency}' if args.concurrency != 32 else ''}` "
         f"on {platform.node()} "
         f"({psutil.cpu_count()} cores, {psutil.virtual_memory().total >> 30} GiB), a real control plane "
         "(apiserver, controllers, scheduler, KWOK GPU nodes) and MinIO on the same machine; "
         f"operator as a subprocess under its least-privilege ServiceAccount, {args.concurrency} reconcile workers. "
-        + ("Models applied one at a time, each compiled and served before the next (unloaded latency)."
+        + ("Models applied one at a time, each compiled and served before the next (one model in flight)."
            if args.sequential else
            "All models applied at once (a burst); 8 threads play their compiles as their pods start."),
         "",

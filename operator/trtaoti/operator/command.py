@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=["Always", "IfNotPresent", "Never"],
     )  # fmt: skip
     parser.add_argument("--resync-seconds", type=float, default=300.0, help="re-reconcile every model this often")
-    parser.add_argument("--concurrency", type=int, default=8, help="models reconciled at once")
+    parser.add_argument("--concurrency", type=int, default=32, help="models reconciled at once")
     parser.add_argument(
         "--liveness", default=None, metavar="URL",
         help="serve Kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",

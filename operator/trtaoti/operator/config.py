@@ -13,4 +13,4 @@ class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     kubeconfig: str | None = None  # None: in-cluster, else $KUBECONFIG
     resync_seconds: float = 300.0
-    concurrency: int = 8
+    concurrency: int = 32  # reconciles wait on the apiserver, rarely on CPU

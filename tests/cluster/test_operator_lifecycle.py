@@ -311,3 +311,29 @@ def test_serving_changes_apply_without_recompiling(cluster, models, operator):  
     models.apply(manifest)
     wait_for(lambda: not autoscaled(), timeout=60, what="HorizontalPodAutoscaler removed with autoscaling")
     wait_for(lambda: models.deployment("tuned-online").spec.replicas == 2, timeout=60, what="replicas back to 2")
+
+
+def test_missing_secret_and_model_are_reported_then_recovered(cluster, models, operator):  # noqa: F811
+    ns = models.namespace
+    storage = storage_uri(cluster, ns)
+    model_uri = f"s3://{cluster.s3_env['TRTAOTI_TEST_BUCKET']}/{ns}/models/not-yet.pt2"
+    manifest = model_manifest("early", ns, model_uri, storage, profiles=[{**ONLINE, "replicas": 1}])
+    manifest["spec"]["storage"]["secretName"] = "later-credentials"
+    models.apply(manifest)
+
+    missing = models.wait_condition("early", "Compiled", "False", reason="SecretNotFound")
+    assert f"{ns}/later-credentials" in missing["message"]
+    assert models.jobs("early") == []
+
+    # The Secret appears (nothing in the cluster announces it: the operator re-checks).
+    secret = models.core.read_namespaced_secret("s3-credentials", ns)
+    secret.metadata = {"name": "later-credentials"}
+    models.core.create_namespaced_secret(ns, secret)
+    absent = models.wait_condition("early", "Compiled", "False", reason="ModelNotFound", timeout=60)
+    assert model_uri in absent["message"]
+    assert models.jobs("early") == []
+
+    store_for(cluster, model_uri.rsplit("/", 1)[0]).put_bytes("not-yet.pt2", b"exported at last")
+    job = models.wait_job("early", "online", timeout=60)
+    play_compile(models, job, storage)
+    models.wait_condition("early", "Ready", "True", timeout=60)

@@ -8,8 +8,11 @@ stage, and are echoed above it, so `trtaoti run` shows what a Job log would show
 from __future__ import annotations
 
 import contextlib
-import io
+import os
 import re
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,10 @@ from trtaoti.api.models import TrtAotiModel
 from trtaoti.compiler.pipeline import CompileOutcome, CompileRequest, compile_profile
 from trtaoti.local.backend import BackendChoice
 
-# "[compile +   3.2s] exported with batch ..." -> "exported with batch ..."
+# "[compile +   3.2s] exported with batch ..." -> "exported with batch ...";
+# "[validate] running batch 4 ..." (the validation worker process) -> "validate: running ..."
 _STEP = re.compile(r"^\[compile \+\s*[0-9.]+s\]\s*(.*)$")
+_VALIDATE = re.compile(r"^\[validate\]\s*(.*)$")
 
 
 @dataclass
@@ -35,28 +40,6 @@ class CompiledProfile:
         return self.outcome.manifest
 
 
-class _StepSink(io.TextIOBase):
-    """A stdout stand-in: every complete line goes to `on_line`."""
-
-    def __init__(self, on_line) -> None:  # noqa: ANN001 - Callable[[str], None]
-        self._on_line = on_line
-        self._pending = ""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            if line.strip():
-                self._on_line(line)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 def compile_all(
     model: TrtAotiModel,
     profiles: list[str],
@@ -67,8 +50,8 @@ def compile_all(
 ) -> list[CompiledProfile]:
     """Compiles (or finds in the store) every named profile; CompileError propagates.
 
-    `console` must write to an explicit file (not "whatever sys.stdout is"): stdout is
-    redirected into the progress display while the compiler runs.
+    `console` must write to an explicit file with a descriptor (the terminal): the
+    process' stdout and stderr are redirected into the progress display meanwhile.
     """
     compiled = []
     for name in profiles:
@@ -89,27 +72,69 @@ def compile_all(
 
 
 def _with_progress(request: CompileRequest, console: Console, label: str) -> CompileOutcome:
+    # The terminal itself (a duplicate of descriptor 1 taken before it is redirected):
+    # the progress display and the echoed lines must not feed back into the capture.
+    terminal = os.fdopen(os.dup(console.file.fileno()), "w", buffering=1)
+    display = Console(file=terminal, highlight=False, soft_wrap=True)
     progress = Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.fields[label]}[/]"),
         TimeElapsedColumn(),
         TextColumn("{task.description}"),
-        console=console,
+        console=display,
         transient=True,
         redirect_stdout=False,
         redirect_stderr=False,
     )
     task = progress.add_task("starting", label=label)
+    lock = threading.Lock()  # lines arrive from two reader threads
 
     def on_line(line: str) -> None:
-        match = _STEP.match(line)
-        stage = match.group(1) if match else line
-        if match:
-            progress.update(task, description=_short(stage))
-        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+        with lock:
+            if match := _STEP.match(line):
+                progress.update(task, description=_short(match.group(1)))
+            elif match := _VALIDATE.match(line):
+                progress.update(task, description=_short("validate: " + match.group(1)))
+            display.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
-    with progress, contextlib.redirect_stdout(_StepSink(on_line)):
-        return compile_profile(request)
+    try:
+        with progress, _captured(1, on_line), _captured(2, on_line):
+            return compile_profile(request)
+    finally:
+        terminal.close()
+
+
+@contextlib.contextmanager
+def _captured(fd: int, on_line) -> Iterator[None]:  # noqa: ANN001 - Callable[[str], None]
+    """Descriptor `fd` (1 or 2) into `on_line`, line by line, while the compiler runs.
+
+    At the descriptor level, not sys.stdout: the compiler's validation worker and the
+    C++ compiler that Inductor runs are child processes writing to inherited
+    descriptors, and their lines would otherwise tear through the live progress line.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, fd)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "r", errors="replace") as lines:
+            for line in lines:
+                if line.strip():
+                    on_line(line.rstrip("\n"))
+
+    reader = threading.Thread(target=pump, name=f"compile-fd{fd}", daemon=True)
+    reader.start()
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved, fd)  # drops the pipe's last writer we hold: the reader sees EOF
+        os.close(saved)
+        reader.join(timeout=5)
 
 
 def _short(stage: str, width: int = 80) -> str:

@@ -146,7 +146,7 @@ class TestServing:
         flags = dict(zip(args[::2], args[1::2], strict=True))
         assert flags == {
             "--model-path": "/models/model.pt2", "--model-name": "resnet", "--port": "8000",
-            "--batch-min": "1", "--batch-max": "16", "--max-queue-delay-us": "200",
+            "--batch-min": "1", "--batch-opt": "4", "--batch-max": "16", "--max-queue-delay-us": "200",
             "--max-queue-size": "1024", "--num-runners": "2", "--request-timeout-ms": "30000",
             "--device": "cuda:0",
         }  # fmt: skip

@@ -127,8 +127,11 @@ class Reconciler:
         etag, etag_problem = await self._model_etag(spec, env, problem)
         problem = problem or etag_problem
 
+        # What each profile served, as last reported: the fallback when its Deployment was
+        # deleted while a new artifact compiles (the Deployment is the first source).
+        reported = {p.name: p.artifact for p in previous.profiles if p.artifact}
         observations = [
-            await self._converge_profile(owner, spec, profile, children, env, etag, problem)
+            await self._converge_profile(owner, spec, profile, children, env, etag, problem, reported.get(profile.name))
             for profile in spec.batch_profiles
         ]
         await self._prune(owner, spec, children, observations)
@@ -156,6 +159,7 @@ class Reconciler:
         env: dict[str, str],
         etag: str | None,
         problem: Problem | None,
+        reported: Artifact | None = None,
     ) -> ProfileObservation:
         compiler_image = self.settings.compiler_image_for(spec.compile.image)
         key = artifact_key(spec, profile, compiler_image=compiler_image, source_etag=etag)
@@ -196,7 +200,7 @@ class Reconciler:
             obs = dataclasses.replace(obs, job=observed)
 
         # Serve the new artifact once it exists; until then keep serving the old one.
-        served = artifact or serving.served_artifact(existing)
+        served = artifact or serving.served_artifact(existing) or reported
         if served is not None:
             try:
                 deployment = await self._apply_serving(owner, spec, profile, served, children)

@@ -32,7 +32,7 @@ def server_args(
 ) -> list[str]:
     """trtaoti-server's flags. The batch range is the artifact's, not the spec's: a package
     must never be asked for batches outside what it was compiled for."""
-    batch_min, batch_max = _batch_range(profile, artifact)
+    batch_min, batch_opt, batch_max = _batch_range(profile, artifact)
     device = "cuda:0" if _device(spec, artifact) == "cuda" else "cpu"
     serving = spec.serving
     return [
@@ -40,6 +40,7 @@ def server_args(
         "--model-name", model_name,
         "--port", str(serving.port),
         "--batch-min", str(batch_min),
+        "--batch-opt", str(batch_opt),
         "--batch-max", str(batch_max),
         "--max-queue-delay-us", str(profile.max_queue_delay_microseconds),
         "--max-queue-size", str(profile.max_queue_size),
@@ -49,10 +50,10 @@ def server_args(
     ]  # fmt: skip
 
 
-def _batch_range(profile: BatchProfile, artifact: Artifact) -> tuple[int, int]:
+def _batch_range(profile: BatchProfile, artifact: Artifact) -> tuple[int, int, int]:
     if artifact.batch is not None:
-        return artifact.batch.min, artifact.batch.max
-    return profile.min, profile.max
+        return artifact.batch.min, artifact.batch.opt, artifact.batch.max
+    return profile.min, profile.opt, profile.max
 
 
 def _device(spec: TrtAotiModelSpec, artifact: Artifact) -> str:

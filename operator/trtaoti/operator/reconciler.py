@@ -424,8 +424,13 @@ class Reconciler:
         """Keys other TrtAotiModels (any namespace) use: a shared artifact outlives one user."""
         used: set[str] = set()
         for other in await self._list_in_scope("TrtAotiModel"):
-            if other["metadata"].get("uid") == owner.uid or other["metadata"].get("deletionTimestamp"):
-                continue  # models being deleted too (a namespace going away) release their keys
+            if other["metadata"].get("uid") == owner.uid:
+                continue
+            leaving = other["metadata"].get("deletionTimestamp") and names.ARTIFACTS_FINALIZER in (
+                other["metadata"].get("finalizers") or []
+            )
+            if leaving:
+                continue  # also deleting its artifacts (e.g. its namespace is going away)
             status = TrtAotiModelStatus.model_validate(other.get("status") or {})
             used |= {p.artifact_key for p in status.profiles if p.artifact_key}
             used |= {p.artifact.key for p in status.profiles if p.artifact}

@@ -70,7 +70,6 @@ class ControlPlane:
         """Starts every component and returns once nodes are Ready and controllers work."""
         t0 = time.monotonic()
         pki = Pki(self.state_dir / "pki")
-        self.timings["certificates"] = time.monotonic() - t0
         serving = pki.issue("apiserver", "kube-apiserver", server_hosts=(
             HOST, "localhost", "10.96.0.1", "kubernetes", "kubernetes.default",
             "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"))
@@ -85,6 +84,7 @@ class ControlPlane:
         # no narrower built-in role for that, so it runs as an admin, as kwokctl does.
         kwok_kc = self._write_kubeconfig(self.state_dir / "kwok.kubeconfig", pki.ca,
                                          pki.issue("kwok", "kwok-controller", ("system:masters",)))
+        self.timings["certificates"] = time.monotonic() - t0
 
         self._start_etcd()
         self._start_apiserver(pki, serving, sa)
@@ -250,8 +250,10 @@ class ControlPlane:
     # --- helpers ---------------------------------------------------------------------
 
     def kubectl_apply(self, path: Path) -> None:
-        subprocess.run([self._bin("kubectl"), f"--kubeconfig={self.kubeconfig}", "apply", "-f", str(path)],
-                       check=True, capture_output=True, text=True)
+        done = subprocess.run([self._bin("kubectl"), f"--kubeconfig={self.kubeconfig}", "apply", "-f", str(path)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"kubectl apply -f {path} failed: {done.stderr.strip()}")
 
     def _write_kubeconfig(self, path: Path, ca: CertPair, client: CertPair) -> Path:
         b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731

@@ -23,7 +23,7 @@ from trtaoti.api.models import Artifact, TrtAotiModelSpec
 from trtaoti.resources.serving import READY_PATH, server_args
 
 SERVER_NAME = "trtaoti-server"
-# The package's parent of `trtaoti/`: operator/, then the checkout root.
+# In a source checkout: <root>/operator/trtaoti/local/serve.py -> <root>/images/server/build/.
 SOURCE_CHECKOUT_BINARY = Path(__file__).resolve().parents[3] / "images" / "server" / "build" / SERVER_NAME
 
 

@@ -16,7 +16,6 @@ from trtaoti.local import client
 from trtaoti.local.compile import CompiledProfile
 from trtaoti.local.serve import (
     RunningServer,
-    ServerError,
     free_port,
     server_command,
     start_server,
@@ -133,5 +132,3 @@ class ServingSession:
     def stop(self) -> list[int | None]:
         return stop_servers([s for s, _ in self.servers])
 
-
-__all__ = ["ServerError", "ServingSession", "local_package"]

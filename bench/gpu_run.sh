@@ -60,7 +60,8 @@ step() {
   if [ "$limit" -le 5 ]; then record "$name" "SKIPPED (budget spent)"; return 1; fi
   local t0=$SECONDS
   echo "== $name (limit ${limit}s): $*"
-  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
+  # Through bash -c: the steps below are shell functions (exported), which timeout cannot run itself.
+  timeout --kill-after=10 "$limit" bash -c '"$@"' "$name" "$@" 2>&1 | tee "$OUT/$name.log"
   local rc=$?
   if [ $rc -eq 0 ]; then record "$name" "ok ($((SECONDS - t0)) s)"; else record "$name" "FAILED rc=$rc ($((SECONDS - t0)) s; $OUT/$name.log)"; fi
   return $rc
@@ -107,19 +108,30 @@ environment() {
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 }
 
+export -f environment install_wheels build_server
+export python
+
 case "$phase" in
   prepare)
     # tests/gpu, and ResNet-50 compiled (beside the tests: 16 cores) then measured.
     step environment 60 environment
     step wheels 120 install_wheels
-    step server-build 300 build_server
     model=$first_model
-    (timeout --kill-after=10 "$(($(remaining) - 200))" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" \
+    (timeout --kill-after=10 "$(($(remaining) - 170))" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" \
        --compile-only --models "$model" >"$OUT/compile-$model.log" 2>&1; echo $? >"$work/compile-$model.rc") &
-    step pytest-gpu 300 "${preload[@]}" "${nice[@]}" "$python" -m pytest -p no:cacheprovider --noconftest tests/gpu -v -rs \
-      --junitxml="$OUT/pytest-gpu.xml"
+    step server-build 300 build_server
+    # What is left after the tests must still hold the ResNet-50 measurements (~150 s).
+    pytest_limit=$(($(remaining) - 160))
+    [ "$pytest_limit" -gt 360 ] && pytest_limit=360
+    step pytest-gpu "$pytest_limit" "${preload[@]}" "${nice[@]}" "$python" -m pytest -p no:cacheprovider --noconftest \
+      tests/gpu -v -rs --junitxml="$OUT/pytest-gpu.xml"
     wait
-    record "compile-$model" "rc=$(cat "$work/compile-$model.rc" 2>/dev/null || echo '?'): $(grep -o 'compiled in [0-9]* s\|cache hit in [0-9]* s' "$OUT/compile-$model.log" | head -1)"
+    if [ "$(cat "$work/compile-$model.rc" 2>/dev/null)" = 0 ]; then
+      record "compile-$model" "ok: $(grep -o 'compiled in [0-9]* s\|cache hit in [0-9]* s' "$OUT/compile-$model.log" | head -1)"
+    else
+      record "compile-$model" "FAILED ($OUT/compile-$model.log; the bench step below retries it)"
+      tail -n 20 "$OUT/compile-$model.log"
+    fi
     step "bench-$model" "$(remaining)" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" --models "$model" \
       --results "$OUT" --out "$OUT/$out_stem.md"
     cp -r "$work/logs" "$OUT/compiler-logs" 2>/dev/null

@@ -65,6 +65,26 @@ def test_version_reports_the_pinned_release(api):
     assert (info.major, info.minor) == tuple(pinned.removeprefix("v").split(".")[:2])
 
 
+def test_bundled_kubectl_and_helm_are_the_pinned_releases(cluster):
+    pins = versions()
+    kubectl = json.loads(cluster.kubectl("version", "-o", "json"))
+    assert kubectl["clientVersion"]["gitVersion"] == pins["KUBERNETES_VERSION"]
+    assert kubectl["serverVersion"]["gitVersion"] == pins["KUBERNETES_VERSION"]
+    assert cluster.helm("version", "--template", "{{ .Version }}") == pins["HELM_VERSION"]
+
+
+def test_fake_gpu_nodes_advertise_gpus_per_product(cluster):
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-l", "nvidia.com/gpu.present=true", "-o", "json"))["items"]
+    by_product: dict[str, int] = {}
+    for node in nodes:
+        labels = node["metadata"]["labels"]
+        assert labels["nvidia.com/gpu.count"] == node["status"]["allocatable"]["nvidia.com/gpu"]
+        assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+        by_product[labels["nvidia.com/gpu.product"]] = by_product.get(labels["nvidia.com/gpu.product"], 0) + 1
+    assert by_product.keys() >= {H100, L4}
+    assert sum(by_product.values()) >= 4
+
+
 @pytest.mark.parametrize("product", [H100, L4])
 def test_gpu_job_lands_on_its_product_and_completes_when_the_pod_succeeds(api, namespace, product):
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)

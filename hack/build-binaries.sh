@@ -56,8 +56,14 @@ if ! grep -Eq "^\s*(require )?k8s.io/kubernetes ${KUBERNETES_VERSION}( |\$)" "$h
   exit 1
 fi
 
-log="${BUILD_LOG:-$bin_dir.log}"
 mkdir -p "$bin_dir"
+# Concurrent `make bins` (parallel sessions, CI steps) wait for one another, then find
+# the binaries the first one built.
+exec 9>"$bin_dir.lock"
+flock 9
+[[ -z "$(missing)" ]] && exit 0
+
+log="${BUILD_LOG:-$bin_dir.log}"
 echo "building control-plane binaries into $bin_dir (log: $log)"
 : > "$log"
 start=$SECONDS

@@ -13,7 +13,9 @@
 # writes bench/results/gpu.md from both.
 #
 # The device call carries `.whl` (cp312 wheels the image lacks) and `.carry/server-deps`
-# (cpp-httplib, prometheus-cpp, nlohmann-json headers and libraries for the server build).
+# (cpp-httplib, prometheus-cpp, nlohmann-json headers and libraries for the server build):
+#   run(command="bash bench/gpu_run.sh prepare", carry=[".whl", ".carry/server-deps"], timeout_s=600)
+#   run(command="bash bench/gpu_run.sh bench",   carry=[".whl", ".carry/server-deps"], timeout_s=600)
 # Packages go to .gpu-work/store (git-ignored); logs and results to $OUT (default .gpu-work/out).
 #
 # TRTAOTI_GPU_RUN_SMOKE=1 runs the same steps on a CPU machine with the project venv

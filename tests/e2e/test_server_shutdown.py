@@ -72,3 +72,18 @@ def test_sigterm_during_load_loses_no_accepted_request():
         # Every request the batcher accepted reached its client as a correct 200.
         assert outcomes.count("ok") == stopped["accepted"]
         assert server.log_entry("draining") is not None
+
+
+def test_idle_keep_alive_connection_does_not_hold_the_drain():
+    """Kubernetes kills a pod 30 s after SIGTERM by default; an idle client connection
+    (a load balancer's pooled keep-alive) must not keep the server alive that long."""
+    support.build_server()
+    package = support.build_package(2, 4, 8)
+    with support.run_server(package, "--keep-alive-timeout-s", "2") as server:
+        idle = requests.Session()
+        assert idle.get(f"{server.base}/v2/health/ready", timeout=10).status_code == 200
+        started = time.monotonic()
+        assert server.terminate(timeout=25) == 0
+        drained_in = time.monotonic() - started
+        idle.close()
+    assert drained_in < 10, f"SIGTERM took {drained_in:.1f} s with one idle keep-alive connection open"

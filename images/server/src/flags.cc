@@ -19,6 +19,8 @@ constexpr const char* kUsage = R"(trtaoti-server: serve an AOTInductor package (
   --host ADDR --port N       listen address (default 0.0.0.0:8000; port 0 picks a free one)
   --grpc-port N              also serve KServe V2 gRPC on N (0 picks a free one; default: off)
   --http-threads N           HTTP worker threads, one per open connection (default 128)
+  --keep-alive-timeout-s N   close idle keep-alive connections after N s; also bounds the
+                             SIGTERM drain, so keep it under the pod's grace period (default 5)
   --max-body-bytes N         largest request body (default 268435456)
   --device cpu|cuda:N        where the model runs (default cpu)
   --runners N                batches run at once (the loader's num_runners; default 1; alias --num-runners)
@@ -52,6 +54,8 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
       {"port", [&](const std::string& v) { ParseNumber("port", v, flags.port); }},
       {"grpc-port", [&](const std::string& v) { ParseNumber("grpc-port", v, flags.grpc_port); }},
       {"http-threads", [&](const std::string& v) { ParseNumber("http-threads", v, flags.http_threads); }},
+      {"keep-alive-timeout-s",
+       [&](const std::string& v) { ParseNumber("keep-alive-timeout-s", v, flags.keep_alive_timeout_s); }},
       {"max-body-bytes", [&](const std::string& v) { ParseNumber("max-body-bytes", v, flags.max_body_bytes); }},
       {"device", [&](const std::string& v) { flags.device = v; }},
       {"runners", [&](const std::string& v) { ParseNumber("runners", v, flags.runners); }},

@@ -101,7 +101,7 @@ HttpServer::HttpServer(HttpOptions options, const ModelSignature& signature, Inf
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_->set_tcp_nodelay(true);
   server_->set_keep_alive_max_count(1u << 30);
-  server_->set_keep_alive_timeout(60);
+  server_->set_keep_alive_timeout(options_.keep_alive_timeout_s);
   server_->set_payload_max_length(options_.max_body_bytes);
   server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;

@@ -27,6 +27,9 @@ struct HttpOptions {
   int port = 8000;
   int threads = 128;  // one per open connection (keep-alive holds its thread)
   size_t max_body_bytes = 256u << 20;
+  // cpp-httplib notices stop() only between requests: an idle keep-alive connection
+  // holds its worker (and so the drain) until this timeout.
+  int keep_alive_timeout_s = 5;
   std::string model_name;
   std::string model_version = "1";
   std::string server_version;

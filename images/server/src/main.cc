@@ -115,6 +115,7 @@ int Main(int argc, char** argv) {
     http_options.host = flags.host;
     http_options.port = flags.port;
     http_options.threads = flags.http_threads;
+    http_options.keep_alive_timeout_s = flags.keep_alive_timeout_s;
     http_options.max_body_bytes = static_cast<size_t>(flags.max_body_bytes);
     http_options.model_name = model_name;
     http_options.model_version = flags.model_version;

@@ -41,9 +41,10 @@ demo: system-deps venv server ## compile the CPU MLP example, serve it with trta
 	$(PY) -m trtaoti.cli run examples/mlp/trtaotimodel.yaml --once
 
 .PHONY: crds
-crds: venv ## regenerate crds/ and the chart's CRD template from the API models
+crds: venv ## regenerate crds/, the chart's CRD template and docs/reference.md from the API models
 	$(PY) -m trtaoti.cli crds -o crds/trtaotimodels.yaml
 	$(PY) charts/trtaoti-operator/hack/generate-crd-template.py
+	$(PY) -m trtaoti.api.reference -o docs/reference.md
 
 .PHONY: dev-cluster
 dev-cluster: venv bins ## start etcd, apiserver, controllers, scheduler, KWOK GPU nodes and MinIO; writes .dev/
@@ -54,7 +55,7 @@ dev-cluster-down: ## stop everything dev-cluster started
 	TRTAOTI_PYTHON=$(PY) hack/dev-cluster.sh down
 
 .PHONY: test
-test: venv bins server ## the whole suite: unit, cluster, e2e (gpu tests skip without a GPU)
+test: system-deps venv bins server ## the whole suite: unit, cluster, e2e (gpu tests skip without a GPU)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 .PHONY: test-unit

@@ -154,8 +154,37 @@ case "$phase" in
     echo
     sed -n '/^SUMMARY/,$p' "$OUT/bench-$model.log"
     ;;
+  all)
+    # Everything in one call, for a session with one call's worth of device time: both
+    # bench models compile in the background (16 cores) beside the server build and
+    # tests/gpu; then the encoder (the throughput target) is measured before ResNet-50.
+    step environment 60 environment
+    step wheels 120 install_wheels
+    for model in $second_model $first_model; do
+      (timeout --kill-after=10 "$(($(remaining) - 150))" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" \
+         --compile-only --models "$model" >"$OUT/compile-$model.log" 2>&1; echo $? >"$work/compile-$model.rc") &
+    done
+    step server-build 300 build_server
+    pytest_limit=$(($(remaining) - 260))
+    [ "$pytest_limit" -gt 240 ] && pytest_limit=240
+    step pytest-gpu "$pytest_limit" "${preload[@]}" "${nice[@]}" "$python" -m pytest -p no:cacheprovider --noconftest \
+      tests/gpu -v -rs --junitxml="$OUT/pytest-gpu.xml"
+    wait
+    for model in $second_model $first_model; do
+      record "compile-$model" "rc=$(cat "$work/compile-$model.rc" 2>/dev/null): $(grep -o 'compiled in [0-9]* s\|cache hit in [0-9]* s' "$OUT/compile-$model.log" | head -1)"
+    done
+    for model in $second_model $first_model; do
+      step "bench-$model" "$(remaining)" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" --models "$model" \
+        --seconds "${TRTAOTI_GPU_RUN_SECONDS:-2}" --results "$OUT" --out "$OUT/$out_stem-$model.md"
+    done
+    cp -r "$work/logs" "$OUT/compiler-logs" 2>/dev/null
+    echo
+    echo "== tests/gpu"
+    grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/pytest-gpu.log" | tail -n 30
+    for model in $second_model $first_model; do sed -n '/^SUMMARY/,$p' "$OUT/bench-$model.log"; done
+    ;;
   *)
-    echo "usage: bench/gpu_run.sh prepare|bench" >&2
+    echo "usage: bench/gpu_run.sh prepare|bench|all" >&2
     exit 2
     ;;
 esac

@@ -18,9 +18,9 @@ source "$hack_dir/versions.env"
 # Binaries this script guarantees; the tests and launcher rely on exactly these names.
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm minio)
 
-# The key covers every input that changes the binaries: the pins, the wrapper modules'
-# dependency graphs and wrapper sources.
-key_inputs=("$hack_dir/versions.env"
+# The key covers every input that changes the binaries: the pins, this script (its build
+# flags), the wrapper modules' dependency graphs and sources.
+key_inputs=("$hack_dir/versions.env" "$hack_dir/build-binaries.sh"
             "$hack_dir"/go/*/go.mod "$hack_dir"/go/*/go.sum "$hack_dir"/go/*/*.go)
 key="k8s-${KUBERNETES_VERSION}-$(cat "${key_inputs[@]}" 2>/dev/null | sha256sum | cut -c1-12)"
 cache_root="${TRTAOTI_BIN_CACHE:-$HOME/.cache/trtaoti/bin}"
@@ -113,9 +113,10 @@ if ((${#todo[@]})); then
   minor="${k8s_minor_patch%%.*}"
   ldflags="-s -w"
   # Both version packages: component-base feeds /version, client-go feeds the User-Agent
-  # and kubectl's client version. The Go proxy does not expose the tag's git commit.
+  # and kubectl's client version. The Go proxy does not expose the tag's git commit, so
+  # gitCommit is set empty rather than left as the "$Format:%H$" placeholder.
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=${KUBERNETES_VERSION} -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor}"
+    ldflags+=" -X $pkg.gitVersion=${KUBERNETES_VERSION} -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor} -X $pkg.gitCommit="
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=${KUBERNETES_BUILD_DATE}"
   done
   tmp="$bin_dir/.k8s.tmp"; mkdir -p "$tmp"

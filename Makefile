@@ -31,6 +31,9 @@ system-deps: ## Debian packages the server build needs (apt-get)
 .PHONY: bins
 bins: ## build the control plane, KWOK, Helm and MinIO from Go modules (cached)
 	hack/build-binaries.sh
+	@# The Flux health-check evaluator (tests/unit/test_gitops_health.py) is built by the
+	@# test from the module cache; tests never download, so fetch its modules here.
+	cd deploy/gitops/flux/healthcheck && go mod download
 
 .PHONY: server
 server: venv ## build images/server/build/trtaoti-server against the torch wheel's libtorch

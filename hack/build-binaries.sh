@@ -94,8 +94,15 @@ fi
 
 if need helm; then
   echo "  helm ${HELM_VERSION}"
-  run helm env GOBIN="$bin_dir" go install "${build_flags[@]}" \
-    -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" \
+  # Offline (`helm template`, `helm lint`) helm assumes the Kubernetes version stamped at
+  # build time; upstream's Makefile stamps its client-go's, a bare `go install` leaves
+  # 1.20, which fails charts that require a current cluster. Stamp the pinned one.
+  helm_k8s_minor="${k8s_minor_patch%%.*}"
+  helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+  for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=${helm_k8s_minor}"
+  done
+  run helm env GOBIN="$bin_dir" go install "${build_flags[@]}" -ldflags="$helm_ldflags" \
     "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 fi
 

@@ -28,6 +28,7 @@ from operator_support import (  # noqa: F401  (crd: fixture)
     upload_model,
 )
 from support.binaries import versions
+from support.credentials import service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
@@ -221,25 +222,6 @@ def test_uninstall_removes_cluster_scoped_rbac(cluster, restricted_namespace, in
     assert leftover.strip() == ""
 
 
-def service_account_kubeconfig(cluster, namespace: str, service_account: str, path):
-    """A kubeconfig holding only a TokenRequest token of the ServiceAccount."""
-    with cluster.api_client() as admin:
-        token = client.CoreV1Api(admin).create_namespaced_service_account_token(
-            service_account, namespace,
-            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)),
-        ).status.token  # fmt: skip
-    admin_config = yaml.safe_load(open(cluster.kubeconfig).read())
-    context = next(c for c in admin_config["contexts"] if c["name"] == admin_config["current-context"])["context"]
-    cluster_entry = next(c for c in admin_config["clusters"] if c["name"] == context["cluster"])
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "test", "cluster": cluster_entry["cluster"]}],
-        "users": [{"name": service_account, "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "test", "user": service_account}}],
-        "current-context": "sa",
-    }))  # fmt: skip
-    path.chmod(0o600)
-    return path
 
 
 def test_operator_reconciles_with_the_charts_namespaced_rbac(

@@ -20,7 +20,6 @@ Costs one CPU compile (~30 s on 2 cores).
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-import torch
 import tritonclient.http as httpclient
 import yaml
 from kubernetes import client
@@ -41,9 +39,10 @@ from e2e_support import (
     SERVER_BUILD,
     LocalPod,
     read_pod,
-    service_account_kubeconfig,
     stop,
 )
+from support.credentials import service_account_kubeconfig
+from support.examples import mlp_eager_logits
 from support.kwok import finish_pod
 from support.ports import free_port
 from support.waiting import wait_for
@@ -87,15 +86,6 @@ def example_manifest(namespace: str, storage: str) -> dict:
     return document
 
 
-def eager_logits(features: np.ndarray) -> np.ndarray:
-    sys.path.insert(0, str(REPO / "examples"))
-    try:
-        from mlp.model import build
-    finally:
-        sys.path.remove(str(REPO / "examples"))
-    module, _ = build()
-    with torch.no_grad():
-        return module(torch.from_numpy(features)).numpy()
 
 
 def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, release, processes, tmp_path):  # noqa: ANN001
@@ -185,7 +175,7 @@ def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, 
             logits = triton.infer(MODEL, [request]).as_numpy("logits")
         finally:
             triton.close()
-        np.testing.assert_allclose(logits, eager_logits(features), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(logits, mlp_eager_logits(features), rtol=1e-4, atol=1e-5)
 
         # 5. Ready, as the user sees it.
         ready = models.wait_condition(MODEL, "Ready", "True", timeout=120)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import tritonclient.http as httpclient
 import yaml
 
 import server_support
+from support.examples import mlp_eager_logits
 from trtaoti.storage import open_store, read_manifest
 
 pytestmark = pytest.mark.e2e
@@ -96,15 +96,6 @@ class RunProcess:
             self.process.wait()
 
 
-def eager_logits(features: np.ndarray) -> np.ndarray:
-    sys.path.insert(0, str(REPO / "examples"))
-    try:
-        from mlp.model import build
-    finally:
-        sys.path.remove(str(REPO / "examples"))
-    module, _ = build()
-    with torch.no_grad():
-        return module(torch.from_numpy(features)).numpy()
 
 
 def process_gone(pid: int) -> bool:
@@ -134,7 +125,7 @@ def test_run_serves_until_ctrl_c(server_binary: Path, tmp_path: Path) -> None:
         request = httpclient.InferInput("features", list(features.shape), "FP32")
         request.set_data_from_numpy(features)
         result = client.infer("mlp", [request])
-        np.testing.assert_allclose(result.as_numpy("logits"), eager_logits(features), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(result.as_numpy("logits"), mlp_eager_logits(features), rtol=1e-4, atol=1e-5)
         # An idle keep-alive connection holds the server's drain for its 60 s keep-alive
         # timeout (cpp-httplib); a client that is done closes it, as curl does.
         client.close()

@@ -4,7 +4,6 @@ a 500, never a crash, and serves correctly afterwards."""
 
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np

@@ -35,6 +35,10 @@ bins: ## build the control plane, KWOK, Helm and MinIO from Go modules (cached)
 	@# test from the module cache; tests never download, so fetch its modules here.
 	cd deploy/gitops/flux/healthcheck && go mod download
 
+.PHONY: refs
+refs: ## unpack the pinned torch-tensorrt's Python source (the TensorRT mapping tests read its signatures)
+	hack/fetch-reference-sources.sh
+
 .PHONY: server
 server: venv ## build images/server/build/trtaoti-server against the torch wheel's libtorch
 	$(SERVER_DIR)/build.sh $(PY)
@@ -58,7 +62,7 @@ dev-cluster-down: ## stop everything dev-cluster started
 	TRTAOTI_PYTHON=$(PY) hack/dev-cluster.sh down
 
 .PHONY: test
-test: system-deps venv bins server ## the whole suite: unit, cluster, e2e (gpu tests skip without a GPU)
+test: system-deps venv bins server refs ## the whole suite: unit, cluster, e2e (gpu tests skip without a GPU)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 .PHONY: test-unit

@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import inspect
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,7 +22,13 @@ from trtaoti.compiler.metadata import package_metadata, versions
 from trtaoti.compiler.samples import SampleInputs
 from trtaoti.compiler.tensorrt import compile_options, compile_tensorrt, import_torch_tensorrt
 
-REFERENCE = Path.home() / ".cache/trtaoti/ref/torch_tensorrt"
+def _pinned_torch_tensorrt() -> str:
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    return re.search(r'"torch-tensorrt==([0-9.]+)"', pyproject.read_text()).group(1)
+
+
+# Unpacked by `make refs` (hack/fetch-reference-sources.sh), part of `make test`.
+REFERENCE = Path.home() / f".cache/trtaoti/ref/torch_tensorrt-{_pinned_torch_tensorrt()}/torch_tensorrt"
 
 
 def trt_like_module(count: int) -> torch.fx.GraphModule:
@@ -186,7 +193,7 @@ def _reference_parameters(relative: str, function: str) -> set[str]:
     raise AssertionError(f"{function} not found in {relative}")
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"torch-tensorrt 2.14 source not unpacked at {REFERENCE}")
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"torch-tensorrt source not unpacked at {REFERENCE}: run make refs")
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 def test_options_are_accepted_by_the_real_2_14_signatures(twoinput_export, precision: str) -> None:
     names = _reference_parameters("dynamo/_compiler.py", "compile")

@@ -224,16 +224,19 @@ def test_uninstall_removes_cluster_scoped_rbac(cluster, restricted_namespace, in
 
 
 
-def test_operator_reconciles_with_the_charts_namespaced_rbac(
-    cluster, crd, restricted_namespace, namespace, installed, tmp_path
+@pytest.mark.parametrize("scope", ["namespaced", "cluster-wide"])
+def test_operator_reconciles_with_the_charts_rbac(
+    cluster, crd, restricted_namespace, namespace, installed, tmp_path, scope
 ):
-    """The real `trtaoti operator`, authenticated as the chart's ServiceAccount with
-    watchNamespaces: the per-namespace Role alone is enough to watch, create the compile
-    Job and write status, with no permission errors in its log."""
-    release, _ = installed({"watchNamespaces": [namespace]})
+    """The real `trtaoti operator`, authenticated as the chart's ServiceAccount, in both
+    of the chart's scopes: with watchNamespaces the per-namespace Role alone, and by
+    default (every namespace, cluster-wide watches) the ClusterRole alone, is enough to
+    watch, create the compile Job and write status, with no permission errors in its log."""
+    watched = [namespace] if scope == "namespaced" else []
+    release, _ = installed({"watchNamespaces": watched} if watched else {})
     kubeconfig = service_account_kubeconfig(cluster, restricted_namespace, f"{release}-trtaoti-operator",
                                             tmp_path / "kubeconfig")  # fmt: skip
-    operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", [namespace])
+    operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", watched)
     storage_secret(cluster, namespace)
     manifest = model_manifest("chartrbac", namespace, upload_model(cluster, namespace), storage_uri(cluster, namespace),
                               profiles=[{"name": "online", "min": 1, "opt": 4, "max": 16}])  # fmt: skip

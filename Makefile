@@ -17,11 +17,18 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 .PHONY: venv
-venv: $(VENV)/.installed ## Python environment (torch, kopf, test tools) in $(VENV)
-$(VENV)/.installed: pyproject.toml
+# The venv lives outside the tree and is shared by every checkout on the machine, so the
+# stamp is keyed by the dependency list's content (not its mtime), and the editable
+# install is re-pointed whenever the venv last served another checkout.
+VENV_STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+venv: $(VENV_STAMP) ## Python environment (torch, kopf, test tools) in $(VENV)
+	@grep -qxF '$(CURDIR)/operator' $(VENV)/lib/python3*/site-packages/__editable__.trtaoti-*.pth 2>/dev/null \
+		|| $(PY) -m pip install -q --no-deps -e .
+$(VENV_STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[compile,test,bench]'
+	@rm -f $(VENV)/.installed*
 	@touch $@
 
 .PHONY: system-deps

@@ -97,11 +97,26 @@ def _make_namespace(cluster: Cluster, request: pytest.FixtureRequest, labels: di
                      what=f"ServiceAccount {name}/default", ignore=(client.ApiException,))
             yield name
         finally:
-            try:
-                core.delete_namespace(name, propagation_policy="Background")
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
+            _delete_namespace(core, name)
+
+
+def _delete_namespace(core: client.CoreV1Api, name: str) -> None:
+    """Deletes the namespace and waits until its pods are gone.
+
+    The fake nodes are shared by the whole session: a test that needs a whole GPU node
+    must not find it still held by the previous test's pods while the namespace
+    controller works through its queue (slow on a loaded CI machine). The namespace
+    itself may stay Terminating (finalizers of a stopped operator); its pods may not.
+    """
+    try:
+        core.delete_namespace(name, propagation_policy="Background")
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return
+        raise
+    # A Terminating namespace admits no new pods, so nothing recreates these.
+    core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+    wait_for(lambda: not core.list_namespaced_pod(name).items, timeout=30, what=f"the pods of namespace {name} to go")
 
 
 @pytest.fixture

@@ -221,6 +221,7 @@ class Models:
         self.apps = client.AppsV1Api(self.api)
         self.batch = client.BatchV1Api(self.api)
         self.policy = client.PolicyV1Api(self.api)
+        self.autoscaling = client.AutoscalingV2Api(self.api)
 
     def apply(self, manifest: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(

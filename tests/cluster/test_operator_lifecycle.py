@@ -7,10 +7,12 @@ by writing what `trtaoti compile` writes to MinIO and then letting the Job's pod
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import watch
 
 from operator_support import (  # noqa: F401  (fixtures)
     GPU,
@@ -311,6 +313,48 @@ def test_serving_changes_apply_without_recompiling(cluster, models, operator):  
     models.apply(manifest)
     wait_for(lambda: not autoscaled(), timeout=60, what="HorizontalPodAutoscaler removed with autoscaling")
     wait_for(lambda: models.deployment("tuned-online").spec.replicas == 2, timeout=60, what="replicas back to 2")
+
+
+def test_switching_autoscaling_on_keeps_the_running_replicas(cluster, models, operator):  # noqa: F811
+    """Handing `spec.replicas` to an HPA must not scale a serving Deployment down to the
+    default of 1 on the way, not even for the seconds until the HPA's first sync."""
+    ns = models.namespace
+    manifest = model_manifest("scaled", ns, upload_model(cluster, ns), storage_uri(cluster, ns),
+                              profiles=[{**ONLINE, "replicas": 3}])  # fmt: skip
+    compile_and_serve(models, "scaled", manifest)
+    before = models.deployment("scaled-online")
+    assert before.spec.replicas == 3
+
+    seen: list[int] = []
+    hpa_seen = threading.Event()
+
+    def record_replicas() -> None:
+        # A watch from the Deployment's current version sees every write, however brief.
+        stream = watch.Watch()
+        for event in stream.stream(models.apps.list_namespaced_deployment, ns,
+                                   field_selector="metadata.name=scaled-online",
+                                   resource_version=before.metadata.resource_version, timeout_seconds=60):  # fmt: skip
+            seen.append(event["object"].spec.replicas)
+            if hpa_seen.is_set():
+                stream.stop()
+
+    recorder = threading.Thread(target=record_replicas, daemon=True)
+    recorder.start()
+    manifest["spec"]["serving"] = {"autoscaling": {"maxReplicas": 5}}
+    models.apply(manifest)
+    # The operator applies the Deployment before the HPA, so once the HPA exists every
+    # write of the hand-off is in the watch's history.
+    wait_for(lambda: models.autoscaling.list_namespaced_horizontal_pod_autoscaler(ns).items, timeout=60,
+             what="the HorizontalPodAutoscaler")  # fmt: skip
+    hpa_seen.set()
+    models.apps.patch_namespaced_deployment("scaled-online", ns, {"metadata": {"annotations": {"test/poke": "1"}}})
+    recorder.join(timeout=30)
+
+    assert seen, "the watch saw no write to the Deployment"
+    assert min(seen) == 3, f"replicas during the switch: {seen}"
+    managers = {entry.manager for entry in models.deployment("scaled-online").metadata.managed_fields
+                if "f:replicas" in (entry.fields_v1 or {}).get("f:spec", {})}  # fmt: skip
+    assert "trtaoti-operator" not in managers, "the operator still claims replicas beside the HPA"
 
 
 def test_missing_secret_and_model_are_reported_then_recovered(cluster, models, operator):  # noqa: F811

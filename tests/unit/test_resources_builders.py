@@ -214,6 +214,41 @@ class TestServing:
         assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
         assert serving.build_autoscaler(OWNER, make_spec(), spec.profile("online")) is None
 
+    @staticmethod
+    def live_deployment(replicas, managers):
+        """A Deployment as the apiserver returns it: `managers` = (manager, operation, owns replicas)."""
+        return {
+            "metadata": {
+                "name": "resnet-online", "namespace": "ml",
+                "managedFields": [
+                    {"manager": manager, "operation": operation, "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:spec": {"f:replicas": {}} if owns else {"f:template": {}}}}
+                    for manager, operation, owns in managers
+                ],
+            },
+            "spec": {"replicas": replicas},
+        }  # fmt: skip
+
+    def test_replicas_pass_to_a_second_manager_before_ours_lets_go(self):
+        profile = make_spec().profile("online")  # replicas 2
+        ours = self.live_deployment(3, [("trtaoti-operator", "Apply", True)])
+        handover = serving.replicas_handover(ours, "trtaoti-operator", profile)
+        assert handover["metadata"] == {"name": "resnet-online", "namespace": "ml"}
+        # Only replicas, never below what runs now or the HPA's minimum.
+        assert handover["spec"] == {"replicas": 3}
+        below_minimum = self.live_deployment(1, [("trtaoti-operator", "Apply", True)])
+        assert serving.replicas_handover(below_minimum, "trtaoti-operator", profile)["spec"] == {"replicas": 2}
+
+    def test_no_handover_once_someone_else_holds_replicas(self):
+        profile = make_spec().profile("online")
+        hpa_owned = self.live_deployment(4, [("trtaoti-operator", "Apply", False),
+                                             ("trtaoti-operator-handover", "Apply", True),
+                                             ("kube-controller-manager", "Update", True)])  # fmt: skip
+        assert serving.replicas_handover(hpa_owned, "trtaoti-operator", profile) is None
+        # An Update by the same name (kubectl scale --field-manager) is not our apply.
+        updated = self.live_deployment(4, [("trtaoti-operator", "Update", True)])
+        assert serving.replicas_handover(updated, "trtaoti-operator", profile) is None
+
     def test_cpu_artifact_serves_on_cpu_without_gpu(self):
         spec = make_spec(device="cpu", backend="inductor")
         deployment = self.build(spec, art=artifact(device="cpu", gpuProduct=None))

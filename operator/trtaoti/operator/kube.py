@@ -22,6 +22,9 @@ from kubernetes.client.exceptions import ApiException
 from trtaoti.api import models as m
 
 FIELD_MANAGER = "trtaoti-operator"
+# Holds a Deployment's replicas while they pass from FIELD_MANAGER to an HPA
+# (resources.serving.replicas_handover).
+HANDOVER_FIELD_MANAGER = "trtaoti-operator-handover"
 REQUEST_TIMEOUT_SECONDS = 30
 
 
@@ -123,13 +126,13 @@ class Kube:
         result = await self.call("GET", KINDS[kind].path(namespace), query=query)
         return list(result.get("items") or [])
 
-    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    async def apply(self, manifest: dict[str, Any], *, field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
         meta = manifest["metadata"]
         kind = KINDS[manifest["kind"]]
         return await self.call(
             "PATCH",
             kind.path(meta["namespace"], meta["name"]),
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query=[("fieldManager", field_manager), ("force", "true")],
             body=manifest,
             content_type="application/apply-patch+yaml",
         )

@@ -30,7 +30,7 @@ from trtaoti.api.models import (
 )
 from trtaoti.operator import events
 from trtaoti.operator.artifact_store import ArtifactStore
-from trtaoti.operator.kube import Kube, api_error_message
+from trtaoti.operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, api_error_message
 from trtaoti.operator.observe import job_state, observe_deployment, observe_job
 from trtaoti.resources import compile_job, names, serving, status as status_rules
 from trtaoti.resources.artifacts import InvalidManifest
@@ -257,6 +257,11 @@ class Reconciler:
         self, owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile, artifact: Artifact, children: Children
     ) -> dict[str, Any]:
         name = names.serving_name(owner.name, profile.name)
+        live = children.of("Deployment").get(name)
+        if spec.serving.autoscaling is not None and live is not None:
+            handover = serving.replicas_handover(live, FIELD_MANAGER, profile)
+            if handover is not None:
+                await self.kube.apply(handover, field_manager=HANDOVER_FIELD_MANAGER)
         deployment = await self.kube.apply(serving.build_deployment(owner, spec, profile, artifact, self.settings))
         await self.kube.apply(serving.build_service(owner, spec, profile))
         if serving.wants_disruption_budget(spec, profile):

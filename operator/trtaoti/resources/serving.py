@@ -179,7 +179,7 @@ def build_deployment(
     }
     if spec.serving.autoscaling is None:
         # With an HPA, replicas belong to the HPA: leaving the field out of our apply
-        # means server-side apply never fights it.
+        # means server-side apply never fights it (replicas_handover: how it changes hands).
         deployment_spec["replicas"] = profile.replicas
     return {
         "apiVersion": "apps/v1",
@@ -266,4 +266,33 @@ def build_autoscaler(owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile
                 }
             ],
         },
+    }
+
+
+def replicas_handover(live_deployment: dict[str, Any], manager: str, profile: BatchProfile) -> dict[str, Any] | None:
+    """The apply that hands `spec.replicas` over to an HPA without a dip, or None when
+    `manager` no longer owns the field (nothing to hand over).
+
+    Leaving `replicas` out of our apply while we are its only owner would reset it to
+    the default of 1 until the HPA scales back up. Kubernetes' documented way out
+    ("transferring ownership" in the server-side apply guide) is a second field manager
+    that applies `replicas` alone first: once ours drops the field, that one still
+    holds it, and the HPA's scale updates take it from there. The value kept is the
+    larger of what runs now and the HPA's minimum, which it would scale to anyway.
+    """
+    owned = any(
+        entry.get("manager") == manager
+        and entry.get("operation") == "Apply"
+        and "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+        for entry in live_deployment["metadata"].get("managedFields") or []
+    )
+    if not owned:
+        return None
+    meta = live_deployment["metadata"]
+    current = int(live_deployment.get("spec", {}).get("replicas") or 1)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": max(current, 1, profile.replicas)},
     }

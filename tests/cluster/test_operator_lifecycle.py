@@ -357,6 +357,36 @@ def test_switching_autoscaling_on_keeps_the_running_replicas(cluster, models, op
     assert "trtaoti-operator" not in managers, "the operator still claims replicas beside the HPA"
 
 
+def test_a_compile_in_flight_survives_its_storage_secret_going_away(cluster, models, operator):  # noqa: F811
+    """Rotating the storage Secret (delete, then create) while a compile runs: the
+    operator reports the missing Secret but keeps the Job, whose key it cannot
+    recompute without the model's ETag, and carries on once the Secret is back."""
+    ns = models.namespace
+    storage = storage_uri(cluster, ns)
+    manifest = model_manifest("rotated", ns, upload_model(cluster, ns), storage, profiles=[{**ONLINE, "replicas": 1}])
+    models.apply(manifest)
+    job = models.wait_job("rotated", "online")
+    key = job.metadata.labels[names.LABEL_ARTIFACT_KEY]
+
+    secret = models.core.read_namespaced_secret("s3-credentials", ns)
+    models.core.delete_namespaced_secret("s3-credentials", ns)
+    missing = models.wait_condition("rotated", "Compiled", "False", reason="SecretNotFound")
+    assert f"{ns}/s3-credentials" in missing["message"]
+    # Another pass of the operator must not change its mind either.
+    models.apply({**manifest, "metadata": {**manifest["metadata"], "annotations": {"test/poke": "1"}}})
+    models.wait_condition("rotated", "Compiled", "False", reason="SecretNotFound")
+    assert [j.metadata.uid for j in models.jobs("rotated")] == [job.metadata.uid]
+    assert models.jobs("rotated")[0].metadata.deletion_timestamp is None
+    [profile] = models.get("rotated")["status"]["profiles"]
+    assert profile["artifactKey"] == key
+
+    secret.metadata = {"name": "s3-credentials"}
+    models.core.create_namespaced_secret(ns, secret)
+    play_compile(models, job, storage)
+    models.wait_condition("rotated", "Ready", "True", timeout=60)
+    assert [j.metadata.uid for j in models.jobs("rotated")] == [job.metadata.uid]
+
+
 def test_missing_secret_and_model_are_reported_then_recovered(cluster, models, operator):  # noqa: F811
     ns = models.namespace
     storage = storage_uri(cluster, ns)

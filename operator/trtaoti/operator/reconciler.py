@@ -130,8 +130,16 @@ class Reconciler:
         # What each profile served, as last reported: the fallback when its Deployment was
         # deleted while a new artifact compiles (the Deployment is the first source).
         reported = {p.name: p.artifact for p in previous.profiles if p.artifact}
+        # Without the source's ETag the key cannot be computed; a key computed without it
+        # would be a different one, and pruning would delete the compile Job in flight
+        # over a Secret being rotated or one failed HEAD. Keep the last known key instead.
+        key_unknown = problem is not None and bool(spec.model.exported_program) and not spec.model.sha256
+        known_keys = {p.name: p.artifact_key for p in previous.profiles} if key_unknown else None
         observations = [
-            await self._converge_profile(owner, spec, profile, children, env, etag, problem, reported.get(profile.name))
+            await self._converge_profile(owner, spec, profile, children, env, etag, problem,
+                                         reported.get(profile.name),
+                                         known_keys.get(profile.name) if known_keys is not None else None,
+                                         key_unknown)  # fmt: skip
             for profile in spec.batch_profiles
         ]
         await self._prune(owner, spec, children, observations)
@@ -160,9 +168,11 @@ class Reconciler:
         etag: str | None,
         problem: Problem | None,
         reported: Artifact | None = None,
+        last_key: str | None = None,
+        key_unknown: bool = False,
     ) -> ProfileObservation:
         compiler_image = self.settings.compiler_image_for(spec.compile.image)
-        key = artifact_key(spec, profile, compiler_image=compiler_image, source_etag=etag)
+        key = last_key if key_unknown else artifact_key(spec, profile, compiler_image=compiler_image, source_etag=etag)
         service_name = names.serving_name(owner.name, profile.name)
         existing = children.of("Deployment").get(service_name)
         obs = ProfileObservation(name=profile.name, key=key, problem=problem)
@@ -177,8 +187,8 @@ class Reconciler:
                 obs = dataclasses.replace(obs, problem=Problem("StorageUnavailable", f"reading manifest {key}: {error}"))
         obs = dataclasses.replace(obs, artifact=artifact)
 
-        job = children.compile_job(profile.name, key)
-        waiters = self._waiting.setdefault(key, set())
+        job = children.compile_job(profile.name, key) if key is not None else None
+        waiters = self._waiting.setdefault(key, set()) if key is not None else set()
         waiters.discard((owner.namespace, owner.name))
         if artifact is None and obs.problem is None and job is None:
             # Per key, check-then-create runs one reconcile at a time: two models with
@@ -296,6 +306,8 @@ class Reconciler:
         """Remove serving objects of removed profiles and compile Jobs nobody needs."""
         profiles = {p.name for p in spec.batch_profiles}
         wanted_keys = {(o.name, o.key) for o in observations}
+        # A profile whose key could not be computed this time keeps all its compile objects.
+        unknown = {o.name for o in observations if o.key is None}
         for kind in SERVING_KINDS:
             for name, obj in children.of(kind).items():
                 if (obj["metadata"].get("labels") or {}).get(names.LABEL_PROFILE) not in profiles:
@@ -304,6 +316,8 @@ class Reconciler:
         for kind in COMPILE_KINDS:
             for name, obj in children.of(kind).items():
                 labels = obj["metadata"].get("labels") or {}
+                if labels.get(names.LABEL_PROFILE) in unknown:
+                    continue
                 if (labels.get(names.LABEL_PROFILE), labels.get(names.LABEL_ARTIFACT_KEY)) not in wanted_keys:
                     log.info("deleting %s %s/%s: its artifact key is no longer wanted", kind, owner.namespace, name)
                     await self.kube.delete(kind, owner.namespace, name)

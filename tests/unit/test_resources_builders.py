@@ -171,6 +171,14 @@ class TestServing:
         server = pod_spec(self.build(spec))["containers"][0]
         assert server["resources"]["requests"]["memory"] == "3Gi"
 
+    def test_a_limit_alone_is_never_undercut_by_a_computed_request(self):
+        # The measured default (2.75 GiB here) above a 2Gi limit would be rejected by the apiserver.
+        limited = make_spec(serving={"resources": {"limits": {"memory": "2Gi", "cpu": "500m"}},
+                                     "autoscaling": {"maxReplicas": 3}})  # fmt: skip
+        resources = pod_spec(self.build(limited))["containers"][0]["resources"]
+        assert "requests" not in resources  # Kubernetes makes each request equal its limit
+        assert resources["limits"]["memory"] == "2Gi" and resources["limits"]["cpu"] == "500m"
+
     def test_new_artifact_changes_the_pod_template(self):
         a = self.build()
         b = self.build(art=artifact(sha256="e" * 64, key="f" * 32))

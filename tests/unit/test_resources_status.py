@@ -71,6 +71,17 @@ def test_problem_reason_surfaces():
     assert cond(status, "Ready").reason == "SecretNotFound"
 
 
+def test_rejected_serving_fails_ready_but_not_compiled():
+    refused = Problem("ServingRejected", 'Deployment.apps "m-p" is invalid: spec.template...: must be less than or equal to memory limit')
+    obs = ProfileObservation("p", KEY, artifact=art(), problem=refused)
+    status = compute_status(None, [obs], 1, "t")
+    assert status.profiles[0].phase == "Failed" and "memory limit" in status.profiles[0].message
+    assert cond(status, "Compiled").status == "True"
+    ready = cond(status, "Ready")
+    assert (ready.status, ready.reason) == ("False", "ServingRejected") and "memory limit" in ready.message
+    assert any(e.type == "Warning" and "memory limit" in e.message for e in transitions(None, status))
+
+
 def test_new_artifact_compiling_while_old_serves():
     old = art("o" * 32)
     obs = ProfileObservation("p", KEY, job=JobObservation("job2", "Running"), deployment=deployment(old))

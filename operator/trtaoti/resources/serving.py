@@ -75,11 +75,16 @@ def _quantity_mib(n_bytes: int) -> str:
 def server_resources(spec: TrtAotiModelSpec, artifact: Artifact, settings: ChildSettings) -> dict[str, Any]:
     resources = spec.serving.resources.to_wire()
     requests = dict(resources.get("requests", {}))
-    requests.setdefault("memory", _quantity_mib(memory_request_bytes(artifact, settings)))
-    if spec.serving.autoscaling is not None:
+    limits = resources.get("limits", {})
+    # Where the spec sets a limit but no request, Kubernetes makes the request equal the
+    # limit; a computed default above it would get the Deployment rejected.
+    if "memory" not in limits:
+        requests.setdefault("memory", _quantity_mib(memory_request_bytes(artifact, settings)))
+    if spec.serving.autoscaling is not None and "cpu" not in limits:
         # A CPU-utilization HPA has nothing to divide by without a CPU request.
         requests.setdefault("cpu", "1")
-    resources["requests"] = requests
+    if requests:
+        resources["requests"] = requests
     gpus = spec.compile.gpu.count if _device(spec, artifact) == "cuda" else 0
     return with_gpu_limit(resources, gpus)
 

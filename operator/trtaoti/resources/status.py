@@ -81,6 +81,9 @@ def _serves(deployment: DeploymentObservation | None, artifact: Artifact | None)
 
 def profile_phase(obs: ProfileObservation) -> tuple[ProfilePhase, str | None]:
     """The phase of one profile and a message for humans."""
+    if obs.artifact is not None and obs.problem is not None:
+        # Compiled, but the apiserver refused its serving objects: waiting would not help.
+        return ProfilePhase.failed, obs.problem.message
     if obs.artifact is not None:
         deployment = obs.deployment
         if _serves(deployment, obs.artifact) and deployment is not None:
@@ -130,6 +133,9 @@ def _failure_reason(obs: ProfileObservation) -> str:
 def desired_conditions(observations: list[ProfileObservation], profiles: list[ProfileStatus]) -> dict[str, tuple[ConditionStatus, str, str]]:
     """type -> (status, reason, message) for the current observations."""
     failed = [(o, p) for o, p in zip(observations, profiles, strict=True) if p.phase == ProfilePhase.failed]
+    # A profile that compiled but cannot be served fails Ready, not Compiled.
+    serving_failed = [(o, p) for o, p in failed if o.artifact is not None]
+    failed = [(o, p) for o, p in failed if o.artifact is None]
     uncompiled = [p.name for p in profiles if p.phase in (ProfilePhase.pending, ProfilePhase.compiling)]
     total = len(profiles)
     conditions: dict[str, tuple[ConditionStatus, str, str]] = {}
@@ -154,7 +160,10 @@ def desired_conditions(observations: list[ProfileObservation], profiles: list[Pr
 
     conditions[COMPILED] = (ConditionStatus.true, "Compiled", f"{total}/{total} profiles compiled")
     not_ready = [p for p in profiles if p.phase != ProfilePhase.ready]
-    if not_ready:
+    if serving_failed:
+        message = "; ".join(f"{p.name}: {p.message}" for _, p in serving_failed)
+        conditions[READY] = (ConditionStatus.false, _failure_reason(serving_failed[0][0]), message)
+    elif not_ready:
         message = "; ".join(f"{p.name}: {p.message}" for p in not_ready)
         conditions[READY] = (ConditionStatus.false, "RollingOut", message)
     else:

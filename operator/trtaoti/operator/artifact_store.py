@@ -1,13 +1,16 @@
 """The operator's view of object storage: manifests, model ETags, artifact deletion.
 
 Wraps `trtaoti.storage` (obstore underneath, which blocks) in worker threads, and
-keeps positive manifest lookups: artifacts are content-addressed and a manifest is
-written last, so once seen it never changes.
+keeps positive manifest lookups for a while: artifacts are content-addressed and a
+manifest is written last, so once seen it never changes, but someone may delete it
+(the documented way to force a recompile), so a kept lookup is re-read after
+MANIFEST_TTL_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -15,12 +18,15 @@ from trtaoti.api.models import Artifact
 from trtaoti.resources.artifacts import artifact_from_manifest
 
 MANIFEST_CACHE_SIZE = 4096
+MANIFEST_TTL_SECONDS = 60.0
 STORE_CACHE_SIZE = 64
 
 
 class ArtifactStore:
-    def __init__(self) -> None:
-        self._manifests: OrderedDict[tuple[str, str], Artifact] = OrderedDict()
+    def __init__(self, manifest_ttl_seconds: float = MANIFEST_TTL_SECONDS) -> None:
+        self._manifest_ttl = manifest_ttl_seconds
+        # (storage URI, key) -> (artifact, monotonic time it was read)
+        self._manifests: OrderedDict[tuple[str, str], tuple[Artifact, float]] = OrderedDict()
         # Opening a store builds an HTTP client; reuse it per (URI, credentials).
         self._stores: OrderedDict[tuple[str, frozenset[tuple[str, str]]], Any] = OrderedDict()
 
@@ -38,9 +44,10 @@ class ArtifactStore:
     async def artifact(self, storage_uri: str, env: dict[str, str], key: str) -> Artifact | None:
         """The compiled package under `key`, or None while its manifest does not exist."""
         cache_key = (storage_uri, key)
-        if cache_key in self._manifests:
+        kept = self._manifests.get(cache_key)
+        if kept is not None and time.monotonic() - kept[1] < self._manifest_ttl:
             self._manifests.move_to_end(cache_key)
-            return self._manifests[cache_key]
+            return kept[0]
 
         def read() -> dict[str, Any] | None:
             from trtaoti.storage import read_manifest
@@ -49,9 +56,11 @@ class ArtifactStore:
 
         manifest = await asyncio.to_thread(read)
         if manifest is None:
+            self._manifests.pop(cache_key, None)
             return None
         artifact = artifact_from_manifest(manifest, key)
-        self._manifests[cache_key] = artifact
+        self._manifests[cache_key] = (artifact, time.monotonic())
+        self._manifests.move_to_end(cache_key)
         if len(self._manifests) > MANIFEST_CACHE_SIZE:
             self._manifests.popitem(last=False)
         return artifact

@@ -128,7 +128,7 @@ class ControlPlane:
             # Privileged pods are allowed cluster-wide so PodSecurity admission, per
             # namespace, is what decides (as on a real cluster).
             "--allow-privileged=true",
-            "--enable-admission-plugins=NodeRestriction",
+            "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             # Loopback may not be published as the kubernetes Service endpoint; nothing in
             # this cluster reaches the apiserver through that Service anyway.

@@ -32,6 +32,9 @@ def cluster_role_rules() -> list[dict[str, Any]]:
         # The custom resource: watched by Kopf, finalizer patched by the reconciler.
         {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["get", "patch"]},
+        # Children carry blockOwnerDeletion; where OwnerReferencesPermissionEnforcement
+        # admission is on (OpenShift, hardened clusters) setting it needs this grant.
+        {"apiGroups": [GROUP], "resources": [f"{PLURAL}/finalizers"], "verbs": ["update"]},
         # Compile Jobs and serving Deployments are watched (their events trigger reconciles).
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": WATCHED_CHILD_VERBS},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": WATCHED_CHILD_VERBS},

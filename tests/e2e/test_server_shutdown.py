@@ -3,6 +3,9 @@ refused), and every request the server accepted is answered; the process exits 0
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
 import threading
 import time
 
@@ -87,3 +90,29 @@ def test_idle_keep_alive_connection_does_not_hold_the_drain():
         drained_in = time.monotonic() - started
         idle.close()
     assert drained_in < 10, f"SIGTERM took {drained_in:.1f} s with one idle keep-alive connection open"
+
+
+def test_sigterm_while_the_model_loads_exits_instead_of_serving():
+    """A pod deleted while its (possibly minutes-long) model load runs: the SIGTERM waits
+    until the server can act on it, and then it must stop, not start serving unready."""
+    support.build_server()
+    package = support.build_package(2, 4, 8)
+    process = subprocess.Popen(
+        [str(support.SERVER_BIN), "--model", str(package), "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        for line in process.stderr:
+            lines.append(line)
+            if '"loading model"' in line:  # stop signals are blocked from here on
+                process.send_signal(signal.SIGTERM)
+                break
+        lines += process.communicate(timeout=30)[1].splitlines(keepends=True)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        lines += process.communicate()[1].splitlines(keepends=True)
+        pytest.fail("SIGTERM during the model load left the server running:\n" + "".join(lines[-10:]))
+    assert process.returncode == 0, "".join(lines[-10:])
+    messages = [json.loads(line).get("msg") for line in lines if line.startswith("{")]
+    assert "draining" in messages and messages[-1] == "stopped", messages

@@ -18,7 +18,8 @@ constexpr const char* kUsage = R"(trtaoti-server: serve an AOTInductor package (
   --model-version V          the one version served (default 1)
   --host ADDR --port N       listen address (default 0.0.0.0:8000; port 0 picks a free one)
   --grpc-port N              also serve KServe V2 gRPC on N (0 picks a free one; default: off)
-  --http-threads N           HTTP worker threads, one per open connection (default 128)
+  --http-threads N           most HTTP connections served at once; threads start on
+                             demand, one per busy connection (default 1024)
   --keep-alive-timeout-s N   close idle keep-alive connections after N s; also bounds the
                              SIGTERM drain, so keep it under the pod's grace period (default 5)
   --max-body-bytes N         largest request body (default 268435456)

@@ -13,7 +13,7 @@ struct Flags {
   std::string host = "0.0.0.0";
   int port = 8000;
   int grpc_port = -1;  // -1: no gRPC
-  int http_threads = 128;
+  int http_threads = 1024;
   int keep_alive_timeout_s = 5;
   int64_t max_body_bytes = 256ll << 20;
   std::string device = "cpu";

@@ -7,9 +7,22 @@
 #include "logging.h"
 #include "protocol.h"
 #include "status.h"
+#include "worker_pool.h"
 
 namespace trtaoti {
 namespace {
+
+// cpp-httplib's extension point for its connection threads, backed by WorkerPool.
+class PoolTaskQueue : public httplib::TaskQueue {
+ public:
+  // A few threads up front answer the first connections (and probes) without a start.
+  explicit PoolTaskQueue(size_t max_threads) : pool_(std::min<size_t>(8, max_threads), max_threads) {}
+  void enqueue(std::function<void()> fn) override { pool_.Enqueue(std::move(fn)); }
+  void shutdown() override { pool_.Shutdown(); }
+
+ private:
+  WorkerPool pool_;
+};
 
 using std::chrono::duration_cast;
 using std::chrono::microseconds;
@@ -97,8 +110,8 @@ HttpServer::HttpServer(HttpOptions options, const ModelSignature& signature, Inf
       inference_(inference),
       metrics_(metrics),
       server_(std::make_unique<httplib::Server>()) {
-  const size_t threads = static_cast<size_t>(std::max(4, options_.threads));
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  const size_t max_threads = static_cast<size_t>(std::max(4, options_.threads));
+  server_->new_task_queue = [max_threads] { return new PoolTaskQueue(max_threads); };
   server_->set_tcp_nodelay(true);
   server_->set_keep_alive_max_count(1u << 30);
   server_->set_keep_alive_timeout(options_.keep_alive_timeout_s);

@@ -25,7 +25,9 @@ namespace trtaoti {
 struct HttpOptions {
   std::string host = "0.0.0.0";
   int port = 8000;
-  int threads = 128;  // one per open connection (keep-alive holds its thread)
+  // Most connections served at once: a keep-alive connection holds its thread while
+  // the client keeps it busy, and threads start on demand (worker_pool.h) up to this.
+  int threads = 1024;
   size_t max_body_bytes = 256u << 20;
   // cpp-httplib notices stop() only between requests: an idle keep-alive connection
   // holds its worker (and so the drain) until this timeout.

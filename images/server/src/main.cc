@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <thread>
@@ -123,6 +125,8 @@ int Main(int argc, char** argv) {
     HttpServer http(http_options, signature, inference, metrics);
     const int port = http.Bind();
 
+    // Set once Serve() has returned (or will never run).
+    std::atomic<bool> listener_done{false};
     std::thread signal_thread([&] {
       int signal = 0;
       sigwait(&stop_signals, &signal);
@@ -130,7 +134,13 @@ int Main(int argc, char** argv) {
       inference.BeginDrain();
       batcher.Stop();  // answers everything already accepted
       if (grpc) grpc->Stop();  // waits for RPCs in flight to send their answers
-      http.Stop();             // handler threads finish writing their responses first
+      // A SIGTERM that arrived while the model loaded is waiting here already, before
+      // Serve() has started listening, and httplib's stop() does nothing to a server
+      // that is not running yet: repeat it until the listener has returned.
+      while (!listener_done.load()) {
+        http.Stop();  // handler threads finish writing their responses first
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
     });
 
     inference.SetReady(true);
@@ -144,6 +154,7 @@ int Main(int argc, char** argv) {
          {"max_queue_delay_us", flags.max_queue_delay_us},
          {"runners", flags.runners}});
     const bool served = http.Serve();
+    listener_done.store(true);
     if (!served) {
       Log(LogLevel::kError, "the HTTP listener failed", {{"port", port}});
       kill(getpid(), SIGTERM);  // let the signal thread drain and return

@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <charconv>
 
 #include "logging.h"
@@ -113,6 +115,10 @@ HttpServer::HttpServer(HttpOptions options, const ModelSignature& signature, Inf
   const size_t max_threads = static_cast<size_t>(std::max(4, options_.threads));
   server_->new_task_queue = [max_threads] { return new PoolTaskQueue(max_threads); };
   server_->set_tcp_nodelay(true);
+  server_->set_socket_options([this](int sock) {
+    httplib::default_socket_options(sock);
+    listen_socket_ = sock;  // the listener (Bind() widens its backlog)
+  });
   server_->set_keep_alive_max_count(1u << 30);
   server_->set_keep_alive_timeout(options_.keep_alive_timeout_s);
   server_->set_payload_max_length(options_.max_body_bytes);
@@ -133,15 +139,20 @@ HttpServer::HttpServer(HttpOptions options, const ModelSignature& signature, Inf
 HttpServer::~HttpServer() = default;
 
 int HttpServer::Bind() {
-  if (options_.port == 0) {
-    int port = server_->bind_to_any_port(options_.host);
+  int port = options_.port;
+  if (port == 0) {
+    port = server_->bind_to_any_port(options_.host);
     if (port < 0) throw std::runtime_error("cannot bind " + options_.host);
-    return port;
+  } else if (!server_->bind_to_port(options_.host, port)) {
+    throw std::runtime_error("cannot bind " + options_.host + ":" + std::to_string(port));
   }
-  if (!server_->bind_to_port(options_.host, options_.port)) {
-    throw std::runtime_error("cannot bind " + options_.host + ":" + std::to_string(options_.port));
+  // cpp-httplib 0.11 listens with a backlog of 5: a burst of new connections (a client
+  // pool opening, clients reconnecting after a rollout) overflows it, and the kernel
+  // drops or resets the excess. listen() again on the bound socket widens the queue.
+  if (listen_socket_ < 0 || ::listen(listen_socket_, SOMAXCONN) != 0) {
+    Log(LogLevel::kWarning, "could not widen the listen backlog", {{"port", port}});
   }
-  return options_.port;
+  return port;
 }
 
 bool HttpServer::Serve() { return server_->listen_after_bind(); }

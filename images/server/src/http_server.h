@@ -58,6 +58,7 @@ class HttpServer {
   InferenceService& inference_;
   Metrics& metrics_;
   std::unique_ptr<httplib::Server> server_;
+  int listen_socket_ = -1;
 };
 
 }  // namespace trtaoti

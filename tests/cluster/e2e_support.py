@@ -140,7 +140,7 @@ class LocalPod:
             raise FileNotFoundError(f"{words[0]} is not on the image PATH {image.path}")
         mapped = [str(executable)]
         for previous, word in zip(words, words[1:]):
-            if previous == "--port" and word.isdigit() and int(word) in port_map:
+            if previous.startswith("--") and previous.endswith("port") and word.isdigit() and int(word) in port_map:
                 word = str(port_map[int(word)])
             elif listen := _LISTEN_URL.match(word):
                 # Every "pod" shares this host's network: listen on loopback, on the mapped port.

@@ -93,6 +93,9 @@ INVALID = {
     "http storage": (setp((*S, "storage", "uri"), "http://minio/bucket"), "spec.storage.uri", "should match"),
     "tensorrt on cpu": (setp((*S, "device"), "cpu"), "spec.backend", "backend tensorrt requires device cuda"),
     "cuda without gpu product": (delp((*S, "compile")), "spec.compile", "requires compile.gpu.product"),
+    "grpc on the http port": (
+        setp((*S, "serving"), {"port": 8000, "grpcPort": 8000}), "spec.serving.grpcPort", "grpcPort must differ from port"
+    ),
     "replicas above autoscaling max": (
         setp((*S, "serving"), {"autoscaling": {"maxReplicas": 1}}),
         "spec.serving",

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 import yaml
 from kubernetes import client
@@ -155,8 +156,8 @@ def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, 
         code, output = serving.run("fetch", OPERATOR_IMAGE, init=True, timeout=120)
         assert code == 0, f"the fetch init container exited {code}:\n{output}"
         assert "sha256 verified" in output
-        port = free_port()
-        server, server_log = serving.start("server", SERVER_IMAGE, port_map={8000: port})
+        port, grpc_port = free_port(), free_port()
+        server, server_log = serving.start("server", SERVER_IMAGE, port_map={8000: port, 8001: grpc_port})
         processes.append(server)
 
         def server_ready() -> bool:
@@ -176,6 +177,14 @@ def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, 
         finally:
             triton.close()
         np.testing.assert_allclose(logits, mlp_eager_logits(features), rtol=1e-4, atol=1e-5)
+        # The Deployment's gRPC port (8001, named in the Service) serves the same model.
+        triton_grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        try:
+            request = grpcclient.InferInput("features", list(features.shape), "FP32")
+            request.set_data_from_numpy(features)
+            np.testing.assert_allclose(triton_grpc.infer(MODEL, [request]).as_numpy("logits"), logits, rtol=1e-6)
+        finally:
+            triton_grpc.close()
 
         # 5. Ready, as the user sees it.
         ready = models.wait_condition(MODEL, "Ready", "True", timeout=120)

@@ -72,6 +72,7 @@ def test_server_command_is_the_operators_flags_with_local_path_and_port(tmp_path
     expected = dict(zip(cluster[::2], cluster[1::2]))
     assert flags.pop("--model-path") == str(tmp_path / "m.pt2") and expected.pop("--model-path")
     assert flags.pop("--port") == "9123" and expected.pop("--port")
+    assert flags.pop("--grpc-port") == "0" and expected.pop("--grpc-port")  # profiles share the machine
     assert flags.pop("--host") == "127.0.0.1"
     assert flags == expected
 

@@ -145,7 +145,7 @@ class TestServing:
         args = server["args"]
         flags = dict(zip(args[::2], args[1::2], strict=True))
         assert flags == {
-            "--model-path": "/models/model.pt2", "--model-name": "resnet", "--port": "8000",
+            "--model-path": "/models/model.pt2", "--model-name": "resnet", "--port": "8000", "--grpc-port": "8001",
             "--batch-min": "1", "--batch-opt": "4", "--batch-max": "16", "--max-queue-delay-us": "200",
             "--max-queue-size": "1024", "--num-runners": "2", "--request-timeout-ms": "30000",
             "--device": "cuda:0",
@@ -178,6 +178,24 @@ class TestServing:
         resources = pod_spec(self.build(limited))["containers"][0]["resources"]
         assert "requests" not in resources  # Kubernetes makes each request equal its limit
         assert resources["limits"]["memory"] == "2Gi" and resources["limits"]["cpu"] == "500m"
+
+    def test_rest_and_grpc_are_served_and_exposed(self):
+        spec = make_spec(serving={"port": 9000, "grpcPort": 9001})
+        deployment = self.build(spec)
+        server = pod_spec(deployment)["containers"][0]
+        args = server["args"]
+        ports = {p["name"]: p["containerPort"] for p in server["ports"]}
+        assert ports == {"http": 9000, "grpc": 9001}
+        assert args[args.index("--port") + 1] == "9000" and args[args.index("--grpc-port") + 1] == "9001"
+        service = serving.build_service(OWNER, spec, spec.profile("online"))
+        assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
+            "http": (9000, "http"), "grpc": (9001, "grpc")}  # fmt: skip
+
+    def test_pods_keep_serving_until_endpoints_forget_them(self):
+        pod = pod_spec(self.build())
+        sleep = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+        # The drain after the sleep must still fit the termination grace period.
+        assert 0 < sleep < pod.get("terminationGracePeriodSeconds", 30) / 2
 
     def test_new_artifact_changes_the_pod_template(self):
         a = self.build()

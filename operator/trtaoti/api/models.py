@@ -348,10 +348,23 @@ class AutoscalingSpec(ApiModel):
 
 
 class ServingSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("!has(self.grpcPort) || !has(self.port) || self.grpcPort != self.port",
+                    "grpcPort must differ from port", ".grpcPort"),
+            ]
+        }
+    )
+
     image: str | None = Field(
         default=None, description="trtaoti-server image; defaults to the operator's configured image.", max_length=512
     )
     port: int = Field(default=8000, ge=1024, le=65535, description="HTTP port of the KServe V2 endpoint.")
+    grpc_port: int = Field(
+        default=8001, ge=1024, le=65535,
+        description="gRPC port of the KServe V2 endpoint (Triton's GRPCInferenceService; tritonclient.grpc).",
+    )  # fmt: skip
     resources: ResourceRequirements = Field(
         default_factory=ResourceRequirements,
         description="Resources of the server container; the memory request defaults to what the compile Job measured.",

@@ -94,7 +94,8 @@ def server_command(
 ) -> list[str]:
     """The operator's server flags for this profile, with the path and port of this machine."""
     args = server_args(model_name, spec, spec.profile(profile), artifact)
-    replacements = {"--model-path": str(package), "--port": str(port)}
+    # Several profiles run side by side here: gRPC takes any free port (its log says which).
+    replacements = {"--model-path": str(package), "--port": str(port), "--grpc-port": "0"}
     mapped = [replacements.get(args[i - 1], arg) if i else arg for i, arg in enumerate(args)]
     return [str(binary), *mapped, "--host", host]
 

@@ -21,6 +21,10 @@ from trtaoti.resources.security import container_security_context, pod_security_
 MODEL_DIR = "/models"
 MODEL_PATH = f"{MODEL_DIR}/model.pt2"
 PORT_NAME = "http"
+GRPC_PORT_NAME = "grpc"
+# Sleep before SIGTERM so endpoints and proxies stop routing here before the server
+# starts refusing new requests; the drain after it fits the default 30 s grace period.
+PRE_STOP_SLEEP_SECONDS = 5
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
 SERVER_CONTAINER = "server"
@@ -39,6 +43,7 @@ def server_args(
         "--model-path", MODEL_PATH,
         "--model-name", model_name,
         "--port", str(serving.port),
+        "--grpc-port", str(serving.grpc_port),
         "--batch-min", str(batch_min),
         "--batch-opt", str(batch_opt),
         "--batch-max", str(batch_max),
@@ -142,8 +147,12 @@ def build_deployment(
         "command": ["trtaoti-server"],
         "args": server_args(owner.name, spec, profile, artifact),
         "env": [{"name": "TMPDIR", "value": "/tmp"}],
-        "ports": [{"name": PORT_NAME, "containerPort": spec.serving.port, "protocol": "TCP"}],
+        "ports": [
+            {"name": PORT_NAME, "containerPort": spec.serving.port, "protocol": "TCP"},
+            {"name": GRPC_PORT_NAME, "containerPort": spec.serving.grpc_port, "protocol": "TCP"},
+        ],
         "resources": server_resources(spec, artifact, settings),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
         # Loading (and, for TensorRT, deserializing engines) can take minutes: the
         # startup probe allows 10 of them before liveness takes over.
         "startupProbe": _probe(READY_PATH, period=2, failures=300),
@@ -220,7 +229,15 @@ def build_service(owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile) -
                     "targetPort": PORT_NAME,
                     "protocol": "TCP",
                     "appProtocol": "http",
-                }
+                },
+                {
+                    "name": GRPC_PORT_NAME,
+                    "port": spec.serving.grpc_port,
+                    "targetPort": GRPC_PORT_NAME,
+                    "protocol": "TCP",
+                    # Cleartext HTTP/2: lets meshes and gateways balance per RPC.
+                    "appProtocol": "kubernetes.io/h2c",
+                },
             ],
         },
     }

@@ -20,6 +20,7 @@ Costs one CPU compile (~30 s on 2 cores).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,7 +140,8 @@ def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, 
             pytest.fail(f"the compile container exited {code}:\n{output[-4000:]}", pytrace=False)
         finish_pod(core, namespace, pod.metadata.name, "Succeeded", message=message)
         timings["compiled"] = time.monotonic() - started
-        assert message.startswith("compiled: s3://"), message
+        summary = json.loads(message)  # what `kubectl describe pod` shows
+        assert summary["ok"] and not summary["cacheHit"] and summary["uri"].startswith(storage + "/"), message
 
         compiled = models.wait_condition(MODEL, "Compiled", "True", timeout=120)
         assert compiled["observedGeneration"] == 1

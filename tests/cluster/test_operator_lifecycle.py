@@ -31,6 +31,7 @@ from operator_support import (  # noqa: F401  (fixtures)
 )
 from support.kwok import finish_job_pods
 from support.waiting import wait_for
+from trtaoti.compiler.progress import termination_summary
 from trtaoti.resources import names
 from trtaoti.storage import manifest_relpath, model_relpath
 
@@ -166,11 +167,14 @@ def test_failed_compile_reports_the_compiler_message_and_a_fix_recovers(cluster,
     job = models.wait_job("broken", "online")
     wait_for(lambda: models.job_pods(job.metadata.name), timeout=60, what="compile pod")
     said = "input 'x': model expects float32, spec says float16"
-    wait_for(lambda: finish_job_pods(models.core, ns, job.metadata.name, "Failed", exit_code=2, message=said),
+    # The compiler's own JSON summary, as `trtaoti compile` writes it to the termination log.
+    summary = termination_summary({"ok": False, "exitCode": 2, "error": f"compile failed: {said}"})
+    wait_for(lambda: finish_job_pods(models.core, ns, job.metadata.name, "Failed", exit_code=2, message=summary),
              timeout=30, what="a running compile pod to fail")  # fmt: skip
 
     failed = models.wait_condition("broken", "Compiled", "False", reason="CompileFailed", timeout=60)
     assert said in failed["message"] and "online" in failed["message"]
+    assert '"exitCode"' not in failed["message"]  # the error, not the JSON around it
     assert models.condition("broken", "Ready")["status"] == "False"
     profile = models.get("broken")["status"]["profiles"][0]
     assert profile["phase"] == "Failed"

@@ -3,6 +3,7 @@ on stderr and in the termination log."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 
 from compiler_fixtures import example_document
 from trtaoti.cli import main
+from trtaoti.compiler.progress import termination_summary
 
 
 @pytest.fixture
@@ -28,9 +30,18 @@ def compile_document(tmp_path: Path, document: dict, *extra: str, profile: str =
 
 def test_unknown_profile(tmp_path: Path, termination_log: Path, capsys) -> None:
     assert compile_document(tmp_path, example_document("mlp"), profile="nightly") == 2
-    message = termination_log.read_text()
-    assert "no batch profile named 'nightly'" in message and "online" in message
-    assert message in capsys.readouterr().err
+    summary = json.loads(termination_log.read_text())
+    assert (summary["ok"], summary["exitCode"]) == (False, 2)
+    assert "no batch profile named 'nightly'" in summary["error"] and "online" in summary["error"]
+    assert summary["error"] in capsys.readouterr().err
+
+
+def test_a_long_error_is_cut_to_fit_kubernetes_and_stays_json() -> None:
+    error = "compile failed: " + "x" * 10_000 + " the actual cause"
+    text = termination_summary({"ok": False, "exitCode": 1, "error": error})
+    assert len(text.encode()) <= 4096
+    summary = json.loads(text)
+    assert summary["exitCode"] == 1 and summary["error"].endswith(" the actual cause")
 
 
 def test_inverted_batch_range(tmp_path: Path, termination_log: Path) -> None:

@@ -2,8 +2,10 @@
 
 Exit status: 0 compiled and stored (or already stored: "cache hit"), 1 failed and
 worth retrying, 2 the input can never compile (bad spec, model/spec mismatch,
-validation mismatch). The final message also goes to /dev/termination-log, where
-Kubernetes (and the operator) read why the Job ended.
+validation mismatch). A one-line JSON summary goes to /dev/termination-log, where
+Kubernetes (and the operator) read why the Job ended or what it stored:
+  {"ok": false, "exitCode": 2, "error": "compile failed: ..."}
+  {"ok": true, "exitCode": 0, "cacheHit": false, "key": ..., "uri": ..., "sha256": ..., "bytes": ..., "backend": ...}
 """
 
 from __future__ import annotations
@@ -48,17 +50,19 @@ def run(args: argparse.Namespace) -> int:
     except CompileError as exc:
         message = f"compile failed: {exc}"
         print(message, file=sys.stderr, flush=True)
-        write_termination_message(message)
+        write_termination_message({"ok": False, "exitCode": exc.exit_code, "error": message})
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - the Job must end with a message, whatever broke
         traceback.print_exc()
         message = f"compile failed (internal error): {type(exc).__name__}: {exc}"
-        write_termination_message(message)
+        write_termination_message({"ok": False, "exitCode": EXIT_FAILED, "error": message})
         return EXIT_FAILED
     manifest = outcome.manifest
-    summary = f"{'cache hit' if outcome.cache_hit else 'compiled'}: {outcome.model_uri} sha256 {manifest.get('sha256')}"
-    print(summary, flush=True)
-    write_termination_message(summary)
+    print(f"{'cache hit' if outcome.cache_hit else 'compiled'}: {outcome.model_uri} sha256 {manifest.get('sha256')}", flush=True)
+    write_termination_message({
+        "ok": True, "exitCode": 0, "cacheHit": outcome.cache_hit, "key": outcome.key, "uri": outcome.model_uri,
+        "sha256": manifest.get("sha256"), "bytes": manifest.get("bytes"), "backend": manifest.get("backend"),
+    })  # fmt: skip
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from trtaoti.operator.kube import Kube
@@ -28,6 +29,20 @@ def job_state(job: dict[str, Any]) -> str:
     return "Running"
 
 
+def _compiler_error(message: str) -> str:
+    """The error of the compiler's JSON summary; the text itself when it is not one (a
+    log tail, with FallbackToLogsOnError, when the compiler died before writing it)."""
+    text = message.strip()
+    if text.startswith("{"):
+        try:
+            summary = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(summary, dict):
+            return str(summary.get("error") or "")
+    return text
+
+
 def termination_message(pod: dict[str, Any]) -> str | None:
     """What the compiler said on its way out (its termination message, else its log tail)."""
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -36,7 +51,7 @@ def termination_message(pod: dict[str, Any]) -> str | None:
         for state in (status.get("state") or {}, status.get("lastState") or {}):
             terminated = state.get("terminated")
             if terminated and (terminated.get("message") or terminated.get("reason")):
-                text = (terminated.get("message") or "").strip()
+                text = _compiler_error(terminated.get("message") or "")
                 code = terminated.get("exitCode")
                 prefix = f"exit code {code}" if code is not None else terminated.get("reason", "")
                 return f"{prefix}: {text}" if text else prefix

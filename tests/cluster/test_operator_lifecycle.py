@@ -391,6 +391,23 @@ def test_a_compile_in_flight_survives_its_storage_secret_going_away(cluster, mod
     assert [j.metadata.uid for j in models.jobs("rotated")] == [job.metadata.uid]
 
 
+def test_a_compile_no_node_can_take_reports_the_schedulers_reason(cluster, models, operator):  # noqa: F811
+    ns = models.namespace
+    manifest = model_manifest("nowhere", ns, upload_model(cluster, ns), storage_uri(cluster, ns),
+                              profiles=[{**ONLINE, "replicas": 1}], compile={"gpu": {"product": "NVIDIA-B200"}})  # fmt: skip
+    models.apply(manifest)
+
+    def waiting_message() -> str | None:
+        profiles = (models.get("nowhere").get("status") or {}).get("profiles") or []
+        message = profiles[0].get("message") if profiles else None
+        return message if message and "waiting for a node" in message else None
+
+    message = wait_for(waiting_message, timeout=90, what="the profile to say its compile pod waits for a node")
+    assert "node affinity/selector" in message  # the scheduler's own words
+    compiled = models.condition("nowhere", "Compiled")
+    assert (compiled["status"], compiled["reason"]) == ("False", "Compiling") and "waiting for a node" in compiled["message"]
+
+
 def test_missing_secret_and_model_are_reported_then_recovered(cluster, models, operator):  # noqa: F811
     ns = models.namespace
     storage = storage_uri(cluster, ns)

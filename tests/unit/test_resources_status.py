@@ -82,6 +82,15 @@ def test_rejected_serving_fails_ready_but_not_compiled():
     assert any(e.type == "Warning" and "memory limit" in e.message for e in transitions(None, status))
 
 
+def test_a_compile_pod_no_node_can_take_says_why():
+    waiting = JobObservation("job", "Running", "compile pod waiting for a node: 0/5 nodes are available: "
+                             "5 node(s) didn't match Pod's node affinity/selector.")  # fmt: skip
+    status = compute_status(None, [ProfileObservation("p", KEY, job=waiting)], 1, "t")
+    assert status.profiles[0].phase == "Compiling" and "node affinity" in status.profiles[0].message
+    compiled = cond(status, "Compiled")
+    assert compiled.reason == "Compiling" and "p: compile pod waiting for a node" in compiled.message
+
+
 def test_new_artifact_compiling_while_old_serves():
     old = art("o" * 32)
     obs = ProfileObservation("p", KEY, job=JobObservation("job2", "Running"), deployment=deployment(old))

@@ -58,9 +58,27 @@ def termination_message(pod: dict[str, Any]) -> str | None:
     return None
 
 
+def unschedulable_message(pod: dict[str, Any]) -> str | None:
+    """The scheduler's reason a pod is not placed (no node with the GPU product, not
+    enough free GPUs, a quota), from its PodScheduled condition."""
+    if (pod.get("spec") or {}).get("nodeName"):
+        return None
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return condition.get("message") or condition.get("reason") or "not scheduled"
+    return None
+
+
 async def observe_job(kube: Kube, job: dict[str, Any]) -> JobObservation:
     name = job["metadata"]["name"]
     state = job_state(job)
+    if state == "Running":
+        # Without this a compile that can never be placed would read "running" until the
+        # Job's deadline (an hour) runs out.
+        pods = await kube.list("Pod", job["metadata"]["namespace"], f"{JOB_NAME_LABEL}={name}")
+        waiting = next((msg for msg in map(unschedulable_message, pods) if msg), None)
+        message = f"compile pod waiting for a node: {waiting[:MAX_COMPILER_MESSAGE]}" if waiting else ""
+        return JobObservation(name=name, state="Running", message=message)
     if state != "Failed":
         return JobObservation(name=name, state=state)  # type: ignore[arg-type]
     failed = _condition(job, "Failed") or {}

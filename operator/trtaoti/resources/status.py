@@ -101,6 +101,8 @@ def profile_phase(obs: ProfileObservation) -> tuple[ProfilePhase, str | None]:
             return ProfilePhase.failed, obs.job.message or f"compile Job {obs.job.name} failed"
         if obs.job.state == "Succeeded":
             return ProfilePhase.failed, f"compile Job {obs.job.name} succeeded but stored no manifest"
+        if obs.job.message:
+            return ProfilePhase.compiling, f"compile Job {obs.job.name}: {obs.job.message}"
         return ProfilePhase.compiling, f"compile Job {obs.job.name} running"
     return ProfilePhase.pending, None
 
@@ -151,6 +153,11 @@ def desired_conditions(observations: list[ProfileObservation], profiles: list[Pr
     if uncompiled:
         serving_old = [p.name for p in profiles if p.name in uncompiled and p.deployment is not None]
         message = f"{compiled}/{total} profiles compiled; compiling: {', '.join(uncompiled)}"
+        # Still Compiling (a cluster autoscaler may yet add the node), but say what it waits for.
+        waiting = [f"{o.name}: {o.job.message}" for o in observations
+                   if o.job is not None and o.job.state == "Running" and o.job.message]  # fmt: skip
+        if waiting:
+            message += "; " + "; ".join(waiting)
         conditions[COMPILED] = (ConditionStatus.false, "Compiling", message)
         ready_message = message
         if serving_old:

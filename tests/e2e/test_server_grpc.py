@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+import requests
 
 import server_support as support
 
@@ -54,6 +55,22 @@ def test_health_and_metadata(client):
         ("mask", "INT64", ["-1", str(support.MASK_FEATURES)]),
     ]
     assert [o["name"] for o in metadata["outputs"]] == ["logits", "label"]
+
+
+def test_model_config_matches_the_http_one(server, client):
+    """perf_analyzer's gRPC mode calls ModelConfig first; it must say what HTTP says."""
+    config = client.get_model_config(support.MODEL_NAME, as_json=True)["config"]
+    assert int(config["max_batch_size"]) == 8
+    assert [(i["name"], i["data_type"], [int(d) for d in i["dims"]]) for i in config["input"]] == [
+        ("x", "TYPE_FP32", [support.IN_FEATURES]),
+        ("mask", "TYPE_INT64", [support.MASK_FEATURES]),
+    ]
+    assert config["instance_group"][0]["kind"] == "KIND_CPU"
+    over_http = requests.get(f"{server.base}/v2/models/{support.MODEL_NAME}/config", timeout=10).json()
+    assert int(config["dynamic_batching"]["max_queue_delay_microseconds"]) == over_http["dynamic_batching"][
+        "max_queue_delay_microseconds"] == 500  # fmt: skip
+    with pytest.raises(InferenceServerException, match="unknown model"):
+        client.get_model_config("no-such-model")
 
 
 @pytest.mark.parametrize("batch", [1, 2, 4, 8, 20])

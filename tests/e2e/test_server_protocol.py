@@ -68,6 +68,23 @@ def test_model_metadata_comes_from_the_package(server, client):
     assert versioned.status_code == 200 and versioned.json() == metadata
 
 
+def test_model_config_tells_triton_tools_the_batch_limits(server, client):
+    """perf_analyzer and other Triton-aware tools size their requests from the model
+    configuration (max_batch_size, per-row dims), not from the KServe metadata."""
+    config = client.get_model_config(support.MODEL_NAME)
+    assert config["name"] == support.MODEL_NAME
+    assert config["max_batch_size"] == BATCH_MAX
+    assert config["input"] == [
+        {"name": "x", "data_type": "TYPE_FP32", "dims": [support.IN_FEATURES]},
+        {"name": "mask", "data_type": "TYPE_INT64", "dims": [support.MASK_FEATURES]},
+    ]
+    assert [o["name"] for o in config["output"]] == ["logits", "label"]
+    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 500
+    assert BATCH_OPT in config["dynamic_batching"]["preferred_batch_size"]
+    assert requests.get(f"{server.base}/v2/models/{support.MODEL_NAME}/versions/1/config", timeout=10).json() == config
+    assert requests.get(f"{server.base}/v2/models/no-such-model/config", timeout=10).status_code == 404
+
+
 # Batch 1 is below the compiled minimum (padded), 20 above the maximum (split).
 @pytest.mark.parametrize("batch", [1, BATCH_MIN, BATCH_OPT, BATCH_MAX, 20])
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])

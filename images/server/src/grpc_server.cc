@@ -1,10 +1,12 @@
 #include "grpc_server.h"
 
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 
 #include "grpc_predict_v2.grpc.pb.h"
 #include "logging.h"
@@ -99,7 +101,11 @@ HostTensor FromContents(const inference::InferTensorContents& contents, const Te
 class Service final : public inference::GRPCInferenceService::Service {
  public:
   Service(const GrpcOptions& options, const ModelSignature& signature, InferenceService& inference, Metrics& metrics)
-      : options_(options), signature_(signature), inference_(inference), metrics_(metrics) {}
+      : options_(options), signature_(signature), inference_(inference), metrics_(metrics) {
+    // One document for both front ends: the HTTP JSON, parsed into Triton's message.
+    const auto parsed = google::protobuf::util::JsonStringToMessage(options_.model_config_json, &config_);
+    if (!parsed.ok()) throw std::runtime_error("model config does not fit Triton's ModelConfig: " + parsed.ToString());
+  }
 
   grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
                           inference::ServerLiveResponse* response) override {
@@ -142,6 +148,14 @@ class Service final : public inference::GRPCInferenceService::Service {
       };
       for (const auto& spec : signature_.inputs) add(response->add_inputs(), spec);
       for (const auto& spec : signature_.outputs) add(response->add_outputs(), spec);
+    }));
+  }
+
+  grpc::Status ModelConfig(grpc::ServerContext*, const inference::ModelConfigRequest* request,
+                           inference::ModelConfigResponse* response) override {
+    return ToGrpc(Guarded([&] {
+      CheckModel(request->name(), request->version());
+      *response->mutable_config() = config_;
     }));
   }
 
@@ -231,6 +245,7 @@ class Service final : public inference::GRPCInferenceService::Service {
   const ModelSignature& signature_;
   InferenceService& inference_;
   Metrics& metrics_;
+  inference::ModelConfig config_;
 };
 
 class GrpcServer final : public GrpcFrontend {

@@ -19,6 +19,8 @@ struct GrpcOptions {
   std::string model_name;
   std::string model_version = "1";
   std::string server_version;
+  // ModelConfigJson's document: the ModelConfig RPC answers the same as HTTP .../config.
+  std::string model_config_json;
 };
 
 class GrpcFrontend {

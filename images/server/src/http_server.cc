@@ -189,6 +189,13 @@ void HttpServer::Routes() {
                             ModelMetadataJson(signature_, options_.model_name, options_.model_version).dump());
                  });
                });
+  server_->Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?/config)",
+               [this, check_model](const httplib::Request& req, httplib::Response& res) {
+                 Guarded(req, res, [&] {
+                   check_model(req);
+                   SendJson(res, 200, ModelConfigJson(signature_, options_.model_name, options_.serving).dump());
+                 });
+               });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     metrics_.SetPending(static_cast<double>(inference_.queued()));
     res.body = metrics_.Serialize();

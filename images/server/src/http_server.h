@@ -11,6 +11,7 @@
 #include "batcher.h"
 #include "inference.h"
 #include "metrics.h"
+#include "protocol.h"
 #include "signature.h"
 
 namespace httplib {
@@ -35,6 +36,7 @@ struct HttpOptions {
   std::string model_name;
   std::string model_version = "1";
   std::string server_version;
+  ServingConfig serving;  // GET .../config
 };
 
 class HttpServer {

@@ -23,6 +23,7 @@
 #include "logging.h"
 #include "metrics.h"
 #include "model.h"
+#include "protocol.h"
 
 namespace trtaoti {
 namespace {
@@ -101,6 +102,10 @@ int Main(int argc, char** argv) {
     Batcher batcher(batcher_options, model, [&metrics](const BatchStats& stats) { metrics.RecordBatch(stats); });
 
     InferenceService inference(batcher, std::chrono::milliseconds(flags.request_timeout_ms));
+    const ServingConfig serving_config{batcher_options.limits.min,      batcher_options.limits.preferred,
+                                       batcher_options.limits.max,      flags.max_queue_delay_us,
+                                       flags.max_queue_size,            flags.runners,
+                                       model->device_name() != "cpu"};
     std::unique_ptr<GrpcFrontend> grpc;
     if (flags.grpc_port >= 0) {
       GrpcOptions grpc_options;
@@ -110,6 +115,7 @@ int Main(int argc, char** argv) {
       grpc_options.model_name = model_name;
       grpc_options.model_version = flags.model_version;
       grpc_options.server_version = kServerVersion;
+      grpc_options.model_config_json = ModelConfigJson(signature, model_name, serving_config).dump();
       grpc = StartGrpcServer(grpc_options, signature, inference, metrics);
     }
 
@@ -122,6 +128,7 @@ int Main(int argc, char** argv) {
     http_options.model_name = model_name;
     http_options.model_version = flags.model_version;
     http_options.server_version = kServerVersion;
+    http_options.serving = serving_config;
     HttpServer http(http_options, signature, inference, metrics);
     const int port = http.Bind();
 

@@ -376,6 +376,49 @@ json ModelMetadataJson(const ModelSignature& signature, const std::string& model
   return doc;
 }
 
+namespace {
+
+// Triton's DataType enum names: TYPE_ + the KServe datatype, except BYTES (TYPE_STRING).
+std::string TritonTypeName(DataType dtype) {
+  const std::string_view name = DataTypeName(dtype);
+  return name == "BYTES" ? "TYPE_STRING" : "TYPE_" + std::string(name);
+}
+
+json ConfigTensorsJson(const std::vector<TensorSpec>& specs) {
+  json tensors = json::array();
+  for (const auto& spec : specs) {
+    // With max_batch_size > 0 Triton's dims leave out the batch dimension.
+    const Shape row(spec.shape.begin() + 1, spec.shape.end());
+    tensors.push_back({{"name", spec.name}, {"data_type", TritonTypeName(spec.dtype)}, {"dims", row}});
+  }
+  return tensors;
+}
+
+}  // namespace
+
+json ModelConfigJson(const ModelSignature& signature, const std::string& model_name, const ServingConfig& serving) {
+  json preferred = json::array({serving.batch_preferred});
+  if (serving.batch_max != serving.batch_preferred) preferred.push_back(serving.batch_max);
+  return {
+      {"name", model_name},
+      {"platform", signature.backend == "tensorrt" ? "torch_tensorrt_aoti" : "pytorch_aoti"},
+      {"backend", "trtaoti"},
+      {"max_batch_size", serving.batch_max},
+      {"input", ConfigTensorsJson(signature.inputs)},
+      {"output", ConfigTensorsJson(signature.outputs)},
+      {"dynamic_batching",
+       {{"preferred_batch_size", std::move(preferred)},
+        {"max_queue_delay_microseconds", serving.max_queue_delay_us},
+        {"default_queue_policy", {{"max_queue_size", serving.max_queue_size}}}}},
+      {"instance_group",
+       json::array({{{"name", model_name},
+                     {"kind", serving.gpu ? "KIND_GPU" : "KIND_CPU"},
+                     {"count", serving.runners}}})},
+      // Below min rows are padded up to it (Triton has no such setting).
+      {"parameters", {{"batch_min", {{"string_value", std::to_string(serving.batch_min)}}}}},
+  };
+}
+
 json ServerMetadataJson(const std::string& version) {
   return {{"name", "trtaoti-server"},
           {"version", version},

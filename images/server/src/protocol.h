@@ -76,6 +76,21 @@ HttpPayload EncodeInferResponse(const std::string& model_name, const std::string
 nlohmann::json ModelMetadataJson(const ModelSignature& signature, const std::string& model_name,
                                   const std::string& model_version);
 nlohmann::json ServerMetadataJson(const std::string& version);
+
+// What the server serves, in the shape of Triton's model configuration (its JSON form,
+// GET /v2/models/{m}/config): perf_analyzer and Triton-aware clients read
+// max_batch_size, the per-row dims and the dynamic batching settings from it.
+struct ServingConfig {
+  int64_t batch_min = 1;
+  int64_t batch_preferred = 1;
+  int64_t batch_max = 1;
+  int64_t max_queue_delay_us = 0;
+  int64_t max_queue_size = 0;
+  int runners = 1;
+  bool gpu = false;
+};
+nlohmann::json ModelConfigJson(const ModelSignature& signature, const std::string& model_name,
+                               const ServingConfig& serving);
 std::string ErrorJson(const std::string& message);
 
 }  // namespace trtaoti

@@ -96,6 +96,13 @@ INVALID = {
     "grpc on the http port": (
         setp((*S, "serving"), {"port": 8000, "grpcPort": 8000}), "spec.serving.grpcPort", "grpcPort must differ from port"
     ),
+    "file storage": (
+        setp((*S, "storage", "uri"), "file:///var/lib/trtaoti"), "spec.storage.uri", "works only with trtaoti run"
+    ),
+    "file model": (
+        setp((*S, "model"), {"exportedProgram": "file:///home/me/ep.pt2"}), "spec.model.exportedProgram",
+        "a compile Job reads it from s3://",
+    ),
     "replicas above autoscaling max": (
         setp((*S, "serving"), {"autoscaling": {"maxReplicas": 1}}),
         "spec.serving",
@@ -170,6 +177,13 @@ def test_examples_are_accepted(crd, custom, namespace, path):  # noqa: F811
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "TrtAotiModel"]
     assert docs, f"{path} holds no TrtAotiModel"
     for doc in docs:
+        if doc["spec"]["storage"]["uri"].startswith("file://"):
+            # The CPU examples are for `trtaoti run` on one machine; a cluster says why not.
+            with pytest.raises(client.ApiException) as caught:
+                create(custom, namespace, doc)
+            message = json.loads(caught.value.body)["message"]
+            assert "spec.storage.uri" in message and "trtaoti run" in message, message
+            doc["spec"]["storage"]["uri"] = "s3://bucket/trtaoti"
         created = create(custom, namespace, doc)
         assert created["spec"]["storage"]["retentionPolicy"] in ("Retain", "Delete")
         assert all("maxQueueSize" in p for p in created["spec"]["batchProfiles"])

@@ -144,13 +144,19 @@ class ModelSource(ApiModel):
                     "model.sha256 pins an exportedProgram; a python factory is pinned by the compiler image",
                     ".sha256",
                 ),
+                cel(
+                    "!has(self.exportedProgram) || !self.exportedProgram.startsWith('file://')",
+                    "a file:// model works only with trtaoti run or trtaoti compile on one machine; "
+                    "a compile Job reads it from s3://, gs:// or az://",
+                    ".exportedProgram",
+                ),
             ]
         }
     )
 
     exported_program: str | None = Field(
         default=None,
-        description="URI of a torch.export.save() file (s3://, gs://, az:// or file://).",
+        description="URI of a torch.export.save() file: s3://, gs:// or az:// (file:// only for trtaoti run/compile on one machine).",
         pattern=STORAGE_URI_PATTERN,
         max_length=1024,
     )
@@ -319,8 +325,23 @@ class CompileSpec(ApiModel):
 
 
 class StorageSpec(ApiModel):
+    # The operator, the compile Job and every serving pod reach the store from different
+    # machines; a local path would compile, then be found by nobody.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!self.uri.startsWith('file://')",
+                    "file:// storage works only with trtaoti run or trtaoti compile on one machine; "
+                    "in a cluster the operator, compile Jobs and serving pods share s3://, gs:// or az://",
+                    ".uri",
+                ),
+            ]
+        }
+    )
+
     uri: str = Field(
-        description="Artifact store prefix: s3://bucket/prefix, gs://, az:// or file:// (a path every pod mounts).",
+        description="Artifact store prefix: s3://bucket/prefix, gs:// or az:// (file:// only for trtaoti run/compile on one machine).",
         pattern=STORAGE_URI_PATTERN,
         max_length=1024,
     )

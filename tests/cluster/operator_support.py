@@ -156,8 +156,9 @@ class OperatorProcess:
 
 
 @contextlib.contextmanager
-def running_operator(kubeconfig: Path, log_path: Path, namespaces: list[str]) -> Iterator[OperatorProcess]:
-    operator = OperatorProcess(kubeconfig, log_path, namespaces).start()
+def running_operator(kubeconfig: Path, log_path: Path, namespaces: list[str],
+                     extra_args: tuple[str, ...] = ()) -> Iterator[OperatorProcess]:  # fmt: skip
+    operator = OperatorProcess(kubeconfig, log_path, namespaces, extra_args=extra_args).start()
     try:
         yield operator
     finally:

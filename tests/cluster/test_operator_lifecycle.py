@@ -25,6 +25,7 @@ from operator_support import (  # noqa: F401  (fixtures)
     play_compile,
     restricted_models,
     restricted_operator,
+    running_operator,
     storage_uri,
     store_for,
     upload_model,
@@ -406,6 +407,26 @@ def test_a_compile_no_node_can_take_reports_the_schedulers_reason(cluster, model
     assert "node affinity/selector" in message  # the scheduler's own words
     compiled = models.condition("nowhere", "Compiled")
     assert (compiled["status"], compiled["reason"]) == ("False", "Compiling") and "waiting for a node" in compiled["message"]
+
+
+def test_an_image_outside_the_allowed_prefixes_runs_nothing(cluster, models, operator_identity, tmp_path):  # noqa: F811
+    """With --allowed-image-prefix, a model naming another compiler or server image gets
+    ImageNotAllowed and no Job; naming an allowed one compiles as usual."""
+    ns = models.namespace
+    manifest = model_manifest("pinned", ns, upload_model(cluster, ns), storage_uri(cluster, ns),
+                              profiles=[{**ONLINE, "replicas": 1}],
+                              compile={"gpu": {"product": GPU}, "image": "evil.example/miner:1"})  # fmt: skip
+    with running_operator(operator_identity, tmp_path / "operator.log", [ns],
+                          extra_args=("--allowed-image-prefix", "registry.example.com/ml/")):  # fmt: skip
+        models.apply(manifest)
+        refused = models.wait_condition("pinned", "Compiled", "False", reason="ImageNotAllowed")
+        assert "spec.compile.image evil.example/miner:1" in refused["message"]
+        assert models.jobs("pinned") == []
+
+        manifest["spec"]["compile"]["image"] = "registry.example.com/ml/compiler:2"
+        models.apply(manifest)
+        job = models.wait_job("pinned", "online")
+        assert job.spec.template.spec.containers[0].image == "registry.example.com/ml/compiler:2"
 
 
 def test_missing_secret_and_model_are_reported_then_recovered(cluster, models, operator):  # noqa: F811

@@ -111,6 +111,7 @@ VALUE_SETS = {
         "logLevel": "debug",
     },
     "existing-service-account": {"serviceAccount": {"create": False, "name": "platform-operator"}},
+    "image-allow-list": {"allowedImagePrefixes": ["registry.example.com/ml/", "ghcr.io/trtaoti/"]},
 }
 
 
@@ -262,6 +263,12 @@ def test_images_passed_to_the_operator():
     assert env["TRTAOTI_SERVER_IMAGE"] == f"registry.example/trtaoti/server@{digest}"
     assert env["TRTAOTI_FETCH_IMAGE"] == container["image"]
     assert env["TRTAOTI_IMAGE_PULL_POLICY"] == "Always"
+
+
+def test_image_allow_list_reaches_the_operator():
+    assert "TRTAOTI_ALLOWED_IMAGE_PREFIXES" not in env_of(operator_container(render()))  # default: any image
+    env = env_of(operator_container(render(**VALUE_SETS["image-allow-list"])))
+    assert env["TRTAOTI_ALLOWED_IMAGE_PREFIXES"] == "registry.example.com/ml/,ghcr.io/trtaoti/"
 
 
 def test_default_image_tags_follow_the_chart_app_version():

@@ -292,3 +292,15 @@ def test_child_names_are_dns_labels_and_deterministic(model, profile):
     for name in (job, other, names.serving_name(model, profile)):
         assert len(name) <= 63 and name[0].isalpha() and name[-1].isalnum()
     assert job != other and job == names.compile_job_name(model, profile, KEY)
+
+
+def test_image_overrides_outside_the_allowed_prefixes_are_refused():
+    anything = ChildSettings()
+    assert anything.image_refusal("spec.compile.image", "evil.example/miner:1") is None  # default: any image
+    strict = ChildSettings(compiler_image="ghcr.io/trtaoti/compiler:0.1.0",
+                           allowed_image_prefixes=("registry.example.com/ml/",))  # fmt: skip
+    assert strict.image_refusal("spec.compile.image", None) is None
+    assert strict.image_refusal("spec.compile.image", "registry.example.com/ml/compiler:2") is None
+    assert strict.image_refusal("spec.serving.image", "ghcr.io/trtaoti/compiler:0.1.0") is None  # a configured one
+    refusal = strict.image_refusal("spec.serving.image", "evil.example/miner:1")
+    assert "spec.serving.image evil.example/miner:1" in refusal and "registry.example.com/ml/" in refusal

@@ -35,6 +35,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--image-pull-policy", default=_env("TRTAOTI_IMAGE_PULL_POLICY", "IfNotPresent"),
         choices=["Always", "IfNotPresent", "Never"],
     )  # fmt: skip
+    parser.add_argument(
+        "--allowed-image-prefix", action="append", dest="allowed_image_prefixes",
+        default=[p for p in _env("TRTAOTI_ALLOWED_IMAGE_PREFIXES", "").split(",") if p],
+        help="spec.compile.image and spec.serving.image must start with one of these (repeatable; "
+             "default: any image) [$TRTAOTI_ALLOWED_IMAGE_PREFIXES, comma-separated]",
+    )  # fmt: skip
     parser.add_argument("--resync-seconds", type=float, default=300.0, help="re-reconcile every model this often")
     parser.add_argument("--concurrency", type=int, default=32, help="models reconciled at once")
     parser.add_argument(
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             server_image=args.server_image,
             fetch_image=args.fetch_image,
             image_pull_policy=args.image_pull_policy,
+            allowed_image_prefixes=tuple(args.allowed_image_prefixes),
         ),
         namespaces=tuple(args.namespaces),
         kubeconfig=args.kubeconfig,

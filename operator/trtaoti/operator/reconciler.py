@@ -122,6 +122,14 @@ class Reconciler:
 
         await self._ensure_finalizer(body, spec)
         owner = Owner.from_body(body)
+        refusal = self._image_refusal(spec)
+        if refusal is not None:
+            # Nothing is created or changed for a spec that names an image not allowed here.
+            last_keys = {p.name: p.artifact_key for p in previous.profiles}
+            refused = [ProfileObservation(name=p.name, key=last_keys.get(p.name), problem=refusal)
+                       for p in spec.batch_profiles]  # fmt: skip
+            await self._write_status(body, previous, status_rules.compute_status(previous, refused, generation))
+            return None
         children = await self._children(owner)
         env, problem = await self._storage_env(owner, spec)
         etag, etag_problem = await self._model_etag(spec, env, problem)
@@ -321,6 +329,12 @@ class Reconciler:
                 if (labels.get(names.LABEL_PROFILE), labels.get(names.LABEL_ARTIFACT_KEY)) not in wanted_keys:
                     log.info("deleting %s %s/%s: its artifact key is no longer wanted", kind, owner.namespace, name)
                     await self.kube.delete(kind, owner.namespace, name)
+
+    def _image_refusal(self, spec: TrtAotiModelSpec) -> Problem | None:
+        message = self.settings.image_refusal("spec.compile.image", spec.compile.image) or self.settings.image_refusal(
+            "spec.serving.image", spec.serving.image
+        )
+        return Problem("ImageNotAllowed", message) if message else None
 
     async def _storage_env(self, owner: Owner, spec: TrtAotiModelSpec) -> tuple[dict[str, str], Problem | None]:
         """The storage Secret as environment variables (values never logged)."""

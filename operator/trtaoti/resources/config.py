@@ -29,9 +29,24 @@ class ChildSettings:
     memory_headroom_bytes: int = 256 * MiB
     # Numeric non-root user: runAsNonRoot needs a numeric UID to verify without the image.
     run_as_user: int = 65532
+    # Where spec.compile.image / spec.serving.image may point. Empty: anywhere. Whoever
+    # may create a TrtAotiModel otherwise chooses what runs with the namespace's storage
+    # Secret; an administrator who does not want that lists registries here.
+    allowed_image_prefixes: tuple[str, ...] = ()
 
     def compiler_image_for(self, spec_image: str | None) -> str:
         return spec_image or self.compiler_image
 
     def server_image_for(self, spec_image: str | None) -> str:
         return spec_image or self.server_image
+
+    def image_refusal(self, field: str, spec_image: str | None) -> str | None:
+        """Why a per-model image override may not run, or None when it may."""
+        if spec_image is None or not self.allowed_image_prefixes:
+            return None
+        if spec_image in (self.compiler_image, self.server_image):
+            return None
+        if any(spec_image.startswith(prefix) for prefix in self.allowed_image_prefixes):
+            return None
+        allowed = ", ".join(self.allowed_image_prefixes)
+        return f"{field} {spec_image} is not under an image prefix this operator allows ({allowed})"

@@ -274,17 +274,25 @@ def test_deletion_follows_the_retention_policy(cluster, models, operator, policy
     storage = storage_uri(cluster, ns)
     manifest = model_manifest("gone", ns, upload_model(cluster, ns), storage,
                               profiles=[{**ONLINE, "replicas": 1}], retention=policy)  # fmt: skip
-    produced = compile_and_serve(models, "gone", manifest)["online"]
-    key = produced["key"]
+    first = compile_and_serve(models, "gone", manifest)["online"]["key"]
     finalizers = models.get("gone")["metadata"].get("finalizers") or []
     assert (names.ARTIFACTS_FINALIZER in finalizers) == (policy == "Delete")
+
+    # A second spec replaces the first artifact; the first is still this model's to delete.
+    manifest["spec"]["compile"]["optimizationLevel"] = 5
+    models.apply(manifest)
+    job = models.wait_job("gone", "online", exclude_keys={first})
+    second = play_compile(models, job, storage)["key"]
+    wait_for(lambda: first in (models.get("gone")["status"].get("supersededArtifactKeys") or []), timeout=60,
+             what="the first artifact recorded as superseded")  # fmt: skip
 
     models.delete("gone")
     wait_for(lambda: models.get("gone") is None, timeout=60, what="TrtAotiModel deleted")
     wait_for(lambda: models.deployment("gone-online") is None, timeout=60, what="Deployment garbage-collected")
     store = store_for(cluster, storage)
-    kept = store.exists(manifest_relpath(key)) and store.exists(model_relpath(key))
-    assert kept == (policy == "Retain")
+    for key in (first, second):
+        kept = store.exists(manifest_relpath(key)) and store.exists(model_relpath(key))
+        assert kept == (policy == "Retain"), key
 
 
 def test_serving_changes_apply_without_recompiling(cluster, models, operator):  # noqa: F811

@@ -120,3 +120,20 @@ def test_no_events_without_transitions():
     again = compute_status(first, obs, 1, "t2")
     assert transitions(first, again) == []
     assert again.to_wire() == first.to_wire()  # nothing to patch on a no-op reconcile
+
+
+def test_superseded_keys_are_remembered_for_retention_delete():
+    old, new, newer = "o" * 32, "n" * 32, "w" * 32
+    serving_old = compute_status(None, [ProfileObservation("p", old, artifact=art(old), deployment=deployment(art(old)))], 1)
+    assert serving_old.superseded_artifact_keys == []
+    # A new spec compiles while the old artifact still serves: nothing superseded yet.
+    compiling = compute_status(serving_old, [ProfileObservation("p", new, job=JobObservation("j", "Running"),
+                                                                deployment=deployment(art(old)))], 2)  # fmt: skip
+    assert compiling.superseded_artifact_keys == []
+    served_new = compute_status(compiling, [ProfileObservation("p", new, artifact=art(new), deployment=deployment(art(new)))], 2)
+    assert served_new.superseded_artifact_keys == [old]
+    # Reverting to the old spec brings its key back into use: no longer superseded.
+    reverted = compute_status(served_new, [ProfileObservation("p", old, artifact=art(old), deployment=deployment(art(old)))], 3)
+    assert reverted.superseded_artifact_keys == [new]
+    third = compute_status(reverted, [ProfileObservation("p", newer, artifact=art(newer), deployment=deployment(art(newer)))], 4)
+    assert third.superseded_artifact_keys == [new, old]

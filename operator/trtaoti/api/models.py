@@ -32,6 +32,8 @@ MAX_MODEL_NAME_LENGTH = 40
 MAX_PROFILE_NAME_LENGTH = 16
 MAX_BATCH = 65536
 
+# How many earlier artifact keys a status remembers for retentionPolicy Delete.
+SUPERSEDED_KEYS_KEPT = 64
 STORAGE_URI_PATTERN = r"^(s3|gs|az|file)://[^\s]+$"
 DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 TENSOR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
@@ -533,6 +535,14 @@ class TrtAotiModelStatus(ApiModel):
         default_factory=list, description="Per-profile state.", json_schema_extra=list_map("name")
     )
     profiles_ready: str | None = Field(default=None, description='"ready/total" for kubectl get.')
+    superseded_artifact_keys: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Artifact keys this model compiled or served before its current ones (latest last): "
+            "with retentionPolicy Delete they are deleted with the model too."
+        ),
+        max_length=SUPERSEDED_KEYS_KEPT,
+    )
 
 
 class TrtAotiModel(ApiModel):

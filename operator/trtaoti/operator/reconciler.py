@@ -391,6 +391,7 @@ class Reconciler:
             ],
             profiles=previous.profiles,
             profiles_ready=previous.profiles_ready,
+            superseded_artifact_keys=previous.superseded_artifact_keys,
         )
         await self._write_status(body, previous, current)
 
@@ -442,6 +443,7 @@ class Reconciler:
         status = TrtAotiModelStatus.model_validate(body.get("status") or {})
         keys = {p.artifact_key for p in status.profiles if p.artifact_key}
         keys |= {p.artifact.key for p in status.profiles if p.artifact}
+        keys |= set(status.superseded_artifact_keys)  # earlier specs' artifacts are this model's too
         children = await self._children(owner)
         for job in children.of("Job").values():
             key = (job["metadata"].get("labels") or {}).get(names.LABEL_ARTIFACT_KEY)

@@ -14,6 +14,7 @@ import datetime
 from typing import Literal
 
 from trtaoti.api.models import (
+    SUPERSEDED_KEYS_KEPT,
     Artifact,
     Condition,
     ConditionStatus,
@@ -229,7 +230,25 @@ def compute_status(
         conditions=conditions,
         profiles=profiles,
         profiles_ready=f"{ready}/{len(profiles)}",
+        superseded_artifact_keys=superseded_keys(previous, profiles),
     )
+
+
+def _keys(profiles: list[ProfileStatus]) -> list[str]:
+    keys = [p.artifact_key for p in profiles if p.artifact_key]
+    keys += [p.artifact.key for p in profiles if p.artifact]
+    return list(dict.fromkeys(keys))
+
+
+def superseded_keys(previous: TrtAotiModelStatus | None, profiles: list[ProfileStatus]) -> list[str]:
+    """Keys the previous status held that the current one no longer does, appended to
+    those already superseded: what retentionPolicy Delete must also delete one day."""
+    if previous is None:
+        return []
+    current = set(_keys(profiles))
+    history = [k for k in previous.superseded_artifact_keys if k not in current]
+    history += [k for k in _keys(previous.profiles) if k not in current and k not in history]
+    return history[-SUPERSEDED_KEYS_KEPT:]
 
 
 @dataclasses.dataclass(frozen=True)

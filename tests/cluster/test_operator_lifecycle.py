@@ -437,6 +437,25 @@ def test_an_image_outside_the_allowed_prefixes_runs_nothing(cluster, models, ope
         assert job.spec.template.spec.containers[0].image == "registry.example.com/ml/compiler:2"
 
 
+def test_two_models_wanting_the_same_child_names_do_not_fight(cluster, models, operator):  # noqa: F811
+    """'bert-base' + profile 'online' and 'bert' + profile 'base-online' both want
+    Deployment and Service 'bert-base-online': the first keeps them, the second is told."""
+    ns = models.namespace
+    model_uri, storage = upload_model(cluster, ns), storage_uri(cluster, ns)
+    first = model_manifest("bert-base", ns, model_uri, storage, profiles=[{**ONLINE, "replicas": 1}])
+    compile_and_serve(models, "bert-base", first)
+    owner_uid = models.get("bert-base")["metadata"]["uid"]
+
+    second = model_manifest("bert", ns, model_uri, storage, profiles=[{**ONLINE, "name": "base-online", "replicas": 1}])
+    models.apply(second)
+    conflict = models.wait_condition("bert", "Ready", "False", reason="NameConflict")
+    assert f"Deployment {ns}/bert-base-online" in conflict["message"] and "TrtAotiModel bert-base" in conflict["message"]
+    assert models.jobs("bert") == []  # no GPU time for a profile that could never be served
+    deployment = models.deployment("bert-base-online")
+    assert [ref.uid for ref in deployment.metadata.owner_references] == [owner_uid]
+    models.wait_condition("bert-base", "Ready", "True", timeout=30)
+
+
 def test_missing_secret_and_model_are_reported_then_recovered(cluster, models, operator):  # noqa: F811
     ns = models.namespace
     storage = storage_uri(cluster, ns)

@@ -64,6 +64,10 @@ class Children:
         return None
 
 
+class NameConflict(Exception):
+    """A child's name is taken by an object another owner (or nobody) holds."""
+
+
 class Reconciler:
     def __init__(
         self,
@@ -183,6 +187,11 @@ class Reconciler:
         key = last_key if key_unknown else artifact_key(spec, profile, compiler_image=compiler_image, source_etag=etag)
         service_name = names.serving_name(owner.name, profile.name)
         existing = children.of("Deployment").get(service_name)
+        try:
+            # Before any GPU time is spent on a profile that could never be served.
+            await self._check_names_free(owner, service_name, children, ("Deployment", "Service"))
+        except NameConflict as conflict:
+            return ProfileObservation(name=profile.name, key=key, problem=Problem("NameConflict", str(conflict)))
         obs = ProfileObservation(name=profile.name, key=key, problem=problem)
 
         artifact: Artifact | None = None
@@ -234,6 +243,30 @@ class Reconciler:
                 endpoint=names.endpoint(service_name, owner.namespace, spec.serving.port),
             )
         return obs
+
+    async def _check_names_free(self, owner: Owner, name: str, children: Children, kinds: tuple[str, ...]) -> None:
+        """Raises NameConflict when `name` is taken by an object this model does not own.
+
+        Child names are "<model>-<profile>", so model "bert" with profile "base-online"
+        and model "bert-base" with "online" want the same Deployment; a user's own Service
+        may hold the name too. A server-side apply would take such an object over (or be
+        refused with a puzzling ownerReferences error): refuse with a clear message.
+        Only names missing from this model's children cost a GET.
+        """
+        for kind in kinds:
+            if name in children.of(kind):
+                continue
+            live = await self.kube.get(kind, owner.namespace, name)
+            if live is None:
+                continue
+            refs = live["metadata"].get("ownerReferences") or []
+            if any(ref.get("uid") == owner.uid for ref in refs):
+                continue
+            holder = next((f"{ref['kind']} {ref['name']}" for ref in refs if ref.get("controller")), None)
+            raise NameConflict(
+                f"{kind} {owner.namespace}/{name} already exists and belongs to "
+                f"{holder or 'no TrtAotiModel'}; rename this model or profile"
+            )
 
     @contextlib.asynccontextmanager
     async def _compile_lock(self, key: str) -> AsyncIterator[None]:

@@ -25,7 +25,7 @@ import torch
 import yaml
 from torch.utils._pytree import tree_flatten
 
-from trtaoti.storage import model_relpath, open_store, read_manifest
+from trtaoti.storage import open_store, package_relpath, read_manifest
 
 pytestmark = pytest.mark.e2e
 
@@ -203,7 +203,7 @@ def test_second_compile_of_the_same_key_uploads_nothing(artifact_name: str, requ
 
 def test_corrupted_object_fails_fetch_and_leaves_nothing(twoinput_s3: Artifact, tmp_path: Path) -> None:
     store = open_store(twoinput_s3.store_uri, twoinput_s3.env)
-    data = bytearray(store.get_bytes(model_relpath(twoinput_s3.key)))
+    data = bytearray(store.get_bytes(package_relpath(twoinput_s3.manifest)))
     data[len(data) // 2] ^= 0xFF
     store.put_bytes("corrupted/model.pt2", bytes(data))
     target = tmp_path / "models" / "model.pt2"
@@ -252,7 +252,7 @@ def test_a_package_that_disagrees_with_eager_fails_validation_naming_batch_input
 
     store = open_store(mlp_file.store_uri)
     package = tmp_path / "model.pt2"
-    store.download_file(model_relpath(mlp_file.key), package, expected_sha256=mlp_file.manifest["sha256"])
+    store.download_file(package_relpath(mlp_file.manifest), package, expected_sha256=mlp_file.manifest["sha256"])
     model = TrtAotiModel.model_validate(yaml.safe_load(mlp_file.spec_path.read_text()))
     plan = CompilePlan.from_spec(model.name, model.spec, model.spec.batch_profiles[0], key=mlp_file.key, compiler_image="x")
     eager = eager_model(mlp_file.factory)

@@ -177,7 +177,7 @@ def test_run_with_the_specs_s3_storage_downloads_the_verified_package(server_bin
         assert run.wait(RUN_TIMEOUT) == 0, run.output
     finally:
         run.kill()
-    match = re.search(r"^compiled mlp/online: (s3://\S+/([0-9a-f]+)/model\.pt2)$", run.output, re.M)
+    match = re.search(r"^compiled mlp/online: (s3://\S+/([0-9a-f]+)/model-[0-9a-f]{16}\.pt2)$", run.output, re.M)
     assert match, run.output
     key = match.group(2)
     downloaded = tmp_path / "run" / "packages" / key / "model.pt2"

@@ -9,7 +9,7 @@ from trtaoti.compiler.metadata import input_descriptions, output_descriptions
 from trtaoti.compiler.plan import CompilePlan
 from trtaoti.compiler.validate import ValidationReport
 from trtaoti.compiler.export import OutputSpec
-from trtaoti.storage import MODEL_FILE, UploadResult
+from trtaoti.storage import UploadResult
 
 
 def build_manifest(
@@ -29,7 +29,7 @@ def build_manifest(
         "key": plan.key,
         "modelName": plan.model_name,
         "profile": plan.profile.name,
-        "model": MODEL_FILE,
+        "model": model_uri.rsplit("/", 1)[-1],  # the package's name under <key>/
         "uri": model_uri,
         "sha256": upload.sha256,
         "bytes": upload.size,

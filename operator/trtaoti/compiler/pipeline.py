@@ -45,11 +45,13 @@ from trtaoti.storage import (
     ObjectNotFound,
     StorageError,
     Store,
+    commit_manifest,
+    file_sha256,
     model_relpath,
     open_store,
+    package_relpath,
     read_manifest,
     split_object_uri,
-    write_manifest,
 )
 
 
@@ -95,12 +97,12 @@ def compile_profile(request: CompileRequest) -> CompileOutcome:
     source_etag = _source_etag(spec, request.env)
     document = key_document(spec, profile, compiler_image=request.compiler_image, source_etag=source_etag)
     key = request.key or artifact_key(spec, profile, compiler_image=request.compiler_image, source_etag=source_etag)
-    model_uri = store.uri_of(model_relpath(key))
 
     existing = _storage_call(lambda: read_manifest(store, key))
     if existing is not None:
-        step(f"cache hit: {model_uri} (sha256 {existing.get('sha256')}) is already compiled; nothing to do")
-        return CompileOutcome(key, model_uri, existing, cache_hit=True)
+        uri = existing.get("uri") or store.uri_of(package_relpath({**existing, "key": key}))
+        step(f"cache hit: {uri} (sha256 {existing.get('sha256')}) is already compiled; nothing to do")
+        return CompileOutcome(key, uri, existing, cache_hit=True)
 
     plan = CompilePlan.from_spec(request.model.name, spec, profile, key=key, compiler_image=request.compiler_image)
     if plan.device == "cuda" and not torch.cuda.is_available():
@@ -113,15 +115,15 @@ def compile_profile(request: CompileRequest) -> CompileOutcome:
     workdir = Path(tempfile.mkdtemp(prefix="trtaoti-compile-")) if temporary else Path(request.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        manifest = _compile(request, plan, store, workdir, model_uri, document)
+        manifest = _compile(request, plan, store, workdir, document)
     finally:
         if temporary:
             shutil.rmtree(workdir, ignore_errors=True)
-    return CompileOutcome(key, model_uri, manifest, cache_hit=False)
+    return CompileOutcome(key, str(manifest["uri"]), manifest, cache_hit=False)
 
 
 def _compile(
-    request: CompileRequest, plan: CompilePlan, store: Store, workdir: Path, model_uri: str, document: dict[str, Any]
+    request: CompileRequest, plan: CompilePlan, store: Store, workdir: Path, document: dict[str, Any]
 ) -> dict[str, Any]:
     spec = request.model.spec
     loaded = load_model(spec.model, spec_dir=request.spec_dir, workdir=workdir, env=request.env)
@@ -167,7 +169,11 @@ def _compile(
         f"latency {report.latency_ms} ms; peak host memory {report.peak_host_bytes / 2**20:.0f} MiB"
     )
 
-    upload = _storage_call(lambda: store.upload_file(package, model_relpath(plan.key)))
+    # Named by content, so a concurrent writer of the same key can never overwrite the
+    # bytes our manifest describes (storage/layout.py).
+    relpath = model_relpath(plan.key, file_sha256(package))
+    upload = _storage_call(lambda: store.upload_file(package, relpath))
+    model_uri = store.uri_of(relpath)
     step(f"uploaded {model_uri} ({upload.size} bytes, sha256 {upload.sha256})")
     manifest = build_manifest(
         plan,
@@ -179,7 +185,12 @@ def _compile(
         gpu=_gpu_facts(plan),
         key_document=document,
     )
-    _storage_call(lambda: write_manifest(store, plan.key, manifest))
+    committed = _storage_call(lambda: commit_manifest(store, plan.key, manifest))
+    if committed is not manifest:
+        step(f"another compile committed {store.uri_of(plan.key)}/ first; using its {committed.get('uri')}")
+        if committed.get("uri") != model_uri:
+            _storage_call(lambda: store.delete(relpath))
+        return committed
     step(f"committed {store.uri_of(plan.key)}/manifest.json")
     return manifest
 

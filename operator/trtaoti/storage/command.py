@@ -9,13 +9,12 @@ Imports no torch: init containers start fast.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
 
 from trtaoti.storage.errors import ChecksumMismatch, StorageError
-from trtaoti.storage.store import CHUNK_SIZE, open_store
+from trtaoti.storage.store import file_sha256, open_store
 from trtaoti.storage.uri import split_object_uri
 
 EXIT_STORAGE_ERROR = 1
@@ -30,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     path: Path = args.path
-    if path.is_file() and _sha256_of(path) == args.sha256:
+    if path.is_file() and file_sha256(path) == args.sha256:
         # An init container re-run after a pod restart on the same emptyDir.
         print(f"fetch: {path} already present and verified (sha256 {args.sha256})", flush=True)
         return 0
@@ -59,9 +58,3 @@ def _sha256_arg(value: str) -> str:
     return value
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import obstore
 from obstore.exceptions import BaseError as ObstoreError
-from obstore.exceptions import NotFoundError
+from obstore.exceptions import AlreadyExistsError, NotFoundError, PreconditionError
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
 
 from trtaoti.storage.credentials import RETRY_CONFIG, store_config
@@ -48,6 +48,14 @@ class ObjectInfo:
 class UploadResult:
     sha256: str
     size: int
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def open_store(uri: str, env: Mapping[str, str] | None = None) -> Store:
@@ -99,6 +107,19 @@ class Store:
     def put_bytes(self, relpath: str, data: bytes) -> None:
         with self._errors(relpath):
             obstore.put(self._store, check_relpath(relpath), data, use_multipart=False)
+
+    def create_bytes(self, relpath: str, data: bytes) -> bool:
+        """Write `data` only if nothing is at `relpath` yet (a conditional put: S3
+        If-None-Match, GCS/Azure preconditions, O_EXCL locally). False when something
+        already was, which is then left as it is."""
+        try:
+            with self._errors(relpath):
+                obstore.put(self._store, check_relpath(relpath), data, use_multipart=False, mode="create")
+        except StorageError as exc:
+            if isinstance(exc.__cause__, (AlreadyExistsError, PreconditionError)):
+                return False
+            raise
+        return True
 
     def delete(self, relpath: str) -> None:
         with self._errors(relpath):

@@ -43,8 +43,8 @@ bins: ## build the control plane, KWOK, Helm and MinIO from Go modules (cached)
 	cd deploy/gitops/flux/healthcheck && go mod download
 
 .PHONY: refs
-refs: ## unpack the pinned torch-tensorrt's Python source (the TensorRT mapping tests read its signatures)
-	hack/fetch-reference-sources.sh
+refs: venv ## unpack the pinned torch-tensorrt's Python source (the TensorRT mapping tests read its signatures)
+	TRTAOTI_PYTHON=$(PY) hack/fetch-reference-sources.sh
 
 .PHONY: server
 server: venv ## build images/server/build/trtaoti-server against the torch wheel's libtorch

@@ -13,8 +13,18 @@ dest="${TRTAOTI_CACHE:-$HOME/.cache/trtaoti}/ref/torch_tensorrt-$version"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "fetching torch-tensorrt $version sources (reference for its call signatures)"
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+# The project venv's interpreter (make passes it): Debian's python3 has no pip.
+python="${TRTAOTI_PYTHON:-python3}"
+"$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
   --platform manylinux_2_28_x86_64 -d "$tmp" "torch-tensorrt==$version"
-unzip -q -o "$tmp"/torch_tensorrt-*.whl 'torch_tensorrt/*.py' -d "$tmp/src"
+# A wheel is a zip: Python's own zipfile unpacks it, no unzip binary needed.
+"$python" - "$tmp" <<'PY'
+import pathlib, sys, zipfile
+tmp = pathlib.Path(sys.argv[1])
+(wheel,) = tmp.glob("torch_tensorrt-*.whl")
+with zipfile.ZipFile(wheel) as archive:
+    members = [n for n in archive.namelist() if n.startswith("torch_tensorrt/") and n.endswith(".py")]
+    archive.extractall(tmp / "src", members)
+PY
 mkdir -p "$(dirname "$dest")"
 rm -rf "$dest" && mv "$tmp/src" "$dest"

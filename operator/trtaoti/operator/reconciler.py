@@ -166,7 +166,10 @@ class Reconciler:
                 "picked up %s/%s (generation %s, profiles ready %s, compile Jobs running: %s)",
                 owner.namespace, owner.name, generation, current.profiles_ready, in_flight or "none",
             )  # fmt: skip
-        return RETRY_PROBLEMS_AFTER_SECONDS if any(o.problem for o in observations) else None
+        # Pods are not watched, so nothing announces that a waiting compile pod got (or
+        # still lacks) a node; nor the repair of a problem outside the cluster.
+        waiting = any(o.job is not None and o.job.state == "Running" and o.job.message for o in observations)
+        return RETRY_PROBLEMS_AFTER_SECONDS if waiting or any(o.problem for o in observations) else None
 
     # --- one profile ------------------------------------------------------------
 

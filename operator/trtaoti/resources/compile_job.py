@@ -1,8 +1,8 @@
 """The compile Job of one batch profile, and the ConfigMap carrying the spec it reads.
 
-The Job runs `trtaoti compile` on the profile's GPU product; it writes
-`<storage>/<key>/model.pt2` and then `manifest.json` (the commit marker the operator
-waits for). Its name is derived from the artifact key, so the same compile is never
+The Job runs `trtaoti compile` on the profile's GPU product; it writes the package under
+`<storage>/<key>/` and then `manifest.json` (the commit marker the operator waits for;
+docs/package-format.md). Its name is derived from the artifact key, so the same compile is never
 started twice, not even by a restarted operator.
 """
 
@@ -112,7 +112,7 @@ def build_compile_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": owner.metadata(
-            job_name, labels, {names.ANNOTATION_ARTIFACT_URI: artifact_uri(spec.storage.uri, key)}
+            job_name, labels, {names.ANNOTATION_ARTIFACT_PREFIX: artifact_prefix(spec.storage.uri, key)}
         ),
         "spec": {
             "backoffLimit": spec.compile.backoff_limit,
@@ -136,5 +136,6 @@ def build_compile_job(
     }
 
 
-def artifact_uri(storage_uri: str, key: str) -> str:
-    return f"{storage_uri.rstrip('/')}/{key}/model.pt2"
+def artifact_prefix(storage_uri: str, key: str) -> str:
+    """Where the Job's artifact will be (the package's own name is in its manifest)."""
+    return f"{storage_uri.rstrip('/')}/{key}/"

@@ -31,6 +31,7 @@ COMPONENT_SERVING = "serving"
 
 ANNOTATION_ARTIFACT_SHA256 = f"{GROUP}/artifact-sha256"
 ANNOTATION_ARTIFACT_URI = f"{GROUP}/artifact-uri"
+ANNOTATION_ARTIFACT_PREFIX = f"{GROUP}/artifact-prefix"
 # The served Artifact as JSON on the Deployment: after a restart the operator knows
 # what is being served without trusting its own status.
 ANNOTATION_ARTIFACT = f"{GROUP}/artifact"

@@ -25,6 +25,7 @@ class InferenceService {
   void SetReady(bool ready) { ready_ = ready; }
   void BeginDrain() { draining_ = true; }
   bool ready() const { return ready_.load() && !draining_.load(); }
+  bool draining() const { return draining_.load(); }
   size_t queued() const { return batcher_.queued(); }
 
  private:

@@ -151,7 +151,7 @@ int Main(int argc, char** argv) {
     });
 
     inference.SetReady(true);
-    Log(LogLevel::kInfo, "serving",
+    if (!inference.draining()) Log(LogLevel::kInfo, "serving",
         {{"model", model_name},
          {"host", flags.host},
          {"port", port},
@@ -160,7 +160,12 @@ int Main(int argc, char** argv) {
          {"batch", {batcher_options.limits.min, batcher_options.limits.preferred, batcher_options.limits.max}},
          {"max_queue_delay_us", flags.max_queue_delay_us},
          {"runners", flags.runners}});
-    const bool served = http.Serve();
+    bool served = false;
+    try {
+      served = http.Serve();
+    } catch (const std::exception& e) {  // the listener died (httplib lets exceptions through)
+      Log(LogLevel::kError, "the HTTP listener failed", {{"error", e.what()}});
+    }
     listener_done.store(true);
     if (!served) {
       Log(LogLevel::kError, "the HTTP listener failed", {{"port", port}});

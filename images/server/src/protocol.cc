@@ -3,6 +3,7 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -397,19 +398,23 @@ json ConfigTensorsJson(const std::vector<TensorSpec>& specs) {
 }  // namespace
 
 json ModelConfigJson(const ModelSignature& signature, const std::string& model_name, const ServingConfig& serving) {
-  json preferred = json::array({serving.batch_preferred});
-  if (serving.batch_max != serving.batch_preferred) preferred.push_back(serving.batch_max);
+  // Triton's fields are int32/uint32; flags the batcher accepts may be larger.
+  constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+  constexpr int64_t kUint32Max = std::numeric_limits<uint32_t>::max();
+  const int64_t batch_max = std::min(serving.batch_max, kInt32Max);
+  json preferred = json::array({std::min(serving.batch_preferred, kInt32Max)});
+  if (batch_max != preferred[0].get<int64_t>()) preferred.push_back(batch_max);
   return {
       {"name", model_name},
       {"platform", signature.backend == "tensorrt" ? "torch_tensorrt_aoti" : "pytorch_aoti"},
       {"backend", "trtaoti"},
-      {"max_batch_size", serving.batch_max},
+      {"max_batch_size", batch_max},
       {"input", ConfigTensorsJson(signature.inputs)},
       {"output", ConfigTensorsJson(signature.outputs)},
       {"dynamic_batching",
        {{"preferred_batch_size", std::move(preferred)},
         {"max_queue_delay_microseconds", serving.max_queue_delay_us},
-        {"default_queue_policy", {{"max_queue_size", serving.max_queue_size}}}}},
+        {"default_queue_policy", {{"max_queue_size", std::min(serving.max_queue_size, kUint32Max)}}}}},
       {"instance_group",
        json::array({{{"name", model_name},
                      {"kind", serving.gpu ? "KIND_GPU" : "KIND_CPU"},

@@ -31,10 +31,11 @@ class WorkerPool {
   void Shutdown();
 
   size_t threads() const;
+  size_t idle() const;  // threads not running a task
   size_t max_threads() const { return max_threads_; }
 
  private:
-  void StartThread();  // with mu_ held
+  bool TryStartThread();  // with mu_ held; false when the system refuses a thread
   void Work();
 
   const size_t max_threads_;
@@ -42,8 +43,9 @@ class WorkerPool {
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
   std::vector<std::thread> threads_;
-  size_t idle_ = 0;
+  size_t idle_ = 0;  // threads not running a task (waiting, or about to take one)
   bool shutdown_ = false;
+  bool start_failed_logged_ = false;
 };
 
 }  // namespace trtaoti

@@ -254,5 +254,13 @@ TEST(ModelConfig, TritonShapeOfWhatIsServed) {
   EXPECT_EQ(config["instance_group"][0]["count"], 3);
 }
 
+TEST(ModelConfig, ValuesBeyondTritonsIntegerTypesAreClamped) {
+  // --max-queue-size may exceed Triton's uint32 field; the gRPC message must still parse.
+  ServingConfig serving{1, 4, 8, 0, 5'000'000'000, 1, false};
+  const nlohmann::json config = ModelConfigJson(TestSignature(), "m", serving);
+  EXPECT_EQ(config["dynamic_batching"]["default_queue_policy"]["max_queue_size"], 4294967295LL);
+  EXPECT_EQ(config["instance_group"][0]["kind"], "KIND_CPU");
+}
+
 }  // namespace
 }  // namespace trtaoti

@@ -142,16 +142,10 @@ class Reconciler:
         # What each profile served, as last reported: the fallback when its Deployment was
         # deleted while a new artifact compiles (the Deployment is the first source).
         reported = {p.name: p.artifact for p in previous.profiles if p.artifact}
-        # Without the source's ETag the key cannot be computed; a key computed without it
-        # would be a different one, and pruning would delete the compile Job in flight
-        # over a Secret being rotated or one failed HEAD. Keep the last known key instead.
-        key_unknown = problem is not None and bool(spec.model.exported_program) and not spec.model.sha256
-        known_keys = {p.name: p.artifact_key for p in previous.profiles} if key_unknown else None
+        keys = self._artifact_keys(spec, previous, etag, problem)
         observations = [
-            await self._converge_profile(owner, spec, profile, children, env, etag, problem,
-                                         reported.get(profile.name),
-                                         known_keys.get(profile.name) if known_keys is not None else None,
-                                         key_unknown)  # fmt: skip
+            await self._converge_profile(owner, spec, profile, children, env, keys[profile.name], problem,
+                                         reported.get(profile.name))  # fmt: skip
             for profile in spec.batch_profiles
         ]
         await self._prune(owner, spec, children, observations)
@@ -180,14 +174,10 @@ class Reconciler:
         profile: BatchProfile,
         children: Children,
         env: dict[str, str],
-        etag: str | None,
+        key: str | None,
         problem: Problem | None,
         reported: Artifact | None = None,
-        last_key: str | None = None,
-        key_unknown: bool = False,
     ) -> ProfileObservation:
-        compiler_image = self.settings.compiler_image_for(spec.compile.image)
-        key = last_key if key_unknown else artifact_key(spec, profile, compiler_image=compiler_image, source_etag=etag)
         service_name = names.serving_name(owner.name, profile.name)
         existing = children.of("Deployment").get(service_name)
         try:
@@ -270,6 +260,22 @@ class Reconciler:
                 f"{kind} {owner.namespace}/{name} already exists and belongs to "
                 f"{holder or 'no TrtAotiModel'}; rename this model or profile"
             )
+
+    def _artifact_keys(
+        self, spec: TrtAotiModelSpec, previous: TrtAotiModelStatus, etag: str | None, problem: Problem | None
+    ) -> dict[str, str | None]:
+        """Each profile's artifact key, or the last one reported (None: never known) while
+        the model's ETag, part of the key, cannot be read. A key computed without it would
+        be a different one, and pruning would delete the compile Job in flight over a
+        Secret being rotated or one failed HEAD."""
+        if problem is not None and spec.model.exported_program and not spec.model.sha256:
+            last = {p.name: p.artifact_key for p in previous.profiles}
+            return {profile.name: last.get(profile.name) for profile in spec.batch_profiles}
+        compiler_image = self.settings.compiler_image_for(spec.compile.image)
+        return {
+            profile.name: artifact_key(spec, profile, compiler_image=compiler_image, source_etag=etag)
+            for profile in spec.batch_profiles
+        }
 
     @contextlib.asynccontextmanager
     async def _compile_lock(self, key: str) -> AsyncIterator[None]:

@@ -39,6 +39,9 @@ def test_concurrent_clients_are_batched_and_answered_exactly():
                 errors.append(f"client {index}: {exc!r}")
             finally:
                 triton.close()
+                # Its __del__ closes again, through gevent's per-thread hub: let that happen
+                # here, not later in whichever thread the garbage collector runs.
+                del triton
 
         threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
         for thread in threads:

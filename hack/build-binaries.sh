@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the test control plane from Go modules pinned in hack/versions.env:
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl  (k8s.io/kubernetes, hack/go/kubernetes)
+#   kubelet kube-proxy  (the same module: the real node, hack/node/)
 #   etcd (hack/go/etcd)  kwok  helm  minio
+#   containerd containerd-shim-runc-v2 ctr  (github.com/containerd/containerd/v2)
 # into a cache outside the repo keyed by those pins, so a second run builds nothing.
 #
 #   hack/build-binaries.sh              build what is missing (no-op when the cache is complete)
@@ -16,7 +18,8 @@ hack_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$hack_dir/versions.env"
 
 # Binaries this script guarantees; the tests and launcher rely on exactly these names.
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm minio)
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm minio
+          containerd containerd-shim-runc-v2 ctr)
 
 # The key covers every input that changes the binaries: the pins, this script (its build
 # flags), the wrapper modules' dependency graphs and sources.
@@ -112,7 +115,17 @@ if need minio; then
     "github.com/minio/minio@${MINIO_VERSION}"
 fi
 
-k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+if need containerd || need containerd-shim-runc-v2 || need ctr; then
+  echo "  containerd ${CONTAINERD_VERSION}"
+  # no_btrfs: the btrfs snapshotter needs C headers; the node uses overlayfs.
+  containerd_ldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=${CONTAINERD_VERSION}"
+  run containerd env GOBIN="$bin_dir" go install "${build_flags[@]}" -tags no_btrfs -ldflags="$containerd_ldflags" \
+    "github.com/containerd/containerd/v2/cmd/containerd@${CONTAINERD_VERSION}" \
+    "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@${CONTAINERD_VERSION}" \
+    "github.com/containerd/containerd/v2/cmd/ctr@${CONTAINERD_VERSION}"
+fi
+
+k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 todo=()
 for b in "${k8s_bins[@]}"; do need "$b" && todo+=("k8s.io/kubernetes/cmd/$b"); done
 if ((${#todo[@]})); then

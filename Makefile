@@ -46,6 +46,10 @@ bins: ## build the control plane, KWOK, Helm and MinIO from Go modules (cached)
 refs: venv ## unpack the pinned torch-tensorrt's Python source (the TensorRT mapping tests read its signatures)
 	TRTAOTI_PYTHON=$(PY) hack/fetch-reference-sources.sh
 
+.PHONY: images
+images: venv ## build the operator, compiler and server images (CPU variant) with buildah; cached by content
+	TRTAOTI_PYTHON=$(PY) hack/build-images.sh
+
 .PHONY: server
 server: venv ## build images/server/build/trtaoti-server against the torch wheel's libtorch
 	$(SERVER_DIR)/build.sh $(PY)
@@ -61,15 +65,16 @@ crds: venv ## regenerate crds/, the chart's CRD template and docs/reference.md f
 	$(PY) -m trtaoti.api.reference -o docs/reference.md
 
 .PHONY: dev-cluster
-dev-cluster: venv bins ## start etcd, apiserver, controllers, scheduler, KWOK GPU nodes and MinIO; writes .dev/
-	TRTAOTI_PYTHON=$(PY) hack/dev-cluster.sh up
+# REAL_NODE=1 adds a real kubelet node running our images (root; builds them first).
+dev-cluster: venv bins $(if $(REAL_NODE),images) ## start etcd, apiserver, controllers, scheduler, KWOK GPU nodes and MinIO; writes .dev/
+	TRTAOTI_PYTHON=$(PY) hack/dev-cluster.sh up $(if $(REAL_NODE),--real-node)
 
 .PHONY: dev-cluster-down
 dev-cluster-down: ## stop everything dev-cluster started
 	TRTAOTI_PYTHON=$(PY) hack/dev-cluster.sh down
 
 .PHONY: test
-test: system-deps venv bins server refs ## the whole suite: unit, cluster, e2e (gpu tests skip without a GPU)
+test: system-deps venv bins server refs images ## the whole suite: unit, cluster, node, e2e (gpu tests skip without a GPU)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 .PHONY: test-unit

@@ -29,9 +29,10 @@ from kubernetes import client
 
 from support.cluster import Cluster
 from support.kwok import finish_job_pods
+from support.models import S3_SECRET, SECRET_KEYS, Models, storage_secret, storage_uri  # noqa: F401 - the test modules import these from here
 from support.waiting import wait_for
 from trtaoti.api.crd import crd_manifest
-from trtaoti.api.models import GROUP, PLURAL, VERSION
+from trtaoti.api.models import GROUP, VERSION
 from trtaoti.operator.rbac import cluster_role_rules
 from trtaoti.resources import names
 from trtaoti.storage import model_relpath, open_store, write_manifest
@@ -42,8 +43,6 @@ OPERATOR_SA = "trtaoti-operator"
 CLUSTER_ROLE = "trtaoti-operator-under-test"
 GPU = "NVIDIA-H100-80GB-HBM3"
 COMPILER_IMAGE = "registry.test/trtaoti/compiler:test"
-S3_SECRET = "s3-credentials"
-SECRET_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP")
 
 
 def install_crd(cluster: Cluster) -> None:
@@ -168,19 +167,6 @@ def running_operator(kubeconfig: Path, log_path: Path, namespaces: list[str],
 # --- the custom resources ---------------------------------------------------------
 
 
-def storage_secret(cluster: Cluster, namespace: str) -> None:
-    with cluster.api_client() as api:
-        client.CoreV1Api(api).create_namespaced_secret(
-            namespace,
-            client.V1Secret(metadata=client.V1ObjectMeta(name=S3_SECRET),
-                            string_data={k: cluster.s3_env[k] for k in SECRET_KEYS}),
-        )  # fmt: skip
-
-
-def storage_uri(cluster: Cluster, namespace: str) -> str:
-    return f"s3://{cluster.s3_env['TRTAOTI_TEST_BUCKET']}/{namespace}/artifacts"
-
-
 def store_for(cluster: Cluster, uri: str):  # noqa: ANN201 - trtaoti.storage.Store
     return open_store(uri, env={k: cluster.s3_env[k] for k in SECRET_KEYS})
 
@@ -208,82 +194,6 @@ def model_manifest(name: str, namespace: str, model_uri: str, storage: str, *, p
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
-
-
-class Models:
-    """Admin-side access to TrtAotiModels and their children in one namespace."""
-
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
-        self.cluster = cluster
-        self.namespace = namespace
-        self.api = cluster.api_client()
-        self.custom = client.CustomObjectsApi(self.api)
-        self.core = client.CoreV1Api(self.api)
-        self.apps = client.AppsV1Api(self.api)
-        self.batch = client.BatchV1Api(self.api)
-        self.policy = client.PolicyV1Api(self.api)
-        self.autoscaling = client.AutoscalingV2Api(self.api)
-
-    def apply(self, manifest: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, manifest["metadata"]["name"], manifest,
-            field_manager="trtaoti-tests", force=True, _content_type="application/apply-patch+yaml",
-        )  # fmt: skip
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
-        except client.ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-
-    def delete(self, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
-
-    def condition(self, name: str, type_: str) -> dict[str, Any] | None:
-        body = self.get(name) or {}
-        return next((c for c in (body.get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
-
-    def wait_condition(self, name: str, type_: str, status: str, timeout: float = 60,
-                       reason: str | None = None) -> dict[str, Any]:  # fmt: skip
-        def probe() -> dict[str, Any] | None:
-            cond = self.condition(name, type_)
-            if cond and cond["status"] == status and (reason is None or cond["reason"] == reason):
-                return cond
-            return None
-
-        return wait_for(probe, timeout=timeout, what=f"{name} {type_}={status} (now {self.condition(name, type_)})")
-
-    def jobs(self, model: str) -> list[client.V1Job]:
-        selector = f"{names.LABEL_MODEL}={model}"
-        return self.batch.list_namespaced_job(self.namespace, label_selector=selector).items
-
-    def wait_job(self, model: str, profile: str, exclude_keys: set[str] = frozenset(), timeout: float = 60) -> client.V1Job:  # noqa: E501
-        def probe() -> client.V1Job | None:
-            for job in self.jobs(model):
-                labels = job.metadata.labels
-                if labels[names.LABEL_PROFILE] == profile and labels[names.LABEL_ARTIFACT_KEY] not in exclude_keys:
-                    return job
-            return None
-
-        return wait_for(probe, timeout=timeout, what=f"compile Job of {model}/{profile}")
-
-    def job_pods(self, job_name: str) -> list[client.V1Pod]:
-        return self.core.list_namespaced_pod(
-            self.namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}"
-        ).items
-
-    def deployment(self, name: str) -> client.V1Deployment | None:
-        try:
-            return self.apps.read_namespaced_deployment(name, self.namespace)
-        except client.ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-
-    def close(self) -> None:
-        self.api.close()
 
 
 def play_compile(models: Models, job: client.V1Job, storage: str, *, payload: bytes | None = None,

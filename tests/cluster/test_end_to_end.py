@@ -34,7 +34,7 @@ import yaml
 from kubernetes import client
 from operator_support import S3_SECRET, Models, crd, storage_secret, storage_uri  # noqa: F401  (crd: fixture)
 
-from e2e_support import (
+from local_kubelet import (
     COMPILER_IMAGE,
     OPERATOR_IMAGE,
     SERVER_IMAGE,

@@ -1,9 +1,11 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and KWOK (fake kubelets) with the fake GPU nodes from hack/kwok/.
 
-Everything binds to 127.0.0.1. The apiserver runs as shipped except for what a kubelet-less
-cluster needs: RBAC + Node authorization, ServiceAccount tokens signed with a local key,
-the default admission chain (PodSecurity included).
+Everything binds to 127.0.0.1, except the apiserver of a cluster with a real node
+(`api_host`, support/node.py): pods reach it on the node's bridge address, through the
+`kubernetes` Service. The apiserver runs as shipped: RBAC + Node authorization,
+ServiceAccount tokens signed with a local key, the default admission chain (PodSecurity
+included).
 """
 
 from __future__ import annotations
@@ -53,11 +55,17 @@ class ControlPlane:
     bin_dir: Path
     ports: Ports
     procs: ProcessSet
+    # Where the apiserver listens and what it advertises: loopback, or the real node's
+    # bridge address so pods reach it (support/node.py).
+    api_host: str = HOST
+    # The fake nodes KWOK plays (a file of Node objects).
+    fake_nodes: Path = KWOK_DIR / "gpu-nodes.yaml"
     timings: dict[str, float] = field(default_factory=dict)
+    pki: Pki | None = None
 
     @property
     def server(self) -> str:
-        return f"https://{HOST}:{self.ports.apiserver}"
+        return f"https://{self.api_host}:{self.ports.apiserver}"
 
     @property
     def kubeconfig(self) -> Path:
@@ -69,9 +77,9 @@ class ControlPlane:
     def up(self) -> None:
         """Starts every component and returns once nodes are Ready and controllers work."""
         t0 = time.monotonic()
-        pki = Pki(self.state_dir / "pki")
+        pki = self.pki = Pki(self.state_dir / "pki")
         serving = pki.issue("apiserver", "kube-apiserver", server_hosts=(
-            HOST, "localhost", "10.96.0.1", "kubernetes", "kubernetes.default",
+            self.api_host, HOST, "localhost", "10.96.0.1", "kubernetes", "kubernetes.default",
             "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"))
         sa = pki.service_account_keys()
         admin = pki.issue("admin", "trtaoti-admin", ("system:masters",))
@@ -94,7 +102,7 @@ class ControlPlane:
         # Not earlier: they exit when RBAC's bootstrap roles are not there yet.
         self._start_controller_manager(kcm_kc, pki, sa)
         self._start_scheduler(sched_kc)
-        self.kubectl_apply(KWOK_DIR / "gpu-nodes.yaml")
+        self.kubectl_apply(self.fake_nodes)
         self._wait_components(admin, pki.ca, t0)
 
     # --- components -------------------------------------------------------------------
@@ -113,10 +121,23 @@ class ControlPlane:
         ])
 
     def _start_apiserver(self, pki: Pki, serving: CertPair, sa: CertPair) -> None:
+        if self.api_host == HOST:
+            # Loopback may not be published as the kubernetes Service endpoint; nothing in
+            # a cluster without a real node reaches the apiserver through that Service.
+            node_flags = ["--endpoint-reconciler-type=none"]
+        else:
+            # The lease reconciler publishes api_host, so pods reach the apiserver through
+            # the Service. For `kubectl logs/exec`: the apiserver's identity at the kubelet,
+            # which it reaches by InternalIP (node names do not resolve here).
+            kubelet_client = pki.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",))
+            node_flags = [
+                f"--kubelet-client-certificate={kubelet_client.cert}", f"--kubelet-client-key={kubelet_client.key}",
+                f"--kubelet-certificate-authority={pki.ca.cert}", "--kubelet-preferred-address-types=InternalIP",
+            ]
         self.procs.start("kube-apiserver", [
             self._bin("kube-apiserver"),
             f"--etcd-servers=http://{HOST}:{self.ports.etcd}",
-            f"--bind-address={HOST}", f"--advertise-address={HOST}",
+            f"--bind-address={self.api_host}", f"--advertise-address={self.api_host}",
             f"--secure-port={self.ports.apiserver}",
             f"--cert-dir={self.state_dir / 'pki' / 'generated'}",
             f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
@@ -130,9 +151,7 @@ class ControlPlane:
             "--allow-privileged=true",
             "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            # Loopback may not be published as the kubernetes Service endpoint; nothing in
-            # this cluster reaches the apiserver through that Service anyway.
-            "--endpoint-reconciler-type=none",
+            *node_flags,
             "--profiling=false",
             "--v=1",
         ])
@@ -217,7 +236,7 @@ class ControlPlane:
         insecure.trust_env = False
         insecure.verify = False
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        expected = {d["metadata"]["name"] for d in yaml.safe_load_all((KWOK_DIR / "gpu-nodes.yaml").read_text()) if d}
+        expected = {d["metadata"]["name"] for d in yaml.safe_load_all(self.fake_nodes.read_text()) if d}
 
         def healthy(port: int) -> bool:
             self._check_alive()
@@ -275,7 +294,8 @@ class ControlPlane:
 
 
 # What a start writes into its state directory; `.dev/` may hold other tools' files too.
-STATE_ENTRIES = ("etcd", "minio", "pki", "logs", "pids", "helm", "kubeconfig", "controller-manager.kubeconfig",
+STATE_ENTRIES = ("etcd", "minio", "pki", "logs", "pids", "helm", "node", "gpu-nodes-tainted.yaml", "kubeconfig",
+                 "controller-manager.kubeconfig",
                  "scheduler.kubeconfig", "kwok.kubeconfig", "kwok.yaml", "s3.env")
 
 

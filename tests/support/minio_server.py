@@ -17,10 +17,10 @@ REGION = "us-east-1"
 BUCKET = "trtaoti-test"
 
 
-def s3_env(port: int, access_key: str, secret_key: str, bucket: str = BUCKET) -> dict[str, str]:
+def s3_env(port: int, access_key: str, secret_key: str, bucket: str = BUCKET, host: str = HOST) -> dict[str, str]:
     """The variables S3 clients (obstore, boto, the AWS CLI) read, plus the test bucket."""
     return {
-        "AWS_ENDPOINT_URL": f"http://{HOST}:{port}",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
         "AWS_ACCESS_KEY_ID": access_key,
         "AWS_SECRET_ACCESS_KEY": secret_key,
         "AWS_REGION": REGION,
@@ -29,8 +29,11 @@ def s3_env(port: int, access_key: str, secret_key: str, bucket: str = BUCKET) ->
     }
 
 
-def start_minio(procs: ProcessSet, bin_dir: Path, data_dir: Path, port: int, console_port: int) -> dict[str, str]:
-    """Starts MinIO on loopback with fresh random credentials, creates the bucket, returns s3_env."""
+def start_minio(
+    procs: ProcessSet, bin_dir: Path, data_dir: Path, port: int, console_port: int, host: str = HOST
+) -> dict[str, str]:
+    """Starts MinIO on `host` (loopback, or the real node's bridge address for pods) with
+    fresh random credentials, creates the bucket, returns s3_env."""
     access_key = "trtaoti-" + secrets.token_hex(4)
     secret_key = secrets.token_urlsafe(24)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -38,7 +41,7 @@ def start_minio(procs: ProcessSet, bin_dir: Path, data_dir: Path, port: int, con
         "minio",
         [
             str(bin_dir / "minio"), "server", str(data_dir), "--quiet",
-            "--address", f"{HOST}:{port}", "--console-address", f"{HOST}:{console_port}",
+            "--address", f"{host}:{port}", "--console-address", f"{host}:{console_port}",
         ],
         env={
             "MINIO_ROOT_USER": access_key,
@@ -52,13 +55,13 @@ def start_minio(procs: ProcessSet, bin_dir: Path, data_dir: Path, port: int, con
     def ready() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"minio exited with {proc.returncode}; see {procs.log_path('minio')}")
-        return requests.get(f"http://{HOST}:{port}/minio/health/ready", timeout=1).ok
+        return requests.get(f"http://{host}:{port}/minio/health/ready", timeout=1).ok
 
     wait_for(ready, timeout=60, what="MinIO to be ready", ignore=(requests.RequestException,))
-    client = Minio(f"{HOST}:{port}", access_key=access_key, secret_key=secret_key, secure=False, region=REGION)
+    client = Minio(f"{host}:{port}", access_key=access_key, secret_key=secret_key, secure=False, region=REGION)
     if not client.bucket_exists(BUCKET):
         client.make_bucket(BUCKET)
-    return s3_env(port, access_key, secret_key)
+    return s3_env(port, access_key, secret_key, host=host)
 
 
 def minio_answers(env: dict[str, str]) -> bool:

@@ -56,6 +56,18 @@ class ProcessSet:
         """Processes started by this object that have already exited, with their codes."""
         return {n: p.returncode for n, p in self._started.items() if p.poll() is not None}
 
+    def stop(self, name: str, timeout: float = 15.0) -> None:
+        """Stops one process (SIGTERM, then SIGKILL after `timeout`), also one a previous
+        ProcessSet on the same state directory started; a no-op when none runs."""
+        pid_file = self.pid_dir / f"{name}.pid"
+        if pid_file.exists():
+            _stop_recorded_one(pid_file, timeout)
+        proc = self._started.pop(name, None)
+        if proc is not None:
+            if proc.poll() is None:
+                _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
     def stop_all(self, timeout: float = 15.0) -> None:
         stop_recorded(self.pid_dir, timeout)
         for proc in self._started.values():
@@ -100,20 +112,27 @@ def stop_recorded(pid_dir: Path, timeout: float = 15.0) -> list[str]:
         return []
     stopped = []
     for pid_file in sorted(pid_dir.glob("*.pid"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
-        pid_text, _, binary = pid_file.read_text().strip().partition(" ")
-        pid = int(pid_text)
-        if _runs(pid, binary):
-            _signal_group(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _runs(pid, binary) and time.monotonic() < deadline:
-                _reap(pid)
-                time.sleep(0.05)
-            if _runs(pid, binary):
-                _signal_group(pid, signal.SIGKILL)
-            _reap(pid)
+        if _stop_recorded_one(pid_file, timeout):
             stopped.append(pid_file.stem)
-        pid_file.unlink(missing_ok=True)
     return stopped
+
+
+def _stop_recorded_one(pid_file: Path, timeout: float) -> bool:
+    """SIGTERM to the recorded process group, SIGKILL after `timeout`; True if it ran."""
+    pid_text, _, binary = pid_file.read_text().strip().partition(" ")
+    pid = int(pid_text)
+    ran = _runs(pid, binary)
+    if ran:
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _runs(pid, binary) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.05)
+        if _runs(pid, binary):
+            _signal_group(pid, signal.SIGKILL)
+        _reap(pid)
+    pid_file.unlink(missing_ok=True)
+    return ran
 
 
 def _reap(pid: int) -> None:

@@ -30,6 +30,7 @@ from kubernetes import client
 from support.cluster import Cluster
 from support.kwok import finish_job_pods
 from support.models import S3_SECRET, SECRET_KEYS, Models, storage_secret, storage_uri  # noqa: F401 - the test modules import these from here
+from support.ports import free_port
 from support.waiting import wait_for
 from trtaoti.api.crd import crd_manifest
 from trtaoti.api.models import GROUP, VERSION
@@ -127,6 +128,9 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # creds come from the Secret only
+        # No cloud instance metadata service here: a closed local port refuses at once
+        # where 169.254.169.254 may time out, so "no credentials" shows without a wait.
+        env["AWS_METADATA_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import watch
+from minio import Minio
 
 from operator_support import (  # noqa: F401  (fixtures)
     GPU,
+    SECRET_KEYS,
     Models,
     crd,
     model_manifest,
@@ -480,3 +482,47 @@ def test_missing_secret_and_model_are_reported_then_recovered(cluster, models, o
     job = models.wait_job("early", "online", timeout=60)
     play_compile(models, job, storage)
     models.wait_condition("early", "Ready", "True", timeout=60)
+
+
+def test_storage_problems_are_reported_before_any_compile_job(cluster, models, operator):  # noqa: F811
+    """A bucket that does not exist, no credentials anywhere, credentials the store
+    refuses: each a Compiled=False condition that names the bucket and what is missing,
+    with a Warning event, and no compile Job (it could only fail at upload). Creating
+    the bucket is noticed (the operator re-checks; no event announces it)."""
+    ns = models.namespace
+    model_uri = upload_model(cluster, ns)
+    profile = {**ONLINE, "replicas": 1}
+    bucket = f"trtaoti-later-{ns[-6:]}"
+    models.apply(model_manifest("nobucket", ns, model_uri, f"s3://{bucket}/artifacts", profiles=[profile]))
+    anonymous = model_manifest("nokeys", ns, model_uri, storage_uri(cluster, ns), profiles=[profile])
+    del anonymous["spec"]["storage"]["secretName"]
+    models.apply(anonymous)
+    models.core.create_namespaced_secret(ns, {
+        "metadata": {"name": "wrong-credentials"},
+        "stringData": {**{k: cluster.s3_env[k] for k in SECRET_KEYS}, "AWS_SECRET_ACCESS_KEY": "not-the-key"},
+    })  # fmt: skip
+    refused = model_manifest("badkeys", ns, model_uri, storage_uri(cluster, ns), profiles=[profile])
+    refused["spec"]["storage"]["secretName"] = "wrong-credentials"
+    models.apply(refused)
+
+    missing = models.wait_condition("nobucket", "Compiled", "False", reason="BucketNotFound")
+    assert f"bucket s3://{bucket} does not exist" in missing["message"], missing["message"]
+    assert "NoSuchBucket" in missing["message"]
+    nokeys = models.wait_condition("nokeys", "Compiled", "False", reason="StorageCredentials")
+    assert f"no credentials for s3://{cluster.s3_env['TRTAOTI_TEST_BUCKET']}" in nokeys["message"], nokeys["message"]
+    assert "spec.storage.secretName is not set" in nokeys["message"]
+    badkeys = models.wait_condition("badkeys", "Compiled", "False", reason="StorageCredentials")
+    assert "403 Forbidden" in badkeys["message"] and f"Secret {ns}/wrong-credentials" in badkeys["message"]
+    assert "not-the-key" not in badkeys["message"]
+    for name, reason in (("nobucket", "BucketNotFound"), ("nokeys", "StorageCredentials"),
+                         ("badkeys", "StorageCredentials")):  # fmt: skip
+        assert models.jobs(name) == [], f"{name} started a compile Job"
+        events = models.core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
+        assert any(e.type == "Warning" and f"({reason})" in e.message for e in events), [e.message for e in events]
+
+    # The bucket appears: the next look (within the 30 s re-check) starts the compile.
+    endpoint = cluster.s3_env["AWS_ENDPOINT_URL"].removeprefix("http://")
+    Minio(endpoint, access_key=cluster.s3_env["AWS_ACCESS_KEY_ID"], secret_key=cluster.s3_env["AWS_SECRET_ACCESS_KEY"],
+          secure=False, region=cluster.s3_env["AWS_REGION"]).make_bucket(bucket)  # fmt: skip
+    models.wait_job("nobucket", "online", timeout=60)
+    models.wait_condition("nobucket", "Compiled", "False", reason="Compiling")

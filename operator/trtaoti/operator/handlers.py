@@ -56,7 +56,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.label_selectors["batch", "jobs"] = names.MANAGED_SELECTOR
     settings.watching.label_selectors["apps", "deployments"] = names.MANAGED_SELECTOR
 
-    reconciler = Reconciler(Kube(load_api_client(config.kubeconfig)), config.children, namespaces=config.namespaces)
+    # The client's threads, and its kept connections, sized from the worker count.
+    kube = Kube(load_api_client(config.kubeconfig), max_concurrent_requests=config.concurrency)
+    reconciler = Reconciler(kube, config.children, namespaces=config.namespaces)
     memo.reconciler = reconciler
 
     async def reconcile(key: Any) -> None:

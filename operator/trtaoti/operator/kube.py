@@ -88,7 +88,16 @@ class Kube:
         # Its own threads: asyncio's default pool has cpu+4 threads, which a burst of
         # reconciles (each a dozen requests) would queue behind.
         self._threads = concurrent.futures.ThreadPoolExecutor(max_concurrent_requests, thread_name_prefix="kube")
-        api_client.configuration.connection_pool_maxsize = max_concurrent_requests
+        # One kept connection per thread. The client's default pool is cpu_count * 5
+        # connections; with more threads than that, urllib3 opens extra connections and
+        # drops each afterwards ("Connection pool is full, discarding connection"), a new
+        # TLS handshake per request. The pool is built by ApiClient's constructor from the
+        # configuration, so setting the size now means building the REST client again.
+        configuration = api_client.configuration
+        if (configuration.connection_pool_maxsize or 0) < max_concurrent_requests:
+            configuration.connection_pool_maxsize = max_concurrent_requests
+            api_client.rest_client.close()
+            api_client.rest_client = k8s.rest.RESTClientObject(configuration)
 
     def _call(
         self,

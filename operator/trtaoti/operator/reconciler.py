@@ -38,7 +38,7 @@ from trtaoti.resources.config import ChildSettings
 from trtaoti.resources.keys import artifact_key
 from trtaoti.resources.owner import Owner
 from trtaoti.resources.status import Problem, ProfileObservation
-from trtaoti.storage import ObjectNotFound
+from trtaoti.storage import AccessDenied, BucketNotFound, NoCredentials, ObjectNotFound
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Reconciler:
             return None
         children = await self._children(owner)
         env, problem = await self._storage_env(owner, spec)
-        etag, etag_problem = await self._model_etag(spec, env, problem)
+        etag, etag_problem = await self._model_etag(owner, spec, env, problem)
         problem = problem or etag_problem
 
         # What each profile served, as last reported: the fallback when its Deployment was
@@ -194,7 +194,9 @@ class Reconciler:
             except InvalidManifest as error:
                 obs = dataclasses.replace(obs, problem=Problem("InvalidManifest", str(error)))
             except Exception as error:  # the store's errors vary by backend; all mean "cannot read"
-                obs = dataclasses.replace(obs, problem=Problem("StorageUnavailable", f"reading manifest {key}: {error}"))
+                # Also what keeps a Job that could never store its artifact from starting.
+                failure = self._storage_problem(owner, spec, error, f"reading manifest {key}")
+                obs = dataclasses.replace(obs, problem=failure)
         obs = dataclasses.replace(obs, artifact=artifact)
 
         job = children.compile_job(profile.name, key) if key is not None else None
@@ -393,7 +395,7 @@ class Reconciler:
         return env, None
 
     async def _model_etag(
-        self, spec: TrtAotiModelSpec, env: dict[str, str], problem: Problem | None
+        self, owner: Owner, spec: TrtAotiModelSpec, env: dict[str, str], problem: Problem | None
     ) -> tuple[str | None, Problem | None]:
         source = spec.model
         if problem is not None or not source.exported_program or source.sha256:
@@ -403,7 +405,20 @@ class Reconciler:
         except ObjectNotFound:
             return None, Problem("ModelNotFound", f"model.exportedProgram {source.exported_program} does not exist")
         except Exception as error:
-            return None, Problem("StorageUnavailable", f"reading model.exportedProgram: {error}")
+            return None, self._storage_problem(owner, spec, error, "reading model.exportedProgram")
+
+    @staticmethod
+    def _storage_problem(owner: Owner, spec: TrtAotiModelSpec, error: Exception, doing: str) -> Problem:
+        """A failed store call as a condition that says what is missing (the storage
+        layer's messages name the bucket or object; never a credential's value)."""
+        if isinstance(error, BucketNotFound):
+            return Problem("BucketNotFound", f"{error}: create it, or set spec.storage.uri to an existing bucket")
+        if isinstance(error, AccessDenied | NoCredentials):
+            secret = spec.storage.secret_name
+            used = (f"the keys of Secret {owner.namespace}/{secret}" if secret
+                    else "the operator's own, as spec.storage.secretName is not set")  # fmt: skip
+            return Problem("StorageCredentials", f"{error} (credentials tried: {used})")
+        return Problem("StorageUnavailable", f"{doing}: {error}")
 
     async def _write_status(
         self, body: dict[str, Any], previous: TrtAotiModelStatus | None, current: TrtAotiModelStatus

@@ -5,6 +5,13 @@ can produce a dozen within a second. The queue folds them: a key already waiting
 not queued twice, and a key that changes while being reconciled is reconciled once
 more afterwards (the "dirty" set), so the last state is always seen. Failures are
 retried with growing delays; success resets them.
+
+Delayed runs ("look again in 30 s", a failure's backoff) are deadlines, not extra
+runs: a key has at most one pending, at the earliest time asked for (an earlier
+request replaces it, a later one is dropped), and any run of the key settles it, since
+that run asks again if it still needs to. One timer per request would let them pile up:
+each run spawns a timer whose run spawns the next, so every resync of a model with a
+lasting problem started one more endless chain, and the load grew with uptime.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ class WorkQueue:
         self._active: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
-        self._timers: set[asyncio.TimerHandle] = set()
+        # key -> its one pending delayed run (TimerHandle.when() is when it is due)
+        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
 
     def add(self, key: Hashable) -> None:
         if key in self._active:
@@ -44,15 +52,24 @@ class WorkQueue:
             self._queue.put_nowait(key)
 
     def add_after(self, key: Hashable, delay: float) -> None:
+        """Run `key` within `delay` seconds: at that time unless it runs sooner anyway."""
         loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle
+        pending = self._timers.get(key)
+        if pending is not None:
+            if pending.when() <= loop.time() + delay:
+                return
+            pending.cancel()
 
         def fire() -> None:
-            self._timers.discard(handle)
-            self.add(key)
+            self._timers.pop(key, None)
+            self.add(key)  # coalesces with a queued run, or marks a running key dirty
 
-        handle = loop.call_later(delay, fire)
-        self._timers.add(handle)
+        self._timers[key] = loop.call_later(delay, fire)
+
+    def _settle_delayed(self, key: Hashable) -> None:
+        pending = self._timers.pop(key, None)
+        if pending is not None:
+            pending.cancel()
 
     def __len__(self) -> int:
         return len(self._waiting) + len(self._active)
@@ -65,14 +82,16 @@ class WorkQueue:
         finally:
             for worker in workers:
                 worker.cancel()
-            for handle in self._timers:
+            for handle in self._timers.values():
                 handle.cancel()
+            self._timers.clear()
 
     async def _worker(self) -> None:
         while True:
             key = await self._queue.get()
             self._waiting.discard(key)
             self._active.add(key)
+            self._settle_delayed(key)
             try:
                 await self._work(key)
                 self._failures.pop(key, None)

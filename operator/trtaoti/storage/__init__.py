@@ -9,7 +9,14 @@ Importing this package must stay light (no torch): `trtaoti fetch` runs it in ev
 serving pod's init container.
 """
 
-from trtaoti.storage.errors import ChecksumMismatch, ObjectNotFound, StorageError
+from trtaoti.storage.errors import (
+    AccessDenied,
+    BucketNotFound,
+    ChecksumMismatch,
+    NoCredentials,
+    ObjectNotFound,
+    StorageError,
+)
 from trtaoti.storage.layout import (
     MANIFEST_FILE,
     MODEL_FILE,
@@ -26,7 +33,10 @@ from trtaoti.storage.uri import StorageUri, join_uri, split_object_uri
 __all__ = [
     "MANIFEST_FILE",
     "MODEL_FILE",
+    "AccessDenied",
+    "BucketNotFound",
     "ChecksumMismatch",
+    "NoCredentials",
     "ObjectInfo",
     "ObjectNotFound",
     "StorageError",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from trtaoti.storage.errors import ObjectNotFound
+from trtaoti.storage.errors import BucketNotFound, ObjectNotFound
 from trtaoti.storage.store import Store
 
 MODEL_FILE = "model.pt2"
@@ -37,9 +37,14 @@ def manifest_relpath(key: str) -> str:
 
 
 def read_manifest(store: Store, key: str) -> dict[str, Any] | None:
-    """The artifact's manifest, or None while the artifact is absent or incomplete."""
+    """The artifact's manifest, or None while the artifact is absent or incomplete.
+
+    Raises BucketNotFound when the bucket itself is missing: then no compile could
+    ever store the artifact."""
     try:
         data = store.get_bytes(manifest_relpath(key))
+    except BucketNotFound:
+        raise
     except ObjectNotFound:
         return None
     manifest = json.loads(data)

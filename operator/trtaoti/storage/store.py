@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator, Mapping
@@ -21,11 +22,25 @@ from pathlib import Path
 
 import obstore
 from obstore.exceptions import BaseError as ObstoreError
-from obstore.exceptions import AlreadyExistsError, NotFoundError, PreconditionError
+from obstore.exceptions import (
+    AlreadyExistsError,
+    GenericError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionError,
+    UnauthenticatedError,
+)
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
 
 from trtaoti.storage.credentials import RETRY_CONFIG, store_config
-from trtaoti.storage.errors import ChecksumMismatch, ObjectNotFound, StorageError
+from trtaoti.storage.errors import (
+    AccessDenied,
+    BucketNotFound,
+    ChecksumMismatch,
+    NoCredentials,
+    ObjectNotFound,
+    StorageError,
+)
 from trtaoti.storage.uri import StorageUri, check_relpath
 
 # S3 parts must be >= 5 MiB; 16 MiB parts keep a 10 GB package under S3's
@@ -35,6 +50,14 @@ UPLOAD_CONCURRENCY = 8
 # Downloads are handed to Python in 4 MiB pieces: large enough to amortise the
 # per-chunk overhead, small enough that hashing and writing pipeline well (measured).
 DOWNLOAD_CHUNK_SIZE = 4 * 1024 * 1024
+
+# How a store says that the bucket, not just the object, is missing: S3's error code
+# (AWS, MinIO, Ceph RGW), Azure's, GCS's message. Only bodies carry it: a HEAD of a
+# missing bucket reads as a missing object.
+BUCKET_MISSING = ("<Code>NoSuchBucket</Code>", "<Code>ContainerNotFound</Code>", "The specified bucket does not exist")
+# obstore falls back to the EC2 instance metadata service (IMDSv2 token, then the
+# role's credentials) only when no S3 credentials are configured at all.
+INSTANCE_METADATA_PATHS = ("/latest/api/token", "/latest/meta-data/iam/")
 
 
 @dataclass(frozen=True)
@@ -202,21 +225,49 @@ class Store:
     # --- internals -----------------------------------------------------------------
 
     def _errors(self, relpath: str) -> contextlib.AbstractContextManager[None]:
-        return _translated_errors(f"{self.uri.rstrip('/')}/{relpath}")
+        bucket = str(StorageUri(self.base.scheme, self.base.bucket, ""))
+        return _translated_errors(f"{self.uri.rstrip('/')}/{relpath}", bucket)
 
 
 @contextlib.contextmanager
-def _translated_errors(uri: str) -> Iterator[None]:
+def _translated_errors(uri: str, bucket_uri: str) -> Iterator[None]:
     """Turn obstore's exceptions into ours, naming the object's URI (never credentials)."""
     try:
         yield
-    except (FileNotFoundError, NotFoundError):
+    except (FileNotFoundError, NotFoundError) as exc:
         # obstore reports a missing object as the builtin FileNotFoundError.
+        if any(marker in str(exc) for marker in BUCKET_MISSING):
+            raise BucketNotFound(
+                f"bucket {bucket_uri} does not exist ({_server_said(str(exc))}; reading {uri})", bucket_uri
+            ) from None
         raise ObjectNotFound(f"object not found: {uri}") from None
+    except (PermissionDeniedError, UnauthenticatedError) as exc:
+        raise AccessDenied(f"access denied to {uri}: {_server_said(str(exc))}") from exc
+    except GenericError as exc:
+        if any(path in str(exc) for path in INSTANCE_METADATA_PATHS):
+            raise NoCredentials(
+                f"no credentials for {bucket_uri}: none configured (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                f"or a web identity) and the instance metadata service gave none ({_first_line(exc)})"
+            ) from exc
+        raise StorageError(f"{type(exc).__name__} on {uri}: {_first_line(exc)}") from exc
     except ObstoreError as exc:
-        # obstore appends a multi-line debug dump; its first line carries the cause.
-        summary = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"{type(exc).__name__} on {uri}: {summary}") from exc
+        raise StorageError(f"{type(exc).__name__} on {uri}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    # obstore appends a multi-line debug dump; its first line carries the cause.
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _server_said(text: str) -> str:
+    """The HTTP status and the store's own error code and message, e.g. "403 Forbidden:
+    InvalidAccessKeyId: The Access Key Id you provided does not exist in our records."."""
+    status = re.search(r"status code: (\d{3}[^:\n]*)", text)
+    code = re.search(r"<Code>([^<]+)</Code>", text)
+    message = re.search(r"<Message>([^<]*)</Message>", text)
+    parts = [status.group(1).strip() if status else None, code.group(1) if code else None,
+             message.group(1) if message else None]  # fmt: skip
+    return ": ".join(p for p in parts if p) or text.strip().splitlines()[0]
 
 
 class _BackgroundSha256:

@@ -157,6 +157,20 @@ BAD_REQUESTS = {
 }
 
 
+def _with_number(literal: str, input_index: int = 0) -> str:
+    """A valid body whose first element of one input's data is a raw JSON number
+    literal that Python's json module cannot produce (1e999 overflows a double)."""
+    body = _valid_body()
+    body["inputs"][input_index]["data"][0] = "@NUMBER@"
+    return json.dumps(body).replace('"@NUMBER@"', literal)
+
+
+BAD_REQUESTS |= {
+    "number-overflow": (_with_number("1e999"), "input 'x': element 1e999 is out of range"),
+    "negative-number-overflow": (_with_number("-1e999", 1), "input 'mask': element -1e999 is out of range"),
+}
+
+
 @pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
 def test_bad_requests_get_400_naming_the_problem(server, case):
     body, needle = BAD_REQUESTS[case]
@@ -199,3 +213,23 @@ def test_metrics_count_successes_and_failures(server, client):
     assert delta("nv_inference_request_success") == 1
     assert delta("nv_inference_count") == 5
     assert delta("nv_inference_request_failure", reason="OTHER") == 1
+
+
+def test_a_number_overflow_is_the_clients_error_not_the_models(server):
+    """1e999 used to escape the JSON parser's error handling as a 500 counted against
+    the model (reason BACKEND), which pages whoever watches model failures."""
+    model = {"model": support.MODEL_NAME, "version": "1"}
+    before = server.metrics()
+    response = requests.post(f"{server.base}/v2/models/{support.MODEL_NAME}/infer", data=_with_number("1e999"), timeout=10)
+    assert response.status_code == 400, response.text
+    assert "input 'x'" in response.json()["error"]
+    after = server.metrics()
+
+    def delta(reason):
+        labels = {**model, "reason": reason}
+        return support.metric(after, "nv_inference_request_failure", **labels) - support.metric(
+            before, "nv_inference_request_failure", **labels
+        )
+
+    assert delta("BACKEND") == 0
+    assert delta("OTHER") == 1

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "json_overflow.h"
 #include "status.h"
 
 namespace trtaoti {
@@ -244,6 +245,9 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
     doc = json::parse(body->data(), body->data() + header_size);
   } catch (const json::parse_error& e) {
     throw BadRequest(std::string("malformed JSON: ") + e.what());
+  } catch (const json::out_of_range&) {
+    // A number beyond a double (1e999): well-formed JSON, still the client's error.
+    throw BadRequest(DescribeNumberOverflow(std::string_view(body->data(), header_size)));
   }
   if (!doc.is_object()) throw BadRequest("the request must be a JSON object");
 

@@ -180,6 +180,18 @@ TEST(Protocol, RejectsRangeErrorsInNarrowIntegerTypes) {
   EXPECT_THROW(ParseInferRequest(Body(doc.dump()), std::nullopt, sig), RequestError);
 }
 
+TEST(Protocol, NumberOverflowInJsonNamesTheInput) {
+  // 1e999 is valid JSON grammar but beyond a double: a client error (400), not a model
+  // failure. The parser stops there, before any signature check.
+  ExpectBadRequest(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,3],"data":[1,1e999,2]}]})",
+                   "input 'x': element 1e999 is out of range");
+  // The name after the data: the position is all the parser has seen.
+  ExpectBadRequest(R"({"inputs":[{"data":[[-1e999,0,0]],"name":"x","datatype":"FP32","shape":[1,3]}]})",
+                   "inputs[0]: element -1e999 is out of range");
+  ExpectBadRequest(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1e999,3],"data":[1,2,3]}]})",
+                   "number 1e999 at /inputs/0/shape/0 is out of range");
+}
+
 TEST(Protocol, RejectsBrokenBinaryFraming) {
   json header = {{"inputs",
                   {{{"name", "x"}, {"datatype", "FP32"}, {"shape", {1, 3}}, {"parameters", {{"binary_data_size", 12}}}},

@@ -154,6 +154,14 @@ BAD_REQUESTS = {
     ),
     "unknown-output": (_mutated(lambda b: b.update(outputs=[{"name": "nope"}])), "unknown output 'nope'"),
     "string-in-data": (_mutated(lambda b: b["inputs"][1]["data"].__setitem__(0, "x")), "not an integer"),
+    # Finite in a double, not in FP32: converted it would be infinity (served as null).
+    "fp32-out-of-range": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(1, 1e308)),
+                          "input 'x': element 1e+308 is out of range for FP32"),
+    "fp32-negative-out-of-range": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, -3.5e38)),
+                                   "is out of range for FP32"),
+    # JSON has no NaN or Infinity literals (binary tensor data carries them).
+    "nan-literal": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, float("nan"))), "malformed JSON"),
+    "infinity-literal": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, float("inf"))), "malformed JSON"),
 }
 
 

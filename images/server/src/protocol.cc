@@ -55,9 +55,13 @@ T JsonToElement(const json& value, const std::string& input, DataType dtype) {
     }
     throw fail("is not an integer");
   } else {
-    // Floating types, FP16/BF16 included: any JSON number, converted.
+    // Floating types, FP16/BF16 included: a JSON number that stays finite in T (what
+    // rounds to T's largest value does). JSON has no NaN/Infinity literals, and a
+    // number that would become infinity is a client's mistake, not a value to serve.
     if (!value.is_number()) throw fail("is not a number");
-    return static_cast<T>(value.get<double>());
+    const T converted = static_cast<T>(value.get<double>());
+    if (std::isinf(static_cast<double>(converted))) throw fail("is out of range");
+    return converted;
   }
 }
 

@@ -40,6 +40,31 @@ void SendError(httplib::Response& res, StatusCode code, const std::string& messa
   SendJson(res, HttpStatus(code), ErrorJson(message));
 }
 
+// cpp-httplib 0.11 takes keep-alive from the request alone, and a handler has no way
+// to end its connection. A content provider that returns false once it has written
+// the whole body is the one way out: the response is complete on the wire, then
+// httplib treats the connection as failed and closes it. So the client is told
+// `Connection: close` and the server does close, and the client never sends another
+// request on a connection that is about to go.
+void CloseAfterWriting(const httplib::Request& req, httplib::Response& res) {
+  res.headers.erase("Keep-Alive");
+  res.headers.erase("Connection");
+  res.set_header("Connection", "close");
+  // No body to carry the close (or a range request, which the provider would re-slice):
+  // the client was told; a client that keeps the connection anyway meets the idle timeout.
+  if (res.body.empty() || res.content_provider_ || !req.ranges.empty()) return;
+  auto body = std::make_shared<const std::string>(std::move(res.body));
+  res.body.clear();
+  if (!res.has_header("Content-Length")) res.set_header("Content-Length", std::to_string(body->size()));
+  const std::string content_type = res.get_header_value("Content-Type");
+  res.headers.erase("Content-Type");  // set_content_provider sets it again
+  res.set_content_provider(body->size(), content_type,
+                           [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                             sink.write(body->data() + offset, length);
+                             return false;
+                           });
+}
+
 // The request boundary: whatever a handler throws becomes a JSON error; nothing a
 // client sends can take the process down. Returns what the client was told.
 template <typename Handler>
@@ -129,6 +154,10 @@ HttpServer::HttpServer(HttpOptions options, const ModelSignature& signature, Inf
     res.body = ErrorJson(message);
     res.set_header("Content-Type", "application/json");
   });
+  // Runs on every response just before it is written, whatever produced it.
+  server_->set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (draining_.load() || res.get_header_value("Connection") == "close") CloseAfterWriting(req, res);
+  });
   // Last resort for the few handlers outside Guarded (health, metrics).
   server_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     SendError(res, StatusCode::kInternal, "internal error");
@@ -155,9 +184,26 @@ int HttpServer::Bind() {
   return port;
 }
 
-bool HttpServer::Serve() { return server_->listen_after_bind(); }
+bool HttpServer::Serve() {
+  const bool listened = server_->listen_after_bind();
+  serve_returned_.store(true);
+  return listened || stopped_.load();  // Stop() ends the listener with an accept error
+}
 
-void HttpServer::Stop() { server_->stop(); }
+void HttpServer::BeginDrain() { draining_.store(true); }
+
+void HttpServer::Stop() {
+  // Not httplib's stop(): that also tells every connection thread to quit after its
+  // current request, so a connection whose last response promised keep-alive is closed
+  // under a client that is already sending its next request. Shutting the listening
+  // socket down only ends accept(); connections end by themselves (after a response
+  // that says close, or idle after --keep-alive-timeout-s), and Serve() returns when
+  // the last one has. Once: httplib closes the descriptor when its accept fails, and
+  // the number may be reused by then (so not after Serve() returned either). Works
+  // before Serve() too: Bind() listened, and accept() then fails at once.
+  if (stopped_.exchange(true) || serve_returned_.load()) return;
+  if (listen_socket_ >= 0) ::shutdown(listen_socket_, SHUT_RDWR);
+}
 
 void HttpServer::Routes() {
   auto check_model = [this](const httplib::Request& req) { CheckModel(req); };

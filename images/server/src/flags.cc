@@ -22,7 +22,8 @@ constexpr const char* kUsage = R"(trtaoti-server: serve an AOTInductor package (
                              demand, one per busy connection (default 1024)
   --keep-alive-timeout-s N   close idle keep-alive connections after N s; also bounds the
                              SIGTERM drain, so keep it under the pod's grace period (default 5)
-  --max-body-bytes N         largest request body (default 268435456)
+  --max-body-bytes N         largest request body; a larger one gets 413 from its
+                             Content-Length at once, unread (default 268435456)
   --device cpu|cuda:N        where the model runs (default cpu)
   --runners N                batches run at once (the loader's num_runners; default 1; alias --num-runners)
   --intra-op-threads N       threads per batch on CPU (default: torch's default)

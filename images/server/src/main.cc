@@ -24,6 +24,7 @@
 #include "logging.h"
 #include "metrics.h"
 #include "model.h"
+#include "package_check.h"
 #include "protocol.h"
 
 namespace trtaoti {
@@ -87,6 +88,13 @@ int Main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a client hanging up must not kill the server
 
   try {
+    const auto verify_started = std::chrono::steady_clock::now();
+    VerifyPackage(flags.model, flags.sha256);
+    Log(LogLevel::kInfo, "package verified",
+        {{"package", flags.model},
+         {"checks", flags.sha256.empty() ? "zip structure, member CRCs" : "sha256, zip structure, member CRCs"},
+         {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - verify_started)
+                    .count()}});
     Log(LogLevel::kInfo, "loading model", {{"package", flags.model}, {"device", flags.device}, {"torch", TORCH_VERSION}});
     ModelOptions model_options{flags.model, flags.device, flags.runners, flags.intra_op_threads, flags.torchtrt_runtime};
     auto model = std::make_shared<AotiModel>(model_options);

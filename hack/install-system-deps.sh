@@ -6,6 +6,7 @@ packages=(
   libcpp-httplib-dev nlohmann-json3-dev libgtest-dev
   prometheus-cpp-dev  # trtaoti-server /metrics
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # trtaoti-server gRPC
+  libzip-dev libssl-dev  # trtaoti-server: package CRC-32 and sha256 checks
   buildah mmdebstrap  # make images: Dockerfiles built without a daemon, on a local Debian base
   runc containernetworking-plugins iptables kmod  # the real node (tests/node): runtime, pod network, Services
 )

@@ -154,6 +154,28 @@ BAD_REQUESTS = {
     ),
     "unknown-output": (_mutated(lambda b: b.update(outputs=[{"name": "nope"}])), "unknown output 'nope'"),
     "string-in-data": (_mutated(lambda b: b["inputs"][1]["data"].__setitem__(0, "x")), "not an integer"),
+    # Finite in a double, not in FP32: converted it would be infinity (served as null).
+    "fp32-out-of-range": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(1, 1e308)),
+                          "input 'x': element 1e+308 is out of range for FP32"),
+    "fp32-negative-out-of-range": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, -3.5e38)),
+                                   "is out of range for FP32"),
+    # JSON has no NaN or Infinity literals (binary tensor data carries them).
+    "nan-literal": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, float("nan"))), "malformed JSON"),
+    "infinity-literal": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, float("inf"))), "malformed JSON"),
+}
+
+
+def _with_number(literal: str, input_index: int = 0) -> str:
+    """A valid body whose first element of one input's data is a raw JSON number
+    literal that Python's json module cannot produce (1e999 overflows a double)."""
+    body = _valid_body()
+    body["inputs"][input_index]["data"][0] = "@NUMBER@"
+    return json.dumps(body).replace('"@NUMBER@"', literal)
+
+
+BAD_REQUESTS |= {
+    "number-overflow": (_with_number("1e999"), "input 'x': element 1e999 is out of range"),
+    "negative-number-overflow": (_with_number("-1e999", 1), "input 'mask': element -1e999 is out of range"),
 }
 
 
@@ -199,3 +221,23 @@ def test_metrics_count_successes_and_failures(server, client):
     assert delta("nv_inference_request_success") == 1
     assert delta("nv_inference_count") == 5
     assert delta("nv_inference_request_failure", reason="OTHER") == 1
+
+
+def test_a_number_overflow_is_the_clients_error_not_the_models(server):
+    """1e999 used to escape the JSON parser's error handling as a 500 counted against
+    the model (reason BACKEND), which pages whoever watches model failures."""
+    model = {"model": support.MODEL_NAME, "version": "1"}
+    before = server.metrics()
+    response = requests.post(f"{server.base}/v2/models/{support.MODEL_NAME}/infer", data=_with_number("1e999"), timeout=10)
+    assert response.status_code == 400, response.text
+    assert "input 'x'" in response.json()["error"]
+    after = server.metrics()
+
+    def delta(reason):
+        labels = {**model, "reason": reason}
+        return support.metric(after, "nv_inference_request_failure", **labels) - support.metric(
+            before, "nv_inference_request_failure", **labels
+        )
+
+    assert delta("BACKEND") == 0
+    assert delta("OTHER") == 1

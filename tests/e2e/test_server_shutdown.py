@@ -3,6 +3,7 @@ refused), and every request the server accepted is answered; the process exits 0
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import subprocess
@@ -116,3 +117,96 @@ def test_sigterm_while_the_model_loads_exits_instead_of_serving():
     assert process.returncode == 0, "".join(lines[-10:])
     messages = [json.loads(line).get("msg") for line in lines if line.startswith("{")]
     assert "draining" in messages and messages[-1] == "stopped", messages
+
+
+KEEP_ALIVE_CLIENTS = 64
+
+
+def test_sigterm_loses_no_request_on_keep_alive_connections():
+    """Each client keeps one HTTP/1.1 connection and sends requests back to back. During
+    the drain every response must say `Connection: close`, so no client sends another
+    request on a connection the server is about to close: a request written on a
+    connection that had already carried a response must always get one. (The drain's
+    503s used to say Keep-Alive; the next request on that connection met EOF.)
+
+    A connect refused after the listener closed is fine, and so is a reset on a fresh
+    connection before any response: the kernel queued it, but the listener closed before
+    the server accepted it, so the request never reached the server. Both are counted
+    apart and reported."""
+    support.build_server()
+    package = support.build_package(2, 4, 8)
+    x, mask = (t.numpy() for t in support.example_inputs(3, seed=12))
+    expected_logits, _ = support.eager_outputs(x, mask)
+    body = json.dumps({
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [3, support.IN_FEATURES], "data": x.flatten().tolist()},
+            {"name": "mask", "datatype": "INT64", "shape": [3, support.MASK_FEATURES], "data": mask.flatten().tolist()},
+        ]
+    })  # fmt: skip
+    path = f"/v2/models/{support.MODEL_NAME}/infer"
+    with support.run_server(package, "--max-queue-delay-us", "1000", "--keep-alive-timeout-s", "2") as server:
+        outcomes: list[str] = []
+        keep_alive_503s: list[str] = []
+        lock = threading.Lock()
+        successes = threading.Semaphore(0)
+        stop_at = time.monotonic() + 90
+
+        def record(outcome: str) -> None:
+            with lock:
+                outcomes.append(outcome)
+
+        def client() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            reused = False  # this connection already carried a response
+            try:
+                while time.monotonic() < stop_at:
+                    if conn.sock is None:  # new connection (http.client drops one that said close)
+                        try:
+                            conn.connect()
+                        except ConnectionRefusedError:
+                            return record("refused")
+                        reused = False
+                    try:
+                        conn.request("POST", path, body, {"Content-Type": "application/json"})
+                        response = conn.getresponse()
+                        data = response.read()
+                    except (OSError, http.client.HTTPException) as error:
+                        return record(f"lost: {error!r}" if reused else "reset before accept")
+                    reused = not response.will_close
+                    if response.status == 200:
+                        logits = np.array(json.loads(data)["outputs"][0]["data"]).reshape(3, -1)
+                        record("ok" if np.allclose(logits, expected_logits, atol=1e-5) else "wrong")
+                        successes.release()
+                    elif response.status == 503 and "shutting down" in json.loads(data)["error"]:
+                        record("rejected")
+                        if not response.will_close:
+                            with lock:
+                                keep_alive_503s.append(response.getheader("Keep-Alive", ""))
+                            continue  # the server kept the connection open: use it
+                        return  # told to go away; a real client turns to another replica
+                    else:
+                        return record(f"http {response.status}: {data[:200]!r}")
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=client) for _ in range(KEEP_ALIVE_CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for _ in range(300):  # load is flowing on every connection
+            assert successes.acquire(timeout=30)
+        rc = server.terminate(timeout=60)
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in threads)
+
+        counts = {o: outcomes.count(o) for o in set(outcomes)}
+        print("outcomes:", counts)
+        assert rc == 0, "".join(server.raw[-20:])
+        lost = [o for o in outcomes if o.startswith("lost")]
+        assert not lost, f"{len(lost)} requests got no response on a reused keep-alive connection: {lost[:3]}"
+        unexpected = [o for o in outcomes if o not in ("ok", "rejected", "refused", "reset before accept")]
+        assert not unexpected, unexpected[:5]
+        assert not keep_alive_503s, f"{len(keep_alive_503s)} 'shutting down' answers kept the connection alive"
+        stopped = server.log_entry("stopped")
+        assert stopped is not None and stopped["accepted"] == stopped["completed"], "".join(server.raw[-20:])
+        assert outcomes.count("ok") == stopped["accepted"]

@@ -75,6 +75,7 @@ def test_server_command_is_the_operators_flags_with_local_path_and_port(tmp_path
     assert flags.pop("--grpc-port") == "0" and expected.pop("--grpc-port")  # profiles share the machine
     assert flags.pop("--host") == "127.0.0.1"
     assert flags == expected
+    assert flags["--sha256"] == "0" * 64  # the stored package's, from its manifest
 
 
 def _manifest_signature(model: TrtAotiModel) -> list[dict]:

@@ -149,6 +149,8 @@ class TestServing:
             "--batch-min": "1", "--batch-opt": "4", "--batch-max": "16", "--max-queue-delay-us": "200",
             "--max-queue-size": "1024", "--num-runners": "2", "--request-timeout-ms": "30000",
             "--device": "cuda:0",
+            # The server checks the fetched file again (disk faults after the fetch).
+            "--sha256": "f" * 64,
         }  # fmt: skip
         assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
         assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"

@@ -1,6 +1,9 @@
 #include "flags.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -22,7 +25,8 @@ constexpr const char* kUsage = R"(trtaoti-server: serve an AOTInductor package (
                              demand, one per busy connection (default 1024)
   --keep-alive-timeout-s N   close idle keep-alive connections after N s; also bounds the
                              SIGTERM drain, so keep it under the pod's grace period (default 5)
-  --max-body-bytes N         largest request body (default 268435456)
+  --max-body-bytes N         largest request body; a larger one gets 413 from its
+                             Content-Length at once, unread (default 268435456)
   --device cpu|cuda:N        where the model runs (default cpu)
   --runners N                batches run at once (the loader's num_runners; default 1; alias --num-runners)
   --intra-op-threads N       threads per batch on CPU (default: torch's default)
@@ -30,6 +34,9 @@ constexpr const char* kUsage = R"(trtaoti-server: serve an AOTInductor package (
   --max-queue-delay-us N     wait up to N us for a batch to reach batch-opt rows (default 0)
   --max-queue-size N         queued requests before 503 (default 1024; 0 = unbounded)
   --request-timeout-ms N     queued longer than this -> 503 (default 30000; 0 = never)
+  --sha256 HEX               refuse to start unless the package's sha256 is HEX (also
+                             TRTAOTI_MODEL_SHA256). Every start also checks the zip's
+                             structure and each member's CRC-32
   --torchtrt-runtime PATH    libtorchtrt_runtime.so to preload (also TRTAOTI_TORCHTRT_RUNTIME)
   --log-level debug|info|warning|error   (default info)
   --no-warmup                skip the warm-up batch before turning ready
@@ -69,6 +76,7 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
       {"max-queue-size", [&](const std::string& v) { ParseNumber("max-queue-size", v, flags.max_queue_size); }},
       {"request-timeout-ms", [&](const std::string& v) { ParseNumber("request-timeout-ms", v, flags.request_timeout_ms); }},
       {"torchtrt-runtime", [&](const std::string& v) { flags.torchtrt_runtime = v; }},
+      {"sha256", [&](const std::string& v) { flags.sha256 = v; }},
       {"log-level", [&](const std::string& v) { flags.log_level = v; }},
   };
   for (int i = 1; i < argc; ++i) {
@@ -98,6 +106,17 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
   }
   if (flags.model.empty()) throw std::invalid_argument("--model PATH is required (see --help)");
   if (flags.runners < 1) throw std::invalid_argument("--runners must be at least 1");
+  const char* sha256_source = "--sha256";
+  if (flags.sha256.empty()) {
+    if (const char* env = std::getenv("TRTAOTI_MODEL_SHA256")) {
+      flags.sha256 = env;
+      sha256_source = "TRTAOTI_MODEL_SHA256";
+    }
+  }
+  const bool hex = std::all_of(flags.sha256.begin(), flags.sha256.end(), [](unsigned char c) { return std::isxdigit(c); });
+  if (!flags.sha256.empty() && (flags.sha256.size() != 64 || !hex)) {
+    throw std::invalid_argument(std::string(sha256_source) + " needs 64 hex digits, got '" + flags.sha256 + "'");
+  }
   return true;
 }
 

@@ -24,6 +24,7 @@ struct Flags {
   int64_t max_queue_size = 1024;
   int64_t request_timeout_ms = 30000;
   std::string torchtrt_runtime;
+  std::string sha256;  // expected digest of the package, lowercase hex; empty: not checked
   std::string log_level = "info";
   bool warmup = true;
 };

@@ -26,6 +26,7 @@ grpc::StatusCode GrpcCode(StatusCode code) {
     case StatusCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
     case StatusCode::kUnavailable: return grpc::StatusCode::UNAVAILABLE;
     case StatusCode::kInternal: return grpc::StatusCode::INTERNAL;
+    case StatusCode::kTooLarge: return grpc::StatusCode::RESOURCE_EXHAUSTED;  // gRPC's own for big messages
   }
   return grpc::StatusCode::INTERNAL;
 }

@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 
 #include <charconv>
+#include <cstdint>
+#include <optional>
 
 #include "logging.h"
 #include "protocol.h"
@@ -40,6 +42,31 @@ void SendError(httplib::Response& res, StatusCode code, const std::string& messa
   SendJson(res, HttpStatus(code), ErrorJson(message));
 }
 
+// cpp-httplib 0.11 takes keep-alive from the request alone, and a handler has no way
+// to end its connection. A content provider that returns false once it has written
+// the whole body is the one way out: the response is complete on the wire, then
+// httplib treats the connection as failed and closes it. So the client is told
+// `Connection: close` and the server does close, and the client never sends another
+// request on a connection that is about to go.
+void CloseAfterWriting(const httplib::Request& req, httplib::Response& res) {
+  res.headers.erase("Keep-Alive");
+  res.headers.erase("Connection");
+  res.set_header("Connection", "close");
+  // No body to carry the close (or a range request, which the provider would re-slice):
+  // the client was told; a client that keeps the connection anyway meets the idle timeout.
+  if (res.body.empty() || res.content_provider_ || !req.ranges.empty()) return;
+  auto body = std::make_shared<const std::string>(std::move(res.body));
+  res.body.clear();
+  if (!res.has_header("Content-Length")) res.set_header("Content-Length", std::to_string(body->size()));
+  const std::string content_type = res.get_header_value("Content-Type");
+  res.headers.erase("Content-Type");  // set_content_provider sets it again
+  res.set_content_provider(body->size(), content_type,
+                           [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                             sink.write(body->data() + offset, length);
+                             return false;
+                           });
+}
+
 // The request boundary: whatever a handler throws becomes a JSON error; nothing a
 // client sends can take the process down. Returns what the client was told.
 template <typename Handler>
@@ -63,21 +90,42 @@ Status Guarded(const httplib::Request& req, httplib::Response& res, Handler&& ha
   return status;
 }
 
+std::optional<uint64_t> ContentLength(const httplib::Request& req) {
+  if (!req.has_header("Content-Length")) return std::nullopt;
+  const std::string value = req.get_header_value("Content-Length");
+  uint64_t length = 0;
+  auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), length);
+  if (error != std::errc() || end != value.data() + value.size()) return std::nullopt;  // httplib answers 400
+  return length;
+}
+
+RequestError TooLarge(const std::string& size, size_t max_bytes) {
+  return RequestError(StatusCode::kTooLarge, "the request body (" + size + ") is over --max-body-bytes (" +
+                                                 std::to_string(max_bytes) + " bytes)");
+}
+
+// Marks a response whose request body was not read to its end: the rest would be
+// parsed as the connection's next request (the post-routing handler closes it).
+void CloseConnection(httplib::Response& res) { res.set_header("Connection", "close"); }
+
 // The body in a buffer of our own, shared: binary inputs stay views into it until
-// their batch has run.
-std::shared_ptr<const std::string> ReadBody(const httplib::Request& req, const httplib::ContentReader& read_content,
-                                            size_t max_bytes) {
+// their batch has run. A declared length over the limit never gets here (pre-routing
+// answers it); a chunked body is cut off at the limit.
+std::shared_ptr<const std::string> ReadBody(const httplib::Request& req, httplib::Response& res,
+                                            const httplib::ContentReader& read_content, size_t max_bytes) {
   auto body = std::make_shared<std::string>();
-  if (req.has_header("Content-Length")) {
-    const std::string length = req.get_header_value("Content-Length");
-    size_t bytes = 0;
-    std::from_chars(length.data(), length.data() + length.size(), bytes);
-    body->reserve(std::min(max_bytes, bytes));
-  }
-  read_content([&](const char* data, size_t length) {
-    body->append(data, length);
-    return true;
+  if (auto length = ContentLength(req)) body->reserve(std::min<uint64_t>(max_bytes, *length));
+  bool too_large = false;
+  const bool complete = read_content([&](const char* data, size_t length) {
+    too_large = length > max_bytes - body->size();
+    if (!too_large) body->append(data, length);
+    return !too_large;
   });
+  if (!complete) {
+    CloseConnection(res);
+    if (too_large) throw TooLarge("more than " + std::to_string(max_bytes) + " bytes, chunked", max_bytes);
+    throw BadRequest("the request body ended before its declared length (or its chunked encoding is broken)");
+  }
   return body;
 }
 
@@ -101,6 +149,7 @@ int HttpStatus(StatusCode code) {
     case StatusCode::kNotFound: return 404;
     case StatusCode::kUnavailable: return 503;
     case StatusCode::kInternal: return 500;
+    case StatusCode::kTooLarge: return 413;
   }
   return 500;
 }
@@ -122,12 +171,29 @@ HttpServer::HttpServer(HttpOptions options, const ModelSignature& signature, Inf
   server_->set_keep_alive_max_count(1u << 30);
   server_->set_keep_alive_timeout(options_.keep_alive_timeout_s);
   server_->set_payload_max_length(options_.max_body_bytes);
+  // httplib's own check reads (and discards) the whole declared body before its 413,
+  // so a client that declares a terabyte and sends nothing waited for the read
+  // timeout. The header alone decides here, before any route reads a byte.
+  server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const auto length = ContentLength(req);
+    if (!length || *length <= options_.max_body_bytes) return httplib::Server::HandlerResponse::Unhandled;
+    const RequestError error = TooLarge(std::to_string(*length) + " bytes", options_.max_body_bytes);
+    SendError(res, error.code(), error.what());
+    CloseConnection(res);
+    Log(LogLevel::kDebug, "request failed",
+        {{"method", req.method}, {"path", req.path}, {"status", res.status}, {"error", error.what()}});
+    return httplib::Server::HandlerResponse::Handled;
+  });
   server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     std::string message = res.status == 404 ? "no route for " + req.method + " " + req.path
                                             : "HTTP " + std::to_string(res.status);
     res.body = ErrorJson(message);
     res.set_header("Content-Type", "application/json");
+  });
+  // Runs on every response just before it is written, whatever produced it.
+  server_->set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (draining_.load() || res.get_header_value("Connection") == "close") CloseAfterWriting(req, res);
   });
   // Last resort for the few handlers outside Guarded (health, metrics).
   server_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
@@ -155,9 +221,26 @@ int HttpServer::Bind() {
   return port;
 }
 
-bool HttpServer::Serve() { return server_->listen_after_bind(); }
+bool HttpServer::Serve() {
+  const bool listened = server_->listen_after_bind();
+  serve_returned_.store(true);
+  return listened || stopped_.load();  // Stop() ends the listener with an accept error
+}
 
-void HttpServer::Stop() { server_->stop(); }
+void HttpServer::BeginDrain() { draining_.store(true); }
+
+void HttpServer::Stop() {
+  // Not httplib's stop(): that also tells every connection thread to quit after its
+  // current request, so a connection whose last response promised keep-alive is closed
+  // under a client that is already sending its next request. Shutting the listening
+  // socket down only ends accept(); connections end by themselves (after a response
+  // that says close, or idle after --keep-alive-timeout-s), and Serve() returns when
+  // the last one has. Once: httplib closes the descriptor when its accept fails, and
+  // the number may be reused by then (so not after Serve() returned either). Works
+  // before Serve() too: Bind() listened, and accept() then fails at once.
+  if (stopped_.exchange(true) || serve_returned_.load()) return;
+  if (listen_socket_ >= 0) ::shutdown(listen_socket_, SHUT_RDWR);
+}
 
 void HttpServer::Routes() {
   auto check_model = [this](const httplib::Request& req) { CheckModel(req); };
@@ -221,10 +304,10 @@ void HttpServer::CheckModel(const httplib::Request& req) const {
 void HttpServer::HandleInfer(const httplib::Request& req, httplib::Response& res,
                              const httplib::ContentReader& read_content) {
   const auto arrival = Clock::now();
-  auto body = ReadBody(req, read_content, options_.max_body_bytes);
   int64_t rows = 0;
   InferOutcome outcome;
   const Status status = Guarded(req, res, [&] {
+    auto body = ReadBody(req, res, read_content, options_.max_body_bytes);
     CheckModel(req);
     InferRequest request = ParseInferRequest(body, HeaderLength(req), signature_);
     rows = request.batch_size();

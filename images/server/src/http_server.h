@@ -30,8 +30,8 @@ struct HttpOptions {
   // the client keeps it busy, and threads start on demand (worker_pool.h) up to this.
   int threads = 1024;
   size_t max_body_bytes = 256u << 20;
-  // cpp-httplib notices stop() only between requests: an idle keep-alive connection
-  // holds its worker (and so the drain) until this timeout.
+  // An idle keep-alive connection is closed after this; during a drain it is what
+  // holds Serve() longest (busy ones close after their next response).
   int keep_alive_timeout_s = 5;
   std::string model_name;
   std::string model_version = "1";
@@ -46,8 +46,13 @@ class HttpServer {
 
   // Binds; returns the bound port (useful with port 0). Throws when it cannot bind.
   int Bind();
-  // Serves until Stop(); call from one thread. False when the listener failed.
+  // Serves until Stop() and the last connection has closed; call from one thread.
+  // False when the listener failed.
   bool Serve();
+  // From now on every response says `Connection: close` and its connection is closed
+  // once it is written; requests already being handled complete.
+  void BeginDrain();
+  // Closes the listener (new connects are refused); open connections finish as above.
   void Stop();
 
  private:
@@ -61,6 +66,9 @@ class HttpServer {
   Metrics& metrics_;
   std::unique_ptr<httplib::Server> server_;
   int listen_socket_ = -1;
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> stopped_{false};
+  std::atomic<bool> serve_returned_{false};
 };
 
 }  // namespace trtaoti

@@ -1,13 +1,14 @@
 // trtaoti-server: wiring. Flags -> model -> batcher -> HTTP; SIGTERM/SIGINT drain.
 //
 // Shutdown contract (Kubernetes sends SIGTERM, then SIGKILL after the grace period):
-// readiness turns false and new inference requests get 503 at once; every request
-// already queued or running is answered; then the listener closes and the process
-// exits 0.
+// readiness turns false and new inference requests get 503 at once; every HTTP
+// response from then on says `Connection: close` and its connection closes once it is
+// written, so no keep-alive client sends a request into a closing connection; every
+// request already queued or running is answered; then the listener closes, and the
+// process exits 0 when the last connection has (an idle one after the keep-alive timeout).
 #include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include "logging.h"
 #include "metrics.h"
 #include "model.h"
+#include "package_check.h"
 #include "protocol.h"
 
 namespace trtaoti {
@@ -86,6 +88,13 @@ int Main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a client hanging up must not kill the server
 
   try {
+    const auto verify_started = std::chrono::steady_clock::now();
+    VerifyPackage(flags.model, flags.sha256);
+    Log(LogLevel::kInfo, "package verified",
+        {{"package", flags.model},
+         {"checks", flags.sha256.empty() ? "zip structure, member CRCs" : "sha256, zip structure, member CRCs"},
+         {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - verify_started)
+                    .count()}});
     Log(LogLevel::kInfo, "loading model", {{"package", flags.model}, {"device", flags.device}, {"torch", TORCH_VERSION}});
     ModelOptions model_options{flags.model, flags.device, flags.runners, flags.intra_op_threads, flags.torchtrt_runtime};
     auto model = std::make_shared<AotiModel>(model_options);
@@ -132,22 +141,16 @@ int Main(int argc, char** argv) {
     HttpServer http(http_options, signature, inference, metrics);
     const int port = http.Bind();
 
-    // Set once Serve() has returned (or will never run).
-    std::atomic<bool> listener_done{false};
     std::thread signal_thread([&] {
       int signal = 0;
       sigwait(&stop_signals, &signal);
       Log(LogLevel::kInfo, "draining", {{"signal", signal}, {"queued", batcher.queued()}});
       inference.BeginDrain();
+      http.BeginDrain();  // every answer from here on closes its connection
       batcher.Stop();  // answers everything already accepted
-      if (grpc) grpc->Stop();  // waits for RPCs in flight to send their answers
-      // A SIGTERM that arrived while the model loaded is waiting here already, before
-      // Serve() has started listening, and httplib's stop() does nothing to a server
-      // that is not running yet: repeat it until the listener has returned.
-      while (!listener_done.load()) {
-        http.Stop();  // handler threads finish writing their responses first
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
+      if (grpc) grpc->Stop();  // GOAWAY; waits for RPCs in flight to send their answers
+      // Also when the SIGTERM arrived while the model loaded: Serve() then returns at once.
+      http.Stop();
     });
 
     inference.SetReady(true);
@@ -166,7 +169,6 @@ int Main(int argc, char** argv) {
     } catch (const std::exception& e) {  // the listener died (httplib lets exceptions through)
       Log(LogLevel::kError, "the HTTP listener failed", {{"error", e.what()}});
     }
-    listener_done.store(true);
     if (!served) {
       Log(LogLevel::kError, "the HTTP listener failed", {{"port", port}});
       kill(getpid(), SIGTERM);  // let the signal thread drain and return

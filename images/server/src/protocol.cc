@@ -10,6 +10,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "json_overflow.h"
 #include "status.h"
 
 namespace trtaoti {
@@ -54,9 +55,13 @@ T JsonToElement(const json& value, const std::string& input, DataType dtype) {
     }
     throw fail("is not an integer");
   } else {
-    // Floating types, FP16/BF16 included: any JSON number, converted.
+    // Floating types, FP16/BF16 included: a JSON number that stays finite in T (what
+    // rounds to T's largest value does). JSON has no NaN/Infinity literals, and a
+    // number that would become infinity is a client's mistake, not a value to serve.
     if (!value.is_number()) throw fail("is not a number");
-    return static_cast<T>(value.get<double>());
+    const T converted = static_cast<T>(value.get<double>());
+    if (std::isinf(static_cast<double>(converted))) throw fail("is out of range");
+    return converted;
   }
 }
 
@@ -244,6 +249,9 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
     doc = json::parse(body->data(), body->data() + header_size);
   } catch (const json::parse_error& e) {
     throw BadRequest(std::string("malformed JSON: ") + e.what());
+  } catch (const json::out_of_range&) {
+    // A number beyond a double (1e999): well-formed JSON, still the client's error.
+    throw BadRequest(DescribeNumberOverflow(std::string_view(body->data(), header_size)));
   }
   if (!doc.is_object()) throw BadRequest("the request must be a JSON object");
 

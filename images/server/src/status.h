@@ -13,6 +13,7 @@ enum class StatusCode {
   kNotFound,         // HTTP 404: unknown model or version
   kUnavailable,      // HTTP 503: not ready, shutting down, queue full, timed out
   kInternal,         // HTTP 500: the model failed on a well-formed request
+  kTooLarge,         // HTTP 413: the body is over --max-body-bytes
 };
 
 int HttpStatus(StatusCode code);

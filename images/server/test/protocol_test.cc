@@ -180,6 +180,45 @@ TEST(Protocol, RejectsRangeErrorsInNarrowIntegerTypes) {
   EXPECT_THROW(ParseInferRequest(Body(doc.dump()), std::nullopt, sig), RequestError);
 }
 
+TEST(Protocol, RejectsFloatsBeyondTheInputTypesFiniteRange) {
+  ModelSignature sig = TestSignature();
+  sig.inputs = {{"h", DataType::kFp16, {-1, 1}}, {"b", DataType::kBf16, {-1, 1}}, {"f", DataType::kFp32, {-1, 1}}};
+  auto doc = [](json h, json b, json f) {
+    return json{{"inputs",
+                 {{{"name", "h"}, {"datatype", "FP16"}, {"shape", {1, 1}}, {"data", {h}}},
+                  {{"name", "b"}, {"datatype", "BF16"}, {"shape", {1, 1}}, {"data", {b}}},
+                  {{"name", "f"}, {"datatype", "FP32"}, {"shape", {1, 1}}, {"data", {f}}}}}};
+  };
+  auto expect_rejected = [&](const json& body, const std::string& needle) {
+    try {
+      ParseInferRequest(Body(body.dump()), std::nullopt, sig);
+      ADD_FAILURE() << "accepted: " << body.dump();
+    } catch (const RequestError& e) {
+      EXPECT_EQ(e.code(), StatusCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
+    }
+  };
+  // The largest finite values (and what rounds down to them) are accepted.
+  InferRequest edge = ParseInferRequest(Body(doc(65504, 3.38e38, 3.4028235e38).dump()), std::nullopt, sig);
+  EXPECT_EQ(At<uint16_t>(edge.inputs[0], 0), 0x7BFF);  // 65504, FP16's largest
+  expect_rejected(doc(65536, 1, 1), "input 'h': element 65536 is out of range for FP16");
+  expect_rejected(doc(1, -1e39, 1), "input 'b': element -1e+39 is out of range for BF16");
+  expect_rejected(doc(1, 1, 1e308), "input 'f': element 1e+308 is out of range for FP32");
+  expect_rejected(doc(1, 1, 3.5e38), "input 'f'");
+}
+
+TEST(Protocol, NumberOverflowInJsonNamesTheInput) {
+  // 1e999 is valid JSON grammar but beyond a double: a client error (400), not a model
+  // failure. The parser stops there, before any signature check.
+  ExpectBadRequest(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,3],"data":[1,1e999,2]}]})",
+                   "input 'x': element 1e999 is out of range");
+  // The name after the data: the position is all the parser has seen.
+  ExpectBadRequest(R"({"inputs":[{"data":[[-1e999,0,0]],"name":"x","datatype":"FP32","shape":[1,3]}]})",
+                   "inputs[0]: element -1e999 is out of range");
+  ExpectBadRequest(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1e999,3],"data":[1,2,3]}]})",
+                   "number 1e999 at /inputs/0/shape/0 is out of range");
+}
+
 TEST(Protocol, RejectsBrokenBinaryFraming) {
   json header = {{"inputs",
                   {{{"name", "x"}, {"datatype", "FP32"}, {"shape", {1, 3}}, {"parameters", {{"binary_data_size", 12}}}},

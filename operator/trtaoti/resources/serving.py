@@ -35,7 +35,9 @@ def server_args(
     model_name: str, spec: TrtAotiModelSpec, profile: BatchProfile, artifact: Artifact
 ) -> list[str]:
     """trtaoti-server's flags. The batch range is the artifact's, not the spec's: a package
-    must never be asked for batches outside what it was compiled for."""
+    must never be asked for batches outside what it was compiled for. --sha256 is the
+    manifest's: the fetch container verified the download, and the server checks the file
+    again before loading it (a disk fault after the fetch; the same flags run by hand)."""
     batch_min, batch_opt, batch_max = _batch_range(profile, artifact)
     device = "cuda:0" if _device(spec, artifact) == "cuda" else "cpu"
     serving = spec.serving
@@ -52,6 +54,7 @@ def server_args(
         "--num-runners", str(serving.num_runners),
         "--request-timeout-ms", str(serving.request_timeout_milliseconds),
         "--device", device,
+        "--sha256", artifact.sha256,
     ]  # fmt: skip
 
 

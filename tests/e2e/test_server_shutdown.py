@@ -15,6 +15,7 @@ import pytest
 import requests
 
 import server_support as support
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -210,3 +211,58 @@ def test_sigterm_loses_no_request_on_keep_alive_connections():
         stopped = server.log_entry("stopped")
         assert stopped is not None and stopped["accepted"] == stopped["completed"], "".join(server.raw[-20:])
         assert outcomes.count("ok") == stopped["accepted"]
+
+
+def test_requests_on_open_connections_are_answered_during_the_drain():
+    """In Kubernetes the pod's endpoint is gone by the time SIGTERM comes (preStop), but
+    kube-proxy keeps connections opened before on this pod, and their clients keep
+    sending. The drain answers those requests (with `Connection: close`, so the client
+    moves to another replica) instead of failing them with 503; readiness fails at once
+    and new connections are refused."""
+    support.build_server()
+    package = support.build_package(2, 4, 8)
+    x, mask = (t.numpy() for t in support.example_inputs(3, seed=13))
+    expected_logits, _ = support.eager_outputs(x, mask)
+    body = json.dumps({
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [3, support.IN_FEATURES], "data": x.flatten().tolist()},
+            {"name": "mask", "datatype": "INT64", "shape": [3, support.MASK_FEATURES], "data": mask.flatten().tolist()},
+        ]
+    })  # fmt: skip
+    path = f"/v2/models/{support.MODEL_NAME}/infer"
+    # The keep-alive timeout bounds how long the idle connection below holds the drain.
+    with support.run_server(package, "--keep-alive-timeout-s", "20") as server:
+        client = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        probe = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            client.request("POST", path, body, {"Content-Type": "application/json"})
+            first = client.getresponse()
+            first.read()
+            probe.request("GET", "/v2/health/ready")
+            ready = probe.getresponse()
+            ready.read()
+            assert first.status == 200 and not first.will_close and ready.status == 200 and not ready.will_close
+
+            server.process.send_signal(signal.SIGTERM)
+            wait_for(lambda: server.log_entry("draining"), timeout=10, what="the server to start draining")
+
+            client.request("POST", path, body, {"Content-Type": "application/json"})
+            during = client.getresponse()
+            data = during.read()
+            assert during.status == 200, data[:200]
+            assert during.getheader("Connection") == "close"
+            logits = np.array(json.loads(data)["outputs"][0]["data"]).reshape(3, -1)
+            assert np.allclose(logits, expected_logits, atol=1e-5)
+
+            probe.request("GET", "/v2/health/ready")
+            unready = probe.getresponse()
+            unready.read()
+            assert unready.status == 503 and unready.getheader("Connection") == "close"
+            with pytest.raises(ConnectionRefusedError):
+                http.client.HTTPConnection("127.0.0.1", server.port, timeout=5).connect()
+        finally:
+            client.close()
+            probe.close()
+        assert server.process.wait(timeout=30) == 0
+    stopped = server.log_entry("stopped")
+    assert stopped is not None and stopped["accepted"] == stopped["completed"] == 2

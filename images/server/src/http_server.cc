@@ -223,8 +223,17 @@ int HttpServer::Bind() {
 
 bool HttpServer::Serve() {
   const bool listened = server_->listen_after_bind();
-  serve_returned_.store(true);
+  {
+    std::lock_guard lock(served_mutex_);
+    serve_returned_.store(true);
+  }
+  served_.notify_all();
   return listened || stopped_.load();  // Stop() ends the listener with an accept error
+}
+
+void HttpServer::WaitUntilServed() {
+  std::unique_lock lock(served_mutex_);
+  served_.wait(lock, [this] { return serve_returned_.load(); });
 }
 
 void HttpServer::BeginDrain() { draining_.store(true); }

@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "batcher.h"
@@ -54,6 +56,8 @@ class HttpServer {
   void BeginDrain();
   // Closes the listener (new connects are refused); open connections finish as above.
   void Stop();
+  // Blocks until Serve() has returned (called from another thread than Serve's).
+  void WaitUntilServed();
 
  private:
   void Routes();
@@ -69,6 +73,8 @@ class HttpServer {
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<bool> serve_returned_{false};
+  std::mutex served_mutex_;
+  std::condition_variable served_;
 };
 
 }  // namespace trtaoti

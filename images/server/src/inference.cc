@@ -6,7 +6,7 @@
 namespace trtaoti {
 
 InferOutcome InferenceService::Run(std::vector<HostTensor> inputs, Clock::time_point arrival) {
-  if (draining_) throw RequestError(StatusCode::kUnavailable, "server is shutting down");
+  if (!accepting_) throw RequestError(StatusCode::kUnavailable, "server is shutting down");
   // Shared: the worker may still be inside set_value when this thread wakes.
   auto done = std::make_shared<std::promise<InferOutcome>>();
   auto future = done->get_future();

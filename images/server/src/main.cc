@@ -145,12 +145,19 @@ int Main(int argc, char** argv) {
       int signal = 0;
       sigwait(&stop_signals, &signal);
       Log(LogLevel::kInfo, "draining", {{"signal", signal}, {"queued", batcher.queued()}});
-      inference.BeginDrain();
+      // Requests keep running until the front ends are done: in Kubernetes the endpoint
+      // is gone by now (preStop), but keep-alive connections opened before still bring
+      // requests here, and answering them loses nothing where a 503 fails them.
+      inference.BeginDrain();  // readiness fails
       http.BeginDrain();  // every answer from here on closes its connection
-      batcher.Stop();  // answers everything already accepted
-      if (grpc) grpc->Stop();  // GOAWAY; waits for RPCs in flight to send their answers
-      // Also when the SIGTERM arrived while the model loaded: Serve() then returns at once.
+      // No new connections; Serve() returns once every open one has closed (after its
+      // next answer, or idle after --keep-alive-timeout-s). Also when the SIGTERM arrived
+      // while the model loaded: Serve() then returns at once.
       http.Stop();
+      if (grpc) grpc->Stop();  // GOAWAY; waits for RPCs in flight to send their answers
+      http.WaitUntilServed();
+      inference.StopAccepting();
+      batcher.Stop();  // answers everything already accepted
     });
 
     inference.SetReady(true);

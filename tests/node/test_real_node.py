@@ -326,6 +326,15 @@ def test_a_compile_killed_mid_way_is_retried_and_serves_a_whole_package(cluster_
 
         wait_for(lambda: (models.batch.read_namespaced_job(job.metadata.name, namespace).status.failed or 0) >= 1,
                  timeout=120, what="the killed attempt counted as failed")  # fmt: skip
+
+        # The model's status says what happened while the retry runs.
+        def retry_reported() -> str | None:
+            profiles = ((models.get(name) or {}).get("status") or {}).get("profiles") or []
+            message = (profiles[0].get("message") or "") if profiles else ""
+            return message if "attempt 2" in message else None
+
+        said = wait_for(retry_reported, timeout=120, what="the retry in the model's status")
+        assert "exit code 137" in said, said
         models.wait_condition(name, "Compiled", "True", timeout=COMPILE_TIMEOUT)
         models.wait_condition(name, "Ready", "True", timeout=300)
     except BaseException:

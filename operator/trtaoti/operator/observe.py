@@ -69,6 +69,21 @@ def unschedulable_message(pod: dict[str, Any]) -> str | None:
     return None
 
 
+def retry_message(job: dict[str, Any], pods: list[dict[str, Any]]) -> str:
+    """For a Job still running after failed attempts (a killed or evicted compile pod):
+    which attempt runs, and how the last one ended. Empty when none failed."""
+    failed = int((job.get("status") or {}).get("failed") or 0)
+    if failed == 0:
+        return ""
+    limit = (job.get("spec") or {}).get("backoffLimit")
+    attempts = f" of {int(limit) + 1}" if limit is not None else ""
+    ended = sorted((p for p in pods if (p.get("status") or {}).get("phase") == "Failed"),
+                   key=lambda p: p["metadata"].get("creationTimestamp") or "")
+    last = termination_message(ended[-1]) if ended else None
+    how = f" (last: {last[-MAX_COMPILER_MESSAGE:]})" if last else ""
+    return f"attempt {failed + 1}{attempts} running; {failed} failed{how}"
+
+
 async def observe_job(kube: Kube, job: dict[str, Any]) -> JobObservation:
     name = job["metadata"]["name"]
     state = job_state(job)
@@ -78,6 +93,8 @@ async def observe_job(kube: Kube, job: dict[str, Any]) -> JobObservation:
         pods = await kube.list("Pod", job["metadata"]["namespace"], f"{JOB_NAME_LABEL}={name}")
         waiting = next((msg for msg in map(unschedulable_message, pods) if msg), None)
         message = f"compile pod waiting for a node: {waiting[:MAX_COMPILER_MESSAGE]}" if waiting else ""
+        retry = retry_message(job, pods)
+        message = "; ".join(m for m in (retry, message) if m)
         return JobObservation(name=name, state="Running", message=message)
     if state != "Failed":
         return JobObservation(name=name, state=state)  # type: ignore[arg-type]

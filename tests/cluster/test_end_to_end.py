@@ -28,8 +28,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-import tritonclient.grpc as grpcclient
-import tritonclient.http as httpclient
 import yaml
 from kubernetes import client
 from operator_support import S3_SECRET, Models, crd, storage_secret, storage_uri  # noqa: F401  (crd: fixture)
@@ -44,7 +42,7 @@ from local_kubelet import (
     stop,
 )
 from support.credentials import service_account_kubeconfig
-from support.examples import mlp_eager_logits
+from support.examples import mlp_eager_logits, served_mlp_logits
 from support.kwok import finish_pod
 from support.ports import free_port
 from support.waiting import wait_for
@@ -170,23 +168,12 @@ def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, 
         wait_for(server_ready, timeout=120, what="trtaoti-server ready", ignore=(requests.ConnectionError,))
         timings["serving"] = time.monotonic() - started
 
-        triton = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
-        try:
-            features = np.random.default_rng(3).standard_normal((7, 64)).astype(np.float32)
-            request = httpclient.InferInput("features", list(features.shape), "FP32")
-            request.set_data_from_numpy(features)
-            logits = triton.infer(MODEL, [request]).as_numpy("logits")
-        finally:
-            triton.close()
+        features = np.random.default_rng(3).standard_normal((7, 64)).astype(np.float32)
+        logits = served_mlp_logits(f"127.0.0.1:{port}", features, model=MODEL)
         np.testing.assert_allclose(logits, mlp_eager_logits(features), rtol=1e-4, atol=1e-5)
         # The Deployment's gRPC port (8001, named in the Service) serves the same model.
-        triton_grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
-        try:
-            request = grpcclient.InferInput("features", list(features.shape), "FP32")
-            request.set_data_from_numpy(features)
-            np.testing.assert_allclose(triton_grpc.infer(MODEL, [request]).as_numpy("logits"), logits, rtol=1e-6)
-        finally:
-            triton_grpc.close()
+        np.testing.assert_allclose(served_mlp_logits(f"127.0.0.1:{grpc_port}", features, model=MODEL, grpc=True),
+                                   logits, rtol=1e-6)
 
         # 5. Ready, as the user sees it.
         ready = models.wait_condition(MODEL, "Ready", "True", timeout=120)

@@ -123,6 +123,19 @@ def test_sigterm_while_the_model_loads_exits_instead_of_serving():
 KEEP_ALIVE_CLIENTS = 64
 
 
+def _request_and_answer(seed: int) -> tuple[str, np.ndarray]:
+    """A batch-3 JSON inference request and the logits eager PyTorch gives for it."""
+    x, mask = (t.numpy() for t in support.example_inputs(3, seed=seed))
+    expected_logits, _ = support.eager_outputs(x, mask)
+    body = json.dumps({
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [3, support.IN_FEATURES], "data": x.flatten().tolist()},
+            {"name": "mask", "datatype": "INT64", "shape": [3, support.MASK_FEATURES], "data": mask.flatten().tolist()},
+        ]
+    })  # fmt: skip
+    return body, expected_logits
+
+
 def test_sigterm_loses_no_request_on_keep_alive_connections():
     """Each client keeps one HTTP/1.1 connection and sends requests back to back. During
     the drain every response must say `Connection: close`, so no client sends another
@@ -136,14 +149,7 @@ def test_sigterm_loses_no_request_on_keep_alive_connections():
     apart and reported."""
     support.build_server()
     package = support.build_package(2, 4, 8)
-    x, mask = (t.numpy() for t in support.example_inputs(3, seed=12))
-    expected_logits, _ = support.eager_outputs(x, mask)
-    body = json.dumps({
-        "inputs": [
-            {"name": "x", "datatype": "FP32", "shape": [3, support.IN_FEATURES], "data": x.flatten().tolist()},
-            {"name": "mask", "datatype": "INT64", "shape": [3, support.MASK_FEATURES], "data": mask.flatten().tolist()},
-        ]
-    })  # fmt: skip
+    body, expected_logits = _request_and_answer(seed=12)
     path = f"/v2/models/{support.MODEL_NAME}/infer"
     with support.run_server(package, "--max-queue-delay-us", "1000", "--keep-alive-timeout-s", "2") as server:
         outcomes: list[str] = []
@@ -221,14 +227,7 @@ def test_requests_on_open_connections_are_answered_during_the_drain():
     and new connections are refused."""
     support.build_server()
     package = support.build_package(2, 4, 8)
-    x, mask = (t.numpy() for t in support.example_inputs(3, seed=13))
-    expected_logits, _ = support.eager_outputs(x, mask)
-    body = json.dumps({
-        "inputs": [
-            {"name": "x", "datatype": "FP32", "shape": [3, support.IN_FEATURES], "data": x.flatten().tolist()},
-            {"name": "mask", "datatype": "INT64", "shape": [3, support.MASK_FEATURES], "data": mask.flatten().tolist()},
-        ]
-    })  # fmt: skip
+    body, expected_logits = _request_and_answer(seed=13)
     path = f"/v2/models/{support.MODEL_NAME}/infer"
     # The keep-alive timeout bounds how long the idle connection below holds the drain.
     with support.run_server(package, "--keep-alive-timeout-s", "20") as server:

@@ -31,14 +31,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import requests
-import tritonclient.grpc as grpcclient
-import tritonclient.http as httpclient
 import yaml
 from kubernetes import client
 
 from support.binaries import REPO_ROOT
 from support.cluster import Cluster
-from support.examples import mlp_eager_logits
+from support.examples import mlp_eager_logits, served_mlp_logits
 from support.models import S3_SECRET, Models, storage_secret, storage_uri
 from support.node import NODE_NAME
 from support.node_cluster import NodeCluster
@@ -123,16 +121,6 @@ def _service_ip(models: Models) -> str:
     return service.spec.cluster_ip
 
 
-def _infer_http(address: str, features: np.ndarray) -> np.ndarray:
-    triton = httpclient.InferenceServerClient(address)
-    try:
-        request = httpclient.InferInput("features", list(features.shape), "FP32")
-        request.set_data_from_numpy(features)
-        return triton.infer(MODEL, [request]).as_numpy("logits")
-    finally:
-        triton.close()
-
-
 # Its setup starts the node, which imports the images into containerd the first time.
 @pytest.mark.timeout(2400)
 def test_model_compiles_serves_and_turns_ready_in_real_pods(cluster_on_node, namespace, release, models):  # noqa: ANN001
@@ -171,15 +159,10 @@ def test_model_compiles_serves_and_turns_ready_in_real_pods(cluster_on_node, nam
     # 3. Through the Service: kube-proxy routes the ClusterIP to the pod.
     address = _service_ip(models)
     features = np.random.default_rng(3).standard_normal((7, 64)).astype(np.float32)
-    logits = _infer_http(f"{address}:8000", features)
+    logits = served_mlp_logits(f"{address}:8000", features, model=MODEL)
     np.testing.assert_allclose(logits, mlp_eager_logits(features), rtol=1e-4, atol=1e-5)
-    triton_grpc = grpcclient.InferenceServerClient(f"{address}:8001")
-    try:
-        request = grpcclient.InferInput("features", list(features.shape), "FP32")
-        request.set_data_from_numpy(features)
-        np.testing.assert_allclose(triton_grpc.infer(MODEL, [request]).as_numpy("logits"), logits, rtol=1e-6)
-    finally:
-        triton_grpc.close()
+    np.testing.assert_allclose(served_mlp_logits(f"{address}:8001", features, model=MODEL, grpc=True), logits,
+                               rtol=1e-6)
     print(f"real pods: Compiled after {compiled_at:.0f} s, Ready after {ready_at:.0f} s")
 
 
@@ -291,7 +274,7 @@ def test_drain_of_the_node_respects_the_serving_disruption_budget(cluster_on_nod
         remaining = _ready_serving_pods(models)
         assert len(remaining) == 1, [p.metadata.name for p in remaining]
         # The pod the budget kept still answers through the Service.
-        np.testing.assert_allclose(_infer_http(f"{address}:8000", features), mlp_eager_logits(features),
+        np.testing.assert_allclose(served_mlp_logits(f"{address}:8000", features, model=MODEL), mlp_eager_logits(features),
                                    rtol=1e-4, atol=1e-5)
     finally:
         cluster_on_node.kubectl("uncordon", NODE_NAME)

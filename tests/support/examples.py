@@ -23,3 +23,19 @@ def mlp_eager_logits(features: np.ndarray) -> np.ndarray:
     module, _ = build()
     with torch.no_grad():
         return module(torch.from_numpy(features)).numpy()
+
+
+def served_mlp_logits(address: str, features: np.ndarray, *, model: str = "mlp", grpc: bool = False) -> np.ndarray:
+    """The served MLP's answer for `features`, asked as a user would: tritonclient over
+    REST (`host:port`) or gRPC."""
+    if grpc:
+        import tritonclient.grpc as triton
+    else:
+        import tritonclient.http as triton
+    client = triton.InferenceServerClient(address)
+    try:
+        request = triton.InferInput("features", list(features.shape), "FP32")
+        request.set_data_from_numpy(features)
+        return client.infer(model, [request]).as_numpy("logits")
+    finally:
+        client.close()

@@ -157,11 +157,13 @@ exists "$operator_image" || run "operator $operator_image" build_image operator 
 exists "$compiler_image" || run "compiler $compiler_image" build_image compiler "$compiler_image" "${torch_args[@]}"
 exists "$server_image" || run "server $server_image" build_image server "$server_image" "${server_args[@]}"
 
-# Earlier keys' images and old wheelhouses only take disk. Their untagged layers stay:
-# they are the build cache (the torch layers above all); `buildah rmi --prune` drops them.
+# Earlier keys' images, what only they used, and old wheelhouses only take disk (the
+# server's build stage leaves gigabytes). Layers of the images kept stay: they are the
+# build cache (the torch layers above all).
 for image in $(buildah images --format '{{.Name}}:{{.Tag}}' | grep "^$registry/" || true); do
   [[ " ${all_images[*]} $base_image " == *" $image "* ]] || buildah rmi "$image" >/dev/null 2>&1 || true
 done
+buildah rmi --prune >/dev/null 2>&1 || true
 find "$cache" -maxdepth 1 -name 'wheels-*' ! -name "wheels-$wheels_key" -exec rm -rf {} +
 
 echo "images ready ($((SECONDS - start)) s):"

@@ -115,8 +115,10 @@ async def model_event(
 async def job_event(
     type: str | None, body: kopf.Body, labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any
 ) -> None:
-    # Only a Job's outcome matters to the reconciler, not its pods coming and going.
-    if not _changed(memo, type, body, job_state(body)):
+    # Only a Job's outcome matters to the reconciler, and its failed attempts (the
+    # profile's message says a retry runs), not its pods coming and going.
+    failed_attempts = int((body.get("status") or {}).get("failed") or 0)
+    if not _changed(memo, type, body, (job_state(body), failed_attempts)):
         return
     _enqueue_owner(labels, namespace, memo)
     # Models waiting for this compile (same artifact key, another owner) move on with it.

@@ -56,7 +56,7 @@ base_key="$( { echo "$DEBIAN_RELEASE $DEBIAN_MIRROR $base_packages"; } | digest)
 base_image="$registry/debian:$DEBIAN_RELEASE-$base_key"
 wheels_key="$( { requirements; echo "$python_tag"; } | digest)"
 wheels="$cache/wheels-$wheels_key"
-pause_image="$registry/pause:$(sha256sum "$hack_dir/node/pause.c" | digest)"
+pause_image="$registry/pause:$(digest <"$hack_dir/node/pause.c")"  # content only: the same key in any checkout
 
 # Build args shared by the three Dockerfiles; part of each key.
 common_args=(--build-arg "PIP_NO_INDEX=1" --build-arg "PIP_FIND_LINKS=/wheels")

@@ -234,13 +234,13 @@ def test_spec_change_rolls_only_after_the_new_artifact_compiled(cluster, models,
     assert "previous artifact still serving" in ready["message"]
     template = models.deployment("rolling-online").spec.template
     assert template.metadata.annotations[names.ANNOTATION_ARTIFACT_SHA256] == old["sha256"]
-    assert "16" == template.spec.containers[0].args[template.spec.containers[0].args.index("--batch-max") + 1]
+    assert template.spec.containers[0].args[template.spec.containers[0].args.index("--sha256") + 1] == old["sha256"]
 
     new = play_compile(models, new_job, storage, payload=b"recompiled for max 64", batch=(1, 4, 64))
     models.wait_condition("rolling", "Ready", "True", timeout=90)
     template = models.deployment("rolling-online").spec.template
     assert template.metadata.annotations[names.ANNOTATION_ARTIFACT_SHA256] == new["sha256"] != old["sha256"]
-    assert "64" == template.spec.containers[0].args[template.spec.containers[0].args.index("--batch-max") + 1]
+    assert template.spec.containers[0].args[template.spec.containers[0].args.index("--sha256") + 1] == new["sha256"]
     status = models.get("rolling")["status"]
     assert status["profiles"][0]["artifact"]["sha256"] == new["sha256"]
     assert status["observedGeneration"] == models.get("rolling")["metadata"]["generation"]

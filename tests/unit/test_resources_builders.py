@@ -146,7 +146,7 @@ class TestServing:
         flags = dict(zip(args[::2], args[1::2], strict=True))
         assert flags == {
             "--model-path": "/models/model.pt2", "--model-name": "resnet", "--port": "8000", "--grpc-port": "8001",
-            "--batch-min": "1", "--batch-opt": "4", "--batch-max": "16", "--max-queue-delay-us": "200",
+            "--max-queue-delay-us": "200",
             "--max-queue-size": "1024", "--num-runners": "2", "--request-timeout-ms": "30000",
             "--device": "cuda:0",
             # The server checks the fetched file again (disk faults after the fetch).
@@ -159,11 +159,11 @@ class TestServing:
         assert server["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert_restricted(pod)
 
-    def test_batch_range_comes_from_the_artifact_not_the_spec(self):
-        # The old package keeps serving while a new range compiles: its own range applies.
+    def test_the_batch_range_is_left_to_the_package(self):
+        # The server reads it from the package; a flag would override the package's own.
         old = artifact(batch={"min": 2, "opt": 8, "max": 32})
         args = pod_spec(self.build(art=old))["containers"][0]["args"]
-        assert args[args.index("--batch-min") + 1] == "2" and args[args.index("--batch-max") + 1] == "32"
+        assert not [a for a in args if a.startswith("--batch")], args
 
     def test_memory_request_from_measured_peak_plus_headroom(self):
         server = pod_spec(self.build())["containers"][0]

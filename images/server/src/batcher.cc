@@ -151,7 +151,7 @@ bool Batcher::NextBatch(std::unique_lock<std::mutex>& lock, std::vector<Slice>& 
 
   // Give more requests a chance to arrive, unless shutting down (drain promptly).
   if (options_.max_queue_delay.count() > 0) {
-    while (!stopping_ && !queue_.empty() && QueuedCompatibleRows() < options_.limits.preferred) {
+    while (!stopping_ && !queue_.empty() && QueuedCompatibleRows() < options_.limits.opt) {
       auto until = queue_.front()->arrival + options_.max_queue_delay;
       if (Clock::now() >= until) break;
       cv_.wait_until(lock, until);

@@ -10,7 +10,7 @@
 //     chunks (possibly run concurrently) and answered once, in row order;
 //   - a batch below `limits.min` is padded by repeating its last row; padding rows
 //     never reach a request;
-//   - a worker that finds fewer than `limits.preferred` rows waits up to
+//   - a worker that finds fewer than `limits.opt` rows waits up to
 //     `max_queue_delay` from the oldest request's arrival for more to come;
 //   - `max_queue_size` bounds the queued requests (503 when full); a request whose
 //     deadline passes before it is scheduled is answered 503 and never run.
@@ -53,7 +53,7 @@ class BatchExecutor {
 
 struct BatchLimits {
   int64_t min = 1;
-  int64_t preferred = 1;
+  int64_t opt = 1;  // the batch the compiler optimized for (TensorRT profile opt)
   int64_t max = 1;
 };
 

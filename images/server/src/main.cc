@@ -35,11 +35,11 @@ constexpr const char* kServerVersion = "0.1.0";
 BatchLimits ResolveLimits(const Flags& flags, const ModelSignature& signature) {
   BatchLimits limits{signature.batch_min, signature.batch_opt, signature.batch_max};
   if (flags.batch_min) limits.min = flags.batch_min;
-  if (flags.batch_opt) limits.preferred = flags.batch_opt;
+  if (flags.batch_opt) limits.opt = flags.batch_opt;
   if (flags.batch_max) limits.max = flags.batch_max;
-  if (!(1 <= limits.min && limits.min <= limits.preferred && limits.preferred <= limits.max)) {
+  if (!(1 <= limits.min && limits.min <= limits.opt && limits.opt <= limits.max)) {
     throw std::invalid_argument("batch range needs 1 <= min <= opt <= max, got " + std::to_string(limits.min) + "/" +
-                                std::to_string(limits.preferred) + "/" + std::to_string(limits.max));
+                                std::to_string(limits.opt) + "/" + std::to_string(limits.max));
   }
   if (limits.min < signature.batch_min || limits.max > signature.batch_max) {
     // A CPU package runs outside its export range; TensorRT engines do not.
@@ -49,7 +49,7 @@ BatchLimits ResolveLimits(const Flags& flags, const ModelSignature& signature) {
   return limits;
 }
 
-// One batch of zeros at the preferred size, so the first client does not pay for
+// One batch of zeros at batch opt, so the first client does not pay for
 // lazy initialisation (allocator pools, OpenMP threads, CUDA context).
 void Warmup(AotiModel& model, int64_t rows) {
   std::vector<HostTensor> inputs;
@@ -105,13 +105,13 @@ int Main(int argc, char** argv) {
     batcher_options.max_queue_delay = std::chrono::microseconds(flags.max_queue_delay_us);
     batcher_options.max_queue_size = static_cast<size_t>(flags.max_queue_size);
     batcher_options.workers = flags.runners;
-    if (flags.warmup) Warmup(*model, batcher_options.limits.preferred);
+    if (flags.warmup) Warmup(*model, batcher_options.limits.opt);
 
     Metrics metrics(model_name, flags.model_version, batcher_options.limits.max);
     Batcher batcher(batcher_options, model, [&metrics](const BatchStats& stats) { metrics.RecordBatch(stats); });
 
     InferenceService inference(batcher, std::chrono::milliseconds(flags.request_timeout_ms));
-    const ServingConfig serving_config{batcher_options.limits.min,      batcher_options.limits.preferred,
+    const ServingConfig serving_config{batcher_options.limits.min,      batcher_options.limits.opt,
                                        batcher_options.limits.max,      flags.max_queue_delay_us,
                                        flags.max_queue_size,            flags.runners,
                                        model->device_name() != "cpu"};
@@ -167,7 +167,7 @@ int Main(int argc, char** argv) {
          {"port", port},
          {"grpc_port", grpc ? grpc->port() : -1},
          {"device", model->device_name()},
-         {"batch", {batcher_options.limits.min, batcher_options.limits.preferred, batcher_options.limits.max}},
+         {"batch", {batcher_options.limits.min, batcher_options.limits.opt, batcher_options.limits.max}},
          {"max_queue_delay_us", flags.max_queue_delay_us},
          {"runners", flags.runners}});
     bool served = false;

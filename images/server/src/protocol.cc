@@ -410,7 +410,7 @@ json ModelConfigJson(const ModelSignature& signature, const std::string& model_n
   constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
   constexpr int64_t kUint32Max = std::numeric_limits<uint32_t>::max();
   const int64_t batch_max = std::min(serving.batch_max, kInt32Max);
-  json preferred = json::array({std::min(serving.batch_preferred, kInt32Max)});
+  json preferred = json::array({std::min(serving.batch_opt, kInt32Max)});
   if (batch_max != preferred[0].get<int64_t>()) preferred.push_back(batch_max);
   return {
       {"name", model_name},

@@ -82,7 +82,7 @@ nlohmann::json ServerMetadataJson(const std::string& version);
 // max_batch_size, the per-row dims and the dynamic batching settings from it.
 struct ServingConfig {
   int64_t batch_min = 1;
-  int64_t batch_preferred = 1;
+  int64_t batch_opt = 1;
   int64_t batch_max = 1;
   int64_t max_queue_delay_us = 0;
   int64_t max_queue_size = 0;

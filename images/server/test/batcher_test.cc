@@ -137,9 +137,9 @@ void ExpectRows(const InferOutcome& outcome, const std::vector<float>& ids) {
   }
 }
 
-BatcherOptions Options(int64_t min, int64_t preferred, int64_t max) {
+BatcherOptions Options(int64_t min, int64_t opt, int64_t max) {
   BatcherOptions options;
-  options.limits = {min, preferred, max};
+  options.limits = {min, opt, max};
   return options;
 }
 

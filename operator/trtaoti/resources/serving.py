@@ -34,11 +34,11 @@ FETCH_CONTAINER = "fetch"
 def server_args(
     model_name: str, spec: TrtAotiModelSpec, profile: BatchProfile, artifact: Artifact
 ) -> list[str]:
-    """trtaoti-server's flags. The batch range is the artifact's, not the spec's: a package
-    must never be asked for batches outside what it was compiled for. --sha256 is the
-    manifest's: the fetch container verified the download, and the server checks the file
-    again before loading it (a disk fault after the fetch; the same flags run by hand)."""
-    batch_min, batch_opt, batch_max = _batch_range(profile, artifact)
+    """trtaoti-server's flags. No batch range: the server reads it from the package, the
+    one authority on what it was compiled for (the old package keeps its own range while
+    a new one compiles). --sha256 is the manifest's: the fetch container verified the
+    download, and the server checks the file again before loading it (a disk fault after
+    the fetch; the same flags run by hand)."""
     device = "cuda:0" if _device(spec, artifact) == "cuda" else "cpu"
     serving = spec.serving
     return [
@@ -46,9 +46,6 @@ def server_args(
         "--model-name", model_name,
         "--port", str(serving.port),
         "--grpc-port", str(serving.grpc_port),
-        "--batch-min", str(batch_min),
-        "--batch-opt", str(batch_opt),
-        "--batch-max", str(batch_max),
         "--max-queue-delay-us", str(profile.max_queue_delay_microseconds),
         "--max-queue-size", str(profile.max_queue_size),
         "--num-runners", str(serving.num_runners),
@@ -56,12 +53,6 @@ def server_args(
         "--device", device,
         "--sha256", artifact.sha256,
     ]  # fmt: skip
-
-
-def _batch_range(profile: BatchProfile, artifact: Artifact) -> tuple[int, int, int]:
-    if artifact.batch is not None:
-        return artifact.batch.min, artifact.batch.opt, artifact.batch.max
-    return profile.min, profile.opt, profile.max
 
 
 def _device(spec: TrtAotiModelSpec, artifact: Artifact) -> str:

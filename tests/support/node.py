@@ -399,11 +399,23 @@ class RealNode:
                 raise RuntimeError(f"importing {image} into containerd failed: "
                                    f"{push.stderr.read().decode(errors='replace').strip()} "
                                    f"{imported.stderr.decode(errors='replace').strip()}")
-        # Earlier keys' images only take disk; containerd collects their blobs.
-        wanted = {*self.images, self.pause_image}
-        for stale in present - wanted:
-            if stale.startswith("localhost/trtaoti/"):
-                self.ctr("images", "rm", stale, check=False)
+        self._remove_stale_images({*self.images, self.pause_image})
+
+    def _remove_stale_images(self, wanted: set[str]) -> None:
+        """Earlier keys' images only take disk (gigabytes each). The CRI plugin also names
+        each image by its id (`sha256:...`): that name goes too, or containerd keeps the
+        blobs and snapshots alive."""
+        targets = {}
+        for line in self.ctr("images", "ls").splitlines()[1:]:
+            words = line.split()
+            if len(words) >= 3:
+                targets[words[0]] = words[2]  # REF TYPE DIGEST ...
+        kept = {targets[name] for name in wanted if name in targets}
+        stale = [name for name, digest in targets.items()
+                 if name not in wanted and digest not in kept
+                 and (name.startswith("localhost/trtaoti/") or name.startswith("sha256:"))]
+        if stale:
+            self.ctr("images", "rm", "--sync", *stale, check=False)
 
     # -- CNI --
 

@@ -13,7 +13,7 @@
 # writes bench/results/gpu.md from both.
 #
 # The device call carries `.whl` (cp312 wheels the image lacks) and `.carry/server-deps`
-# (cpp-httplib, prometheus-cpp, nlohmann-json headers and libraries for the server build):
+# (cpp-httplib, prometheus-cpp, nlohmann-json, libzip headers and libraries for the server build):
 #   run(command="bash bench/gpu_run.sh prepare", carry=[".whl", ".carry/server-deps"], timeout_s=600)
 #   run(command="bash bench/gpu_run.sh bench",   carry=[".whl", ".carry/server-deps"], timeout_s=600)
 # Packages go to .gpu-work/store (git-ignored); logs and results to $OUT (default .gpu-work/out).
@@ -85,7 +85,8 @@ deps="$repo/.carry/server-deps/usr"
 if [ -d "$deps" ] && [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" != 1 ]; then
   arch_lib="$deps/lib/x86_64-linux-gnu"
   mkdir -p "$work/server-libs"
-  ln -sf "$arch_lib"/libcpp-httplib.so* "$arch_lib"/libprometheus-cpp-core.so* "$arch_lib"/libbrotli*.so* "$work/server-libs/"
+  ln -sf "$arch_lib"/libcpp-httplib.so* "$arch_lib"/libprometheus-cpp-core.so* "$arch_lib"/libbrotli*.so* \
+    "$arch_lib"/libzip.so* "$work/server-libs/"
   export PKG_CONFIG_PATH="$arch_lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   export CMAKE_PREFIX_PATH="$deps${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
   export CPATH="$deps/include:$deps/include/x86_64-linux-gnu${CPATH:+:$CPATH}"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from .control_plane import KWOK_DIR, SERVICE_CIDR
+from .control_plane import KWOK_DIR
 from .pki import CertPair, Pki
 from .ports import HOST, free_port
 from .processes import ProcessSet, live_recorded
@@ -546,6 +546,3 @@ class RealNode:
 
         wait_for(ready, timeout=120, what=f"node {NODE_NAME} Ready")
 
-
-__all__ = ["NODE_IP", "NODE_NAME", "NODE_LABEL", "RealNode", "NodeUnavailable", "SERVICE_CIDR", "check_host",
-           "network_down", "network_up", "tainted_gpu_nodes"]

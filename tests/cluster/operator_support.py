@@ -13,12 +13,10 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from support.artifacts import store_artifact
 from support.cluster import Cluster
 from support.kwok import finish_job_pods
 from support.models import S3_SECRET, SECRET_KEYS, Models, storage_secret, storage_uri  # noqa: F401 - the test modules import these from here
@@ -36,7 +35,7 @@ from trtaoti.api.crd import crd_manifest
 from trtaoti.api.models import GROUP, VERSION
 from trtaoti.operator.rbac import cluster_role_rules
 from trtaoti.resources import names
-from trtaoti.storage import model_relpath, open_store, write_manifest
+from trtaoti.storage import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM_NAMESPACE = "trtaoti-system"
@@ -204,35 +203,21 @@ def play_compile(models: Models, job: client.V1Job, storage: str, *, payload: by
                  batch: tuple[int, int, int] = (1, 4, 16), peak_memory_bytes: int = 3 << 30,
                  device: str = "cuda") -> dict[str, Any]:  # fmt: skip
     """Do what `trtaoti compile` does for `job`: upload model.pt2, commit manifest.json,
-    exit 0. Returns the manifest."""
+    exit 0. Returns the manifest as stored."""
     labels = job.metadata.labels
     key = labels[names.LABEL_ARTIFACT_KEY]
     wait_for(lambda: any(p.status.phase == "Running" for p in models.job_pods(job.metadata.name)),
              timeout=60, what=f"compile pod of {job.metadata.name} running")  # fmt: skip
     payload = payload or f"compiled package {key}".encode()
     store = store_for(models.cluster, storage)
-    store.put_bytes(model_relpath(key), payload)
-    manifest = {
-        "format": 1,
-        "key": key,
-        "model": "model.pt2",
-        "uri": store.uri_of(model_relpath(key)),
-        "sha256": hashlib.sha256(payload).hexdigest(),
-        "bytes": len(payload),
-        "backend": "tensorrt" if device == "cuda" else "inductor",
-        "precision": "fp16",
-        "device": device,
-        "batch": dict(zip(("min", "opt", "max"), batch, strict=True)),
-        "versions": {"torch": "2.14.0", "torch_tensorrt": "2.14.0"},
-        **({"gpuProduct": GPU, "computeCapability": "9.0"} if device == "cuda" else {}),
-        "peakMemoryBytes": peak_memory_bytes,
-        "latencyMs": {"opt": 1.2, "max": 4.5},
-        "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    write_manifest(store, key, manifest)
+    manifest = store_artifact(
+        store, key, payload, batch=batch, device=device, peak_memory_bytes=peak_memory_bytes,
+        model_name=labels.get(names.LABEL_MODEL, "test-model"), profile=labels.get(names.LABEL_PROFILE, "online"),
+        **({"gpu_product": GPU} if device == "cuda" else {}),
+    )  # fmt: skip
     finished = finish_job_pods(models.core, models.namespace, job.metadata.name, "Succeeded")
     assert finished, f"no running pod to finish for {job.metadata.name}"
-    return manifest
+    return manifest.to_wire()
 
 
 # --- fixtures (imported by the test modules) ---------------------------------------

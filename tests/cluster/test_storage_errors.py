@@ -10,7 +10,8 @@ import secrets
 import pytest
 
 from support.ports import free_port
-from trtaoti.storage import AccessDenied, BucketNotFound, NoCredentials, open_store, read_manifest
+from trtaoti.artifact import read_manifest
+from trtaoti.storage import AccessDenied, BucketNotFound, NoCredentials, open_store
 
 KEY = "0123456789abcdef0123456789abcdef"
 S3_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP")

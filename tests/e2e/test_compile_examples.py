@@ -25,7 +25,8 @@ import torch
 import yaml
 from torch.utils._pytree import tree_flatten
 
-from trtaoti.storage import open_store, package_relpath, read_manifest
+from trtaoti.artifact import package_relpath, read_manifest
+from trtaoti.storage import open_store
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +40,7 @@ class Artifact:
     store_uri: str
     env: dict[str, str]
     key: str
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # as stored
     spec_path: Path
     factory: str  # to rebuild the eager model
     stdout: str
@@ -63,9 +64,9 @@ def compile_example(spec_path: Path, profile: str, store_uri: str, env: dict[str
     store = open_store(store_uri, env)
     keys = {path.split("/")[0] for path in store.list() if path.endswith("manifest.json")}
     spec = yaml.safe_load(spec_path.read_text())
-    key = next(k for k in keys if read_manifest(store, k)["modelName"] == spec["metadata"]["name"])
+    key = next(k for k in keys if read_manifest(store, k).model_name == spec["metadata"]["name"])
     factory = (spec["spec"]["model"].get("python") or {}).get("factory", "twoinput.model:build")
-    return Artifact(store_uri, env, key, read_manifest(store, key), spec_path, factory, result.stdout)
+    return Artifact(store_uri, env, key, read_manifest(store, key).to_wire(), spec_path, factory, result.stdout)
 
 
 def example_factory(factory: str):  # noqa: ANN201 - the factory callable
@@ -203,7 +204,7 @@ def test_second_compile_of_the_same_key_uploads_nothing(artifact_name: str, requ
 
 def test_corrupted_object_fails_fetch_and_leaves_nothing(twoinput_s3: Artifact, tmp_path: Path) -> None:
     store = open_store(twoinput_s3.store_uri, twoinput_s3.env)
-    data = bytearray(store.get_bytes(package_relpath(twoinput_s3.manifest)))
+    data = bytearray(store.get_bytes(package_relpath(twoinput_s3.key, twoinput_s3.manifest["sha256"])))
     data[len(data) // 2] ^= 0xFF
     store.put_bytes("corrupted/model.pt2", bytes(data))
     target = tmp_path / "models" / "model.pt2"
@@ -239,7 +240,7 @@ def test_range_the_model_cannot_serve_fails_naming_inputs_and_range(
         assert "[1, 64]" in text
     store = open_store(store_uri, env)
     manifests = [read_manifest(store, p.split("/")[0]) for p in store.list() if p.endswith("manifest.json")]
-    assert all(m["profile"] != "wide" for m in manifests)
+    assert all(m.profile != "wide" for m in manifests)
 
 
 def test_a_package_that_disagrees_with_eager_fails_validation_naming_batch_inputs_and_output(
@@ -252,7 +253,7 @@ def test_a_package_that_disagrees_with_eager_fails_validation_naming_batch_input
 
     store = open_store(mlp_file.store_uri)
     package = tmp_path / "model.pt2"
-    store.download_file(package_relpath(mlp_file.manifest), package, expected_sha256=mlp_file.manifest["sha256"])
+    store.download_file(package_relpath(mlp_file.key, mlp_file.manifest["sha256"]), package, expected_sha256=mlp_file.manifest["sha256"])
     model = TrtAotiModel.model_validate(yaml.safe_load(mlp_file.spec_path.read_text()))
     plan = CompilePlan.from_spec(model.name, model.spec, model.spec.batch_profiles[0], key=mlp_file.key, compiler_image="x")
     eager = eager_model(mlp_file.factory)

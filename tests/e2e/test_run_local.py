@@ -25,7 +25,8 @@ import yaml
 
 import server_support
 from support.examples import mlp_eager_logits
-from trtaoti.storage import open_store, read_manifest
+from trtaoti.artifact import read_manifest
+from trtaoti.storage import open_store
 
 pytestmark = pytest.mark.e2e
 
@@ -180,10 +181,11 @@ def test_run_with_the_specs_s3_storage_downloads_the_verified_package(server_bin
     match = re.search(r"^compiled mlp/online: (s3://\S+/([0-9a-f]+)/model-[0-9a-f]{16}\.pt2)$", run.output, re.M)
     assert match, run.output
     key = match.group(2)
-    downloaded = tmp_path / "run" / "packages" / key / "model.pt2"
     store = open_store(f"s3://{s3['TRTAOTI_TEST_BUCKET']}/{prefix}", env=credentials)
     manifest = read_manifest(store, key)
-    assert hashlib.sha256(downloaded.read_bytes()).hexdigest() == manifest["sha256"]
+    assert manifest is not None
+    downloaded = tmp_path / "run" / "packages" / key / manifest.model
+    assert hashlib.sha256(downloaded.read_bytes()).hexdigest() == manifest.sha256
     assert re.search(r"^  logits FP32 \[4, 10\]: \[", run.output, re.M), run.output
 
 

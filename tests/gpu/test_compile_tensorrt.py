@@ -70,7 +70,7 @@ def compile_and_check(example: str, backend: str, profile: str, tmp_path: Path) 
     outcome = compile_profile(
         CompileRequest(model=model, profile=profile, output_uri=model.spec.storage.uri, compiler_image="gpu-test")
     )
-    manifest = outcome.manifest
+    manifest = outcome.manifest.to_wire()  # as stored
     directory, name = split_object_uri(manifest["uri"])
     local = tmp_path / "fetched" / "model.pt2"
     open_store(directory).download_file(name, local, expected_sha256=manifest["sha256"])

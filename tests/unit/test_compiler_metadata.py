@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 from compiler_fixtures import example_document, example_model, plan_for
+from support.artifacts import store_artifact
 from trtaoti.api.models import TrtAotiModel
+from trtaoti.artifact import InvalidManifest, Manifest, artifact_key, manifest_relpath, read_manifest
+from trtaoti.compiler.errors import CompileFailed
 from trtaoti.compiler.export import OutputSpec
-from trtaoti.compiler.manifest import build_manifest
-from trtaoti.compiler.metadata import package_metadata
+from trtaoti.compiler.metadata import build_manifest, package_metadata
 from trtaoti.compiler.pipeline import CompileRequest, compile_profile
 from trtaoti.compiler.validate import ValidationReport
-from trtaoti.resources.keys import artifact_key
-from trtaoti.storage import UploadResult, open_store, read_manifest, write_manifest
+from trtaoti.storage import UploadResult, open_store
 
 FORMAT_DOC = Path(__file__).resolve().parents[2] / "docs" / "package-format.md"
 OUTPUTS = [OutputSpec("logits", "FP32", [-1, 10]), OutputSpec("embedding", "FP32", [-1, 32])]
@@ -64,6 +65,11 @@ def test_metadata_values() -> None:
     assert ":" in metadata["trtaoti.inputs"] and ", " not in metadata["trtaoti.inputs"]  # compact JSON
 
 
+def test_the_documented_manifest_is_the_manifest_model() -> None:
+    declared = {field.alias or name for name, field in Manifest.model_fields.items()}
+    assert documented_manifest_keys() | {"keyDocument"} == declared
+
+
 def test_manifest_has_every_documented_field() -> None:
     model = example_model(
         "twoinput", backend="tensorrt", device="cuda", compile={"gpu": {"product": "NVIDIA-H100-80GB-HBM3"}}
@@ -80,12 +86,14 @@ def test_manifest_has_every_documented_field() -> None:
         gpu={"computeCapability": "9.0", "gpuName": "NVIDIA H100 80GB HBM3"},
         key_document=None,
     )
+    assert manifest.key == plan.key and manifest.model == "model.pt2"
+    manifest = json.loads(manifest.encode())  # as stored
     assert documented_manifest_keys() <= set(manifest)
     assert manifest["batch"] == {"min": 1, "opt": 2, "max": 8}
     assert manifest["gpuProduct"] == "NVIDIA-H100-80GB-HBM3" and manifest["computeCapability"] == "9.0"
     assert manifest["peakMemoryBytes"] == 900 << 20 and manifest["peakGpuMemoryBytes"] == 300 << 20
     assert manifest["validation"] == {"maxAbsError": 1e-3, "rtol": 1e-2, "atol": 1e-2, "batches": [1, 2, 8]}
-    assert json.loads(json.dumps(manifest)) == manifest
+    assert Manifest.parse(json.dumps(manifest), expected_key=plan.key).to_wire() == manifest
 
 
 @pytest.fixture
@@ -104,20 +112,40 @@ def test_existing_manifest_under_the_key_makes_compile_a_no_op(untouchable_facto
     spec = untouchable_factory.spec
     key = artifact_key(spec, spec.batch_profiles[0], compiler_image="img:7")
     store = open_store(store_uri)
-    write_manifest(store, key, {"format": 1, "key": key, "sha256": "cd" * 32})
+    stored = store_artifact(store, key, b"a package compiled earlier", device="cpu")
     before = store.list()
 
     outcome = compile_profile(
         CompileRequest(model=untouchable_factory, profile="online", output_uri=store_uri, compiler_image="img:7")
     )
     assert outcome.cache_hit and outcome.key == key
-    assert outcome.model_uri == f"{store_uri}/{key}/model.pt2"
+    assert outcome.model_uri == stored.uri and outcome.manifest == stored
     assert store.list() == before
+
+
+def test_a_damaged_manifest_under_the_key_fails_the_compile_saying_how_to_recover(
+    untouchable_factory: TrtAotiModel, tmp_path: Path
+) -> None:
+    store_uri = f"file://{tmp_path}/store"
+    spec = untouchable_factory.spec
+    key = artifact_key(spec, spec.batch_profiles[0], compiler_image="img:7")
+    store = open_store(store_uri)
+    store_artifact(store, key, b"a package compiled earlier", device="cpu")
+    wire = json.loads(store.get_bytes(manifest_relpath(key)))
+    del wire["sha256"]
+    store.put_bytes(manifest_relpath(key), json.dumps(wire).encode())
+
+    with pytest.raises(InvalidManifest, match=rf"manifest for {key} is invalid: sha256: Field required"):
+        read_manifest(store, key)
+    with pytest.raises(CompileFailed, match=rf"sha256: Field required; delete {store_uri}/{key}/ to compile it again"):
+        compile_profile(
+            CompileRequest(model=untouchable_factory, profile="online", output_uri=store_uri, compiler_image="img:7")
+        )
 
 
 def test_the_operators_key_wins(untouchable_factory: TrtAotiModel, tmp_path: Path) -> None:
     store_uri = f"file://{tmp_path}/store"
-    write_manifest(open_store(store_uri), "operator-key", {"format": 1})
+    store_artifact(open_store(store_uri), "operator-key", b"compiled by the operator's Job", device="cpu")
     outcome = compile_profile(
         CompileRequest(model=untouchable_factory, profile="online", output_uri=store_uri, key="operator-key")
     )
@@ -129,7 +157,9 @@ def test_a_different_compiler_image_is_a_different_artifact(untouchable_factory:
 
     store_uri = f"file://{tmp_path}/store"
     spec = untouchable_factory.spec
-    write_manifest(open_store(store_uri), artifact_key(spec, spec.batch_profiles[0], compiler_image="img:7"), {})
+    store_artifact(
+        open_store(store_uri), artifact_key(spec, spec.batch_profiles[0], compiler_image="img:7"), b"x", device="cpu"
+    )
     with pytest.raises(InvalidInput, match="must not run on a cache hit"):
         compile_profile(
             CompileRequest(model=untouchable_factory, profile="online", output_uri=store_uri, compiler_image="img:8")

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import pytest
 import yaml
 
-from trtaoti.api.models import Artifact
+from trtaoti.api.models import Artifact, BatchRange
 from trtaoti.resources import status as st
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def model(generation: int, status: dict | None) -> dict:
 
 
 def artifact(key: str = "k" * 64) -> Artifact:
-    return Artifact(uri=f"s3://b/{key}/model.pt2", sha256="0" * 64, bytes=10, key=key)
+    return Artifact(uri=f"s3://b/{key}/model.pt2", sha256="0" * 64, bytes=10, key=key, batch=BatchRange(min=1, opt=4, max=16))
 
 
 def operator_status(observations: list[st.ProfileObservation], generation: int) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from trtaoti.api.models import Artifact, BatchRange, TrtAotiModel
+from trtaoti.artifact import TensorDescription
 from trtaoti.compiler.command import load_spec
 from trtaoti.local import backend, client
 from trtaoti.local.command import expand_store_uri
@@ -78,9 +79,9 @@ def test_server_command_is_the_operators_flags_with_local_path_and_port(tmp_path
     assert flags["--sha256"] == "0" * 64  # the stored package's, from its manifest
 
 
-def _manifest_signature(model: TrtAotiModel) -> list[dict]:
+def _manifest_signature(model: TrtAotiModel) -> list[TensorDescription]:
     kinds = {"float32": "FP32", "float16": "FP16", "int64": "INT64"}
-    return [{"name": i.name, "datatype": kinds[i.dtype], "shape": i.shape} for i in model.spec.inputs]
+    return [TensorDescription(name=i.name, datatype=kinds[i.dtype], shape=i.shape) for i in model.spec.inputs]
 
 
 def test_curl_line_carries_a_correctly_shaped_body():
@@ -90,10 +91,10 @@ def test_curl_line_carries_a_correctly_shaped_body():
     words = shlex.split(line)
     assert words[words.index("-X") + 2] == f"http://127.0.0.1:8000/v2/models/{model.name}/infer"
     body = json.loads(words[words.index("-d") + 1])
-    assert [b["name"] for b in body["inputs"]] == [i["name"] for i in inputs]
+    assert [b["name"] for b in body["inputs"]] == [i.name for i in inputs]
     for sent, declared in zip(body["inputs"], inputs):
-        assert sent["shape"] == [1, *declared["shape"][1:]]
-        assert sent["datatype"] == declared["datatype"]
+        assert sent["shape"] == [1, *declared.shape[1:]]
+        assert sent["datatype"] == declared.datatype
         assert len(sent["data"]) == math.prod(sent["shape"])
 
 
@@ -102,10 +103,11 @@ def test_random_inputs_and_python_snippet_follow_the_signature():
     inputs = _manifest_signature(model)
     arrays = client.random_inputs(inputs, batch=3)
     for declared in inputs:
-        assert list(arrays[declared["name"]].shape) == [3, *declared["shape"][1:]]
-    snippet = client.python_snippet("127.0.0.1:8000", model.name, inputs, [{"name": "logits"}])
+        assert list(arrays[declared.name].shape) == [3, *declared.shape[1:]]
+    logits = TensorDescription(name="logits", datatype="FP32", shape=[-1, 10])
+    snippet = client.python_snippet("127.0.0.1:8000", model.name, inputs, [logits])
     compile(snippet, "<snippet>", "exec")  # valid Python
-    assert all(f'InferInput("{i["name"]}"' in snippet for i in inputs)
+    assert all(f'InferInput("{i.name}"' in snippet for i in inputs)
 
 
 def test_store_uris(tmp_path, monkeypatch):

@@ -1,25 +1,17 @@
 """The operator's manifest lookups against a real file:// store."""
 
 import asyncio
-import hashlib
 
+from support.artifacts import store_artifact
 from trtaoti.operator.artifact_store import ArtifactStore
-from trtaoti.storage import model_relpath, open_store, write_manifest
+from trtaoti.storage import open_store
 
 KEY = "0123456789abcdef0123456789abcdef"
 
 
 def publish(root, key=KEY) -> None:
     """What a finished compile leaves behind: the package, then its manifest."""
-    store = open_store(root.as_uri())
-    payload = f"package {key}".encode()
-    store.put_bytes(model_relpath(key), payload)
-    write_manifest(store, key, {
-        "format": 1, "key": key, "model": "model.pt2", "uri": store.uri_of(model_relpath(key)),
-        "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload), "backend": "inductor",
-        "precision": "fp32", "device": "cpu", "batch": {"min": 1, "opt": 4, "max": 8},
-        "versions": {"torch": "2.14.0"}, "createdAt": "2026-11-26T00:00:00Z",
-    })  # fmt: skip
+    store_artifact(open_store(root.as_uri()), key, f"package {key}".encode(), device="cpu")
 
 
 def test_a_deleted_artifact_is_noticed_once_the_kept_lookup_expires(tmp_path):

@@ -1,6 +1,6 @@
 """Profile phases, Compiled/Ready conditions and the events their transitions post."""
 
-from trtaoti.api.models import Artifact
+from trtaoti.api.models import Artifact, BatchRange
 from trtaoti.resources.status import (
     DeploymentObservation,
     JobObservation,
@@ -15,7 +15,7 @@ KEY = "k" * 32
 
 
 def art(key=KEY):
-    return Artifact(uri=f"s3://b/{key}/model.pt2", sha256="a" * 64, bytes=10, key=key)
+    return Artifact(uri=f"s3://b/{key}/model.pt2", sha256="a" * 64, bytes=10, key=key, batch=BatchRange(min=1, opt=4, max=16))
 
 
 def deployment(artifact, ready=2, replicas=2, rolled_out=True):

@@ -9,16 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trtaoti.storage import (
-    ChecksumMismatch,
-    ObjectNotFound,
-    commit_manifest,
-    model_relpath,
-    open_store,
-    package_relpath,
-    read_manifest,
-    write_manifest,
-)
+from trtaoti.storage import ChecksumMismatch, ObjectNotFound, open_store
 from trtaoti.storage.credentials import store_config
 from trtaoti.storage.store import CHUNK_SIZE
 
@@ -64,12 +55,6 @@ def test_missing_object_is_named(store, tmp_path: Path) -> None:
         store.head("nope/model.pt2")
 
 
-def test_manifest_is_none_until_written(store) -> None:
-    assert read_manifest(store, "k") is None
-    write_manifest(store, "k", {"format": 1, "key": "k"})
-    assert read_manifest(store, "k") == {"format": 1, "key": "k"}
-
-
 def test_list_and_delete_prefix(store) -> None:
     for name in ["a/model.pt2", "a/manifest.json", "b/model.pt2"]:
         store.put_bytes(name, b"x")
@@ -112,23 +97,3 @@ def test_open_store_uses_env_over_process_environment(monkeypatch: pytest.Monkey
     assert store._store.config["access_key_id"] == "from-secret"
     assert store._store.prefix == "pre/fix"
     assert "from-secret" not in repr(store)
-
-
-def test_two_writers_of_one_key_never_mix_their_bytes(tmp_path):
-    """Two compiles of one key (two operators on one bucket, a Job's replacement pod):
-    each package is stored under its content name, the first manifest stays, and the
-    manifest in force always describes bytes that are really there."""
-    store = open_store(tmp_path.as_uri())
-    key = "k" * 32
-    manifests = []
-    for payload in (b"package built by writer A", b"package built by writer B"):
-        sha = hashlib.sha256(payload).hexdigest()
-        relpath = model_relpath(key, sha)
-        store.put_bytes(relpath, payload)
-        manifests.append({"key": key, "model": relpath.split("/")[-1], "uri": store.uri_of(relpath), "sha256": sha})
-    first, second = manifests
-    assert commit_manifest(store, key, first) is first
-    assert commit_manifest(store, key, second) == first  # the late writer adopts the committed one
-    in_force = read_manifest(store, key)
-    assert in_force == first
-    assert hashlib.sha256(store.get_bytes(package_relpath(in_force))).hexdigest() == in_force["sha256"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trtaoti.storage import StorageUri, join_uri, manifest_relpath, model_relpath, split_object_uri
+from trtaoti.storage import StorageUri, join_uri, split_object_uri
 from trtaoti.storage.uri import check_relpath
 
 
@@ -34,7 +34,7 @@ def test_parse_rejects_with_the_uri_named(uri: str) -> None:
 def test_join_uri_normalises_slashes() -> None:
     assert join_uri("s3://b/p/", "abc", "model.pt2") == "s3://b/p/abc/model.pt2"
     assert join_uri("s3://b", "/abc/", "manifest.json") == "s3://b/abc/manifest.json"
-    assert join_uri("file:///data/store/", model_relpath("k1")) == "file:///data/store/k1/model.pt2"
+    assert join_uri("file:///data/store/", "k1/model.pt2") == "file:///data/store/k1/model.pt2"
     assert join_uri("gs://b/p") == "gs://b/p"
 
 
@@ -44,11 +44,6 @@ def test_split_object_uri() -> None:
     assert split_object_uri("file:///srv/a/model.pt2") == ("file:///srv/a", "model.pt2")
     with pytest.raises(ValueError, match="names no object"):
         split_object_uri("s3://bucket")
-
-
-def test_layout_puts_the_manifest_next_to_the_model() -> None:
-    assert model_relpath("0123abcd") == "0123abcd/model.pt2"
-    assert manifest_relpath("0123abcd") == "0123abcd/manifest.json"
 
 
 @pytest.mark.parametrize("relpath", ["", "/abs", "a/../b", "a//b", "./a"])

@@ -490,14 +490,14 @@ class BatchRange(ApiModel):
 class Artifact(ApiModel):
     """A compiled package in object storage (from its manifest.json)."""
 
-    uri: str = Field(description="URI of model.pt2.")
-    sha256: str = Field(description="sha256 of model.pt2.")
-    bytes: int = Field(description="Size of model.pt2.")
+    uri: str = Field(description="URI of the package.")
+    sha256: str = Field(description="sha256 of the package.")
+    bytes: int = Field(description="Size of the package in bytes.")
     key: str = Field(description="Content address: hash of everything that changes the compiled bytes.")
     backend: str | None = Field(default=None, description="Backend actually used.")
     versions: dict[str, str] = Field(default_factory=dict, description="torch, torch_tensorrt, tensorrt, cuda versions.")
     device: str | None = Field(default=None, description="Device the package was compiled for.")
-    batch: BatchRange | None = Field(default=None, description="Batch range compiled into the package.")
+    batch: BatchRange = Field(description="Batch range compiled into the package.")
     gpu_product: str | None = Field(default=None, description="GPU the package was compiled on.")
     compute_capability: str | None = Field(default=None, description="CUDA compute capability, e.g. 9.0.")
     peak_memory_bytes: int | None = Field(default=None, description="Peak memory measured at the profile's max batch.")

@@ -8,10 +8,9 @@
     export.py     torch.export with one shared dynamic batch dimension
     tensorrt.py   Torch-TensorRT engines + AOTInductor into one package
     inductor.py   plain AOTInductor package (CPU or CUDA)
-    metadata.py   the signature stamped into the package (docs/package-format.md)
+    metadata.py   the signature stamped into the package, and its manifest (trtaoti/artifact)
     validate.py   load the package in a separate process, compare, time, measure memory
     validate_worker.py  that process (reports the step it crashed in)
-    manifest.py   manifest.json, the commit marker next to the package
     pipeline.py   the steps in order, with the artifact-cache short cut
     progress.py   progress lines for the Job log, the JSON termination message
     command.py    `trtaoti compile`: arguments, exit codes, the outcome it reports

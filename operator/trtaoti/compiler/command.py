@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
         write_termination_message({"ok": False, "exitCode": EXIT_FAILED, "error": message})
         return EXIT_FAILED
     manifest = outcome.manifest
-    print(f"{'cache hit' if outcome.cache_hit else 'compiled'}: {outcome.model_uri} sha256 {manifest.get('sha256')}", flush=True)
+    print(f"{'cache hit' if outcome.cache_hit else 'compiled'}: {outcome.model_uri} sha256 {manifest.sha256}", flush=True)
     write_termination_message({
         "ok": True, "exitCode": 0, "cacheHit": outcome.cache_hit, "key": outcome.key, "uri": outcome.model_uri,
-        "sha256": manifest.get("sha256"), "bytes": manifest.get("bytes"), "backend": manifest.get("backend"),
+        "sha256": manifest.sha256, "bytes": manifest.bytes, "backend": manifest.backend,
     })  # fmt: skip
     return 0
 

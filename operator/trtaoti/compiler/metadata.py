@@ -1,20 +1,26 @@
-"""The signature stamped into the package (docs/package-format.md, "Metadata").
+"""What the compiler records about a package (docs/package-format.md): the signature
+stamped into the package itself, and the manifest stored beside it.
 
-Values are strings because the C++ loader's metadata is map<string, string>;
-structured values are compact JSON.
+The package's metadata values are strings because the C++ loader's metadata is
+map<string, string>; structured values are compact JSON.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from trtaoti.api.models import BatchRange
+from trtaoti.artifact import Manifest, TensorDescription, ValidationSummary
 from trtaoti.compiler.dtypes import kserve_datatype
 from trtaoti.compiler.export import OutputSpec
 from trtaoti.compiler.plan import CompilePlan
+from trtaoti.compiler.validate import ValidationReport
+from trtaoti.storage import UploadResult
 
 FORMAT = "1"
 
@@ -23,12 +29,12 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def input_descriptions(plan: CompilePlan) -> list[dict[str, Any]]:
-    return [{"name": i.name, "datatype": kserve_datatype(i.dtype), "shape": list(i.shape)} for i in plan.inputs]
+def input_descriptions(plan: CompilePlan) -> list[TensorDescription]:
+    return [TensorDescription(name=i.name, datatype=kserve_datatype(i.dtype), shape=list(i.shape)) for i in plan.inputs]
 
 
-def output_descriptions(outputs: Sequence[OutputSpec]) -> list[dict[str, Any]]:
-    return [{"name": o.name, "datatype": o.datatype, "shape": list(o.shape)} for o in outputs]
+def output_descriptions(outputs: Sequence[OutputSpec]) -> list[TensorDescription]:
+    return [TensorDescription(name=o.name, datatype=o.datatype, shape=list(o.shape)) for o in outputs]
 
 
 def versions(plan: CompilePlan, torchtrt: Any | None = None) -> dict[str, str]:
@@ -53,8 +59,8 @@ def package_metadata(
     metadata = {
         "trtaoti.format": FORMAT,
         "trtaoti.model_name": plan.model_name,
-        "trtaoti.inputs": _json(input_descriptions(plan)),
-        "trtaoti.outputs": _json(output_descriptions(outputs)),
+        "trtaoti.inputs": _json([i.to_wire() for i in input_descriptions(plan)]),
+        "trtaoti.outputs": _json([o.to_wire() for o in output_descriptions(outputs)]),
         "trtaoti.batch_min": str(lo),
         "trtaoti.batch_opt": str(opt),
         "trtaoti.batch_max": str(hi),
@@ -67,3 +73,46 @@ def package_metadata(
     if requires_torchtrt_runtime:
         metadata["trtaoti.requires_torchtrt_runtime"] = "true"
     return metadata
+
+
+def build_manifest(
+    plan: CompilePlan,
+    *,
+    model_uri: str,
+    upload: UploadResult,
+    outputs: Sequence[OutputSpec],
+    found_versions: dict[str, str],
+    report: ValidationReport,
+    gpu: dict[str, str],
+    key_document: dict[str, Any] | None,
+) -> Manifest:
+    lo, opt, hi = plan.batch_range
+    cuda = plan.device == "cuda"
+    return Manifest(
+        key=plan.key,
+        model_name=plan.model_name,
+        profile=plan.profile.name,
+        model=model_uri.rsplit("/", 1)[-1],
+        uri=model_uri,
+        sha256=upload.sha256,
+        bytes=upload.size,
+        backend=plan.backend,
+        precision=plan.precision,
+        device=plan.device,
+        batch=BatchRange(min=lo, opt=opt, max=hi),
+        inputs=input_descriptions(plan),
+        outputs=output_descriptions(outputs),
+        versions=found_versions,
+        compiler_image=plan.compiler_image,
+        peak_memory_bytes=report.peak_host_bytes,
+        peak_gpu_memory_bytes=report.peak_gpu_bytes,
+        latency_ms=report.latency_ms,
+        validation=ValidationSummary(
+            max_abs_error=report.max_abs_error, rtol=report.rtol, atol=report.atol, batches=report.batches
+        ),
+        created_at=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        gpu_product=plan.gpu_product if cuda else None,
+        gpu_name=gpu.get("gpuName") if cuda else None,
+        compute_capability=gpu.get("computeCapability") if cuda else None,
+        key_document=key_document,
+    )

@@ -21,6 +21,16 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from trtaoti.api.models import TrtAotiModel, TrtAotiModelSpec
+from trtaoti.artifact import (
+    LOCAL_PACKAGE_FILE,
+    InvalidManifest,
+    Manifest,
+    artifact_key,
+    commit_manifest,
+    key_document,
+    package_relpath,
+    read_manifest,
+)
 from trtaoti.compiler.dtypes import describe_tensors
 from trtaoti.compiler.errors import CompileFailed, InvalidInput
 from trtaoti.compiler.export import (
@@ -32,25 +42,18 @@ from trtaoti.compiler.export import (
     prepare_module,
 )
 from trtaoti.compiler.inductor import compile_inductor
-from trtaoti.compiler.manifest import build_manifest
-from trtaoti.compiler.metadata import package_metadata, versions
+from trtaoti.compiler.metadata import build_manifest, package_metadata, versions
 from trtaoti.compiler.plan import CompilePlan
 from trtaoti.compiler.progress import step
 from trtaoti.compiler.samples import SampleInputs
 from trtaoti.compiler.source import LoadedModel, check_examples, load_model
 from trtaoti.compiler.validate import DEFAULT_TIMEOUT_SECONDS, ValidationCase, validate_package
-from trtaoti.resources.keys import artifact_key, key_document
 from trtaoti.storage import (
-    MODEL_FILE,
     ObjectNotFound,
     StorageError,
     Store,
-    commit_manifest,
     file_sha256,
-    model_relpath,
     open_store,
-    package_relpath,
-    read_manifest,
     split_object_uri,
 )
 
@@ -75,7 +78,7 @@ class CompileRequest:
 class CompileOutcome:
     key: str
     model_uri: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     cache_hit: bool
 
 
@@ -98,11 +101,10 @@ def compile_profile(request: CompileRequest) -> CompileOutcome:
     document = key_document(spec, profile, compiler_image=request.compiler_image, source_etag=source_etag)
     key = request.key or artifact_key(spec, profile, compiler_image=request.compiler_image, source_etag=source_etag)
 
-    existing = _storage_call(lambda: read_manifest(store, key))
+    existing = _storage_call(lambda: _existing_manifest(store, key))
     if existing is not None:
-        uri = existing.get("uri") or store.uri_of(package_relpath({**existing, "key": key}))
-        step(f"cache hit: {uri} (sha256 {existing.get('sha256')}) is already compiled; nothing to do")
-        return CompileOutcome(key, uri, existing, cache_hit=True)
+        step(f"cache hit: {existing.uri} (sha256 {existing.sha256}) is already compiled; nothing to do")
+        return CompileOutcome(key, existing.uri, existing, cache_hit=True)
 
     plan = CompilePlan.from_spec(request.model.name, spec, profile, key=key, compiler_image=request.compiler_image)
     if plan.device == "cuda" and not torch.cuda.is_available():
@@ -119,12 +121,21 @@ def compile_profile(request: CompileRequest) -> CompileOutcome:
     finally:
         if temporary:
             shutil.rmtree(workdir, ignore_errors=True)
-    return CompileOutcome(key, str(manifest["uri"]), manifest, cache_hit=False)
+    return CompileOutcome(key, manifest.uri, manifest, cache_hit=False)
+
+
+def _existing_manifest(store: Store, key: str) -> Manifest | None:
+    try:
+        return read_manifest(store, key)
+    except InvalidManifest as exc:
+        # Committed manifests are never rewritten (create-only), so compiling again
+        # could not replace it: the user has to remove the damaged artifact.
+        raise CompileFailed(f"{exc}; delete {store.uri_of(key)}/ to compile it again") from None
 
 
 def _compile(
     request: CompileRequest, plan: CompilePlan, store: Store, workdir: Path, document: dict[str, Any]
-) -> dict[str, Any]:
+) -> Manifest:
     spec = request.model.spec
     loaded = load_model(spec.model, spec_dir=request.spec_dir, workdir=workdir, env=request.env)
     step(f"loaded {loaded.description}")
@@ -139,7 +150,7 @@ def _compile(
     exported = export_model(adapter, plan, samples.make(plan.trace_batch, plan.torch_device), names)
     step(f"exported with batch {plan.describe_range()}; outputs {[(o.name, o.datatype, o.shape) for o in exported.outputs]}")
 
-    package = workdir / MODEL_FILE
+    package = workdir / LOCAL_PACKAGE_FILE
     requires_torchtrt = plan.backend == "tensorrt"
     torchtrt = None
     if requires_torchtrt:
@@ -170,8 +181,8 @@ def _compile(
     )
 
     # Named by content, so a concurrent writer of the same key can never overwrite the
-    # bytes our manifest describes (storage/layout.py).
-    relpath = model_relpath(plan.key, file_sha256(package))
+    # bytes our manifest describes (trtaoti/artifact/layout.py).
+    relpath = package_relpath(plan.key, file_sha256(package))
     upload = _storage_call(lambda: store.upload_file(package, relpath))
     model_uri = store.uri_of(relpath)
     step(f"uploaded {model_uri} ({upload.size} bytes, sha256 {upload.sha256})")
@@ -185,10 +196,10 @@ def _compile(
         gpu=_gpu_facts(plan),
         key_document=document,
     )
-    committed = _storage_call(lambda: commit_manifest(store, plan.key, manifest))
+    committed = _storage_call(lambda: commit_manifest(store, manifest))
     if committed is not manifest:
-        step(f"another compile committed {store.uri_of(plan.key)}/ first; using its {committed.get('uri')}")
-        if committed.get("uri") != model_uri:
+        step(f"another compile committed {store.uri_of(plan.key)}/ first; using its {committed.uri}")
+        if committed.uri != model_uri:
             _storage_call(lambda: store.delete(relpath))
         return committed
     step(f"committed {store.uri_of(plan.key)}/manifest.json")

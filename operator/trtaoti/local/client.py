@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import requests
+
+from trtaoti.artifact import Manifest, TensorDescription
 
 _NUMPY = {
     "BOOL": np.bool_,
@@ -32,43 +35,43 @@ def concrete_shape(shape: list[int], batch: int) -> list[int]:
     return [batch if d == -1 else d for d in shape]
 
 
-def random_inputs(inputs: list[dict[str, Any]], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+def random_inputs(inputs: Sequence[TensorDescription], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Floats from N(0, 1); integers and booleans 0/1, which any embedding or mask accepts."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for spec in inputs:
-        shape = concrete_shape(spec["shape"], batch)
-        dtype = _NUMPY[spec["datatype"]]
+        shape = concrete_shape(spec.shape, batch)
+        dtype = _NUMPY[spec.datatype]
         if np.issubdtype(dtype, np.floating):
-            arrays[spec["name"]] = rng.standard_normal(shape).astype(dtype)
+            arrays[spec.name] = rng.standard_normal(shape).astype(dtype)
         else:
-            arrays[spec["name"]] = rng.integers(0, 2, size=shape).astype(dtype)
+            arrays[spec.name] = rng.integers(0, 2, size=shape).astype(dtype)
     return arrays
 
 
-def infer_body(inputs: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+def infer_body(inputs: Sequence[TensorDescription], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     return {
         "inputs": [
             {
-                "name": spec["name"],
-                "shape": list(arrays[spec["name"]].shape),
-                "datatype": spec["datatype"],
-                "data": arrays[spec["name"]].flatten().tolist(),
+                "name": spec.name,
+                "shape": list(arrays[spec.name].shape),
+                "datatype": spec.datatype,
+                "data": arrays[spec.name].flatten().tolist(),
             }
             for spec in inputs
         ]
     }
 
 
-def curl_command(base_url: str, model_name: str, inputs: list[dict[str, Any]]) -> str:
+def curl_command(base_url: str, model_name: str, inputs: Sequence[TensorDescription]) -> str:
     """A copy-pasteable batch-1 request (zeros, so the line stays short to read)."""
     body = {
         "inputs": [
             {
-                "name": spec["name"],
-                "shape": concrete_shape(spec["shape"], 1),
-                "datatype": spec["datatype"],
-                "data": [False if spec["datatype"] == "BOOL" else 0] * math.prod(concrete_shape(spec["shape"], 1)),
+                "name": spec.name,
+                "shape": concrete_shape(spec.shape, 1),
+                "datatype": spec.datatype,
+                "data": [False if spec.datatype == "BOOL" else 0] * math.prod(concrete_shape(spec.shape, 1)),
             }
             for spec in inputs
         ]
@@ -79,7 +82,9 @@ def curl_command(base_url: str, model_name: str, inputs: list[dict[str, Any]]) -
     )
 
 
-def python_snippet(host_port: str, model_name: str, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> str:
+def python_snippet(
+    host_port: str, model_name: str, inputs: Sequence[TensorDescription], outputs: Sequence[TensorDescription]
+) -> str:
     lines = [
         "import numpy as np",
         "import tritonclient.http as httpclient",
@@ -89,24 +94,24 @@ def python_snippet(host_port: str, model_name: str, inputs: list[dict[str, Any]]
         "inputs = []",
     ]
     for spec in inputs:
-        shape = ", ".join(["batch", *(str(d) for d in spec["shape"][1:])])
-        dtype = np.dtype(_NUMPY[spec["datatype"]]).name
+        shape = ", ".join(["batch", *(str(d) for d in spec.shape[1:])])
+        dtype = np.dtype(_NUMPY[spec.datatype]).name
         make = f"np.random.randn({shape}).astype(np.{dtype})" if dtype.startswith("float") else f"np.zeros(({shape},), np.{dtype})"
         lines += [
-            f'inp = httpclient.InferInput("{spec["name"]}", [{shape}], "{spec["datatype"]}")',
+            f'inp = httpclient.InferInput("{spec.name}", [{shape}], "{spec.datatype}")',
             f"inp.set_data_from_numpy({make})",
             "inputs.append(inp)",
         ]
     lines.append(f'result = client.infer("{model_name}", inputs)')
-    lines += [f'print(result.as_numpy("{spec["name"]}"))' for spec in outputs]
+    lines += [f'print(result.as_numpy("{spec.name}"))' for spec in outputs]
     return "\n".join(lines)
 
 
-def infer_once(base_url: str, model_name: str, manifest: dict[str, Any], batch: int, timeout: float = 60) -> dict[str, Any]:
+def infer_once(base_url: str, model_name: str, manifest: Manifest, batch: int, timeout: float = 60) -> dict[str, Any]:
     """One KServe V2 JSON inference with random inputs; returns the response document."""
-    arrays = random_inputs(manifest["inputs"], batch)
+    arrays = random_inputs(manifest.inputs, batch)
     response = requests.post(
-        f"{base_url}/v2/models/{model_name}/infer", json=infer_body(manifest["inputs"], arrays), timeout=timeout
+        f"{base_url}/v2/models/{model_name}/infer", json=infer_body(manifest.inputs, arrays), timeout=timeout
     )
     if response.status_code != 200:
         raise RuntimeError(f"inference failed: HTTP {response.status_code}: {response.text[:500]}")

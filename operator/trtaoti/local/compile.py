@@ -15,12 +15,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from trtaoti.api.models import TrtAotiModel
+from trtaoti.artifact import Manifest
 from trtaoti.compiler.pipeline import CompileOutcome, CompileRequest, compile_profile
 from trtaoti.local.backend import BackendChoice
 
@@ -36,7 +36,7 @@ class CompiledProfile:
     outcome: CompileOutcome
 
     @property
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         return self.outcome.manifest
 
 

@@ -22,22 +22,21 @@ from trtaoti.local.serve import (
     stop_servers,
     wait_ready,
 )
-from trtaoti.resources.artifacts import artifact_from_manifest
+from trtaoti.artifact import Manifest
 from trtaoti.storage import StorageUri, open_store, split_object_uri
 
 # How often the wait loop checks that every server is still alive.
 LIVENESS_INTERVAL_S = 1.0
 
 
-def local_package(manifest: dict, run_dir: Path) -> Path:
-    """model.pt2 on this machine: the store's own file for file://, else a verified download."""
-    uri = manifest["uri"]
-    parsed = StorageUri.parse(uri)
+def local_package(manifest: Manifest, run_dir: Path) -> Path:
+    """The package on this machine: the store's own file for file://, else a verified download."""
+    parsed = StorageUri.parse(manifest.uri)
     if parsed.scheme == "file":
         return Path(parsed.prefix)
-    target = run_dir / "packages" / manifest["key"] / "model.pt2"
-    directory, name = split_object_uri(uri)
-    open_store(directory).download_file(name, target, expected_sha256=manifest["sha256"])
+    target = run_dir / "packages" / manifest.key / manifest.model
+    directory, name = split_object_uri(manifest.uri)
+    open_store(directory).download_file(name, target, expected_sha256=manifest.sha256)
     return target
 
 
@@ -57,7 +56,7 @@ class ServingSession:
         taken: set[int] = set()
         for entry in self.compiled:
             manifest = entry.manifest
-            artifact = artifact_from_manifest(manifest, entry.outcome.key)
+            artifact = manifest.artifact()
             package = local_package(manifest, self.run_dir)
             port = free_port(self.args.port, self.args.host, taken)
             taken.add(port)
@@ -75,13 +74,13 @@ class ServingSession:
 
     def _describe(self, server: RunningServer, entry: CompiledProfile) -> None:
         manifest = entry.manifest
-        batch = manifest.get("batch", {})
         self.console.print(
             f"\n[bold green]serving[/] {self.model.name}/{entry.profile} at {server.base_url} "
-            f"(pid {server.process.pid}, batch {batch.get('min')}..{batch.get('max')}, KServe V2; log {server.log_path})"
+            f"(pid {server.process.pid}, batch {manifest.batch.min}..{manifest.batch.max}, KServe V2; "
+            f"log {server.log_path})"
         )
-        self.console.print("  " + client.curl_command(server.base_url, self.model.name, manifest["inputs"]), soft_wrap=True)
-        snippet = client.python_snippet(f"{server.host}:{server.port}", self.model.name, manifest["inputs"], manifest["outputs"])
+        self.console.print("  " + client.curl_command(server.base_url, self.model.name, manifest.inputs), soft_wrap=True)
+        snippet = client.python_snippet(f"{server.host}:{server.port}", self.model.name, manifest.inputs, manifest.outputs)
         self.console.print("  Python (tritonclient):")
         self.console.print("\n".join("    " + line for line in snippet.splitlines()), soft_wrap=True, markup=False)
 
@@ -89,7 +88,7 @@ class ServingSession:
         code = 0
         try:
             for server, entry in self.servers:
-                batch = int(entry.manifest.get("batch", {}).get("opt", 1))
+                batch = entry.manifest.batch.opt
                 response = client.infer_once(server.base_url, self.model.name, entry.manifest, batch)
                 self.console.print(f"\n[bold]inference[/] {self.model.name}/{entry.profile}, batch {batch} of random inputs:")
                 for line in client.summarize(response):

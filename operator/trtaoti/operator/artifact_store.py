@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 from trtaoti.api.models import Artifact
-from trtaoti.resources.artifacts import artifact_from_manifest
+from trtaoti.artifact import Manifest, read_manifest
 
 MANIFEST_CACHE_SIZE = 4096
 MANIFEST_TTL_SECONDS = 60.0
@@ -49,16 +49,14 @@ class ArtifactStore:
             self._manifests.move_to_end(cache_key)
             return kept[0]
 
-        def read() -> dict[str, Any] | None:
-            from trtaoti.storage import read_manifest
-
+        def read() -> Manifest | None:
             return read_manifest(self._open(storage_uri, env), key)
 
         manifest = await asyncio.to_thread(read)
         if manifest is None:
             self._manifests.pop(cache_key, None)
             return None
-        artifact = artifact_from_manifest(manifest, key)
+        artifact = manifest.artifact()
         self._manifests[cache_key] = (artifact, time.monotonic())
         self._manifests.move_to_end(cache_key)
         if len(self._manifests) > MANIFEST_CACHE_SIZE:

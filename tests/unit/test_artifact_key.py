@@ -3,7 +3,7 @@
 import pytest
 
 from trtaoti.api.models import TrtAotiModelSpec
-from trtaoti.resources.keys import artifact_key
+from trtaoti.artifact import artifact_key
 
 IMAGE = "registry.example/compiler:1"
 

@@ -1,4 +1,4 @@
-"""Content addresses for compiled artifacts and stable names for child objects.
+"""The artifact key: the content address of a compiled package.
 
 The artifact key hashes everything that changes the compiled bytes and nothing that
 does not (replicas, queue delay, serving image): an identical compile anywhere in

@@ -69,9 +69,9 @@ image_key() {  # name, build args..., -- source paths...
   while [[ "$1" != -- ]]; do args+=("$1"); shift; done; shift
   { echo "$name ${args[*]} ${common_args[*]} $base_image $wheels_key"; cat "$repo/images/$name/Dockerfile"; hash_tree "$@"; } | digest
 }
-operator_image="$registry/operator:$(image_key operator "${operator_args[@]}" -- pyproject.toml README.md LICENSE operator)"
-compiler_image="$registry/compiler:$(image_key compiler "${torch_args[@]}" -- pyproject.toml README.md LICENSE operator examples)"
-server_image="$registry/server:$(image_key server "${server_args[@]}" -- images/server)"
+operator_image="$registry/operator:$(image_key operator "${operator_args[@]}" -- pyproject.toml README.md LICENSE VERSION operator)"
+compiler_image="$registry/compiler:$(image_key compiler "${torch_args[@]}" -- pyproject.toml README.md LICENSE VERSION operator examples)"
+server_image="$registry/server:$(image_key server "${server_args[@]}" -- VERSION images/server)"
 
 exists() { buildah inspect --type image "$1" >/dev/null 2>&1; }
 all_images=("$operator_image" "$compiler_image" "$server_image" "$pause_image")

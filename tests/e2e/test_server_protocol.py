@@ -47,6 +47,7 @@ def test_health_and_server_metadata(client):
     assert client.is_model_ready(support.MODEL_NAME)
     metadata = client.get_server_metadata()
     assert metadata["name"] == "trtaoti-server"
+    assert metadata["version"] == (support.REPO / "VERSION").read_text().strip()
     assert "binary_tensor_data" in metadata["extensions"]
 
 

@@ -299,10 +299,10 @@ def test_child_names_are_dns_labels_and_deterministic(model, profile):
 def test_image_overrides_outside_the_allowed_prefixes_are_refused():
     anything = ChildSettings()
     assert anything.image_refusal("spec.compile.image", "evil.example/miner:1") is None  # default: any image
-    strict = ChildSettings(compiler_image="ghcr.io/trtaoti/compiler:0.1.0",
+    strict = ChildSettings(compiler_image="ghcr.io/trtaoti/compiler:1.2.3",
                            allowed_image_prefixes=("registry.example.com/ml/",))  # fmt: skip
     assert strict.image_refusal("spec.compile.image", None) is None
     assert strict.image_refusal("spec.compile.image", "registry.example.com/ml/compiler:2") is None
-    assert strict.image_refusal("spec.serving.image", "ghcr.io/trtaoti/compiler:0.1.0") is None  # a configured one
+    assert strict.image_refusal("spec.serving.image", "ghcr.io/trtaoti/compiler:1.2.3") is None  # a configured one
     refusal = strict.image_refusal("spec.serving.image", "evil.example/miner:1")
     assert "spec.serving.image evil.example/miner:1" in refusal and "registry.example.com/ml/" in refusal

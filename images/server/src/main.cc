@@ -30,7 +30,7 @@
 namespace trtaoti {
 namespace {
 
-constexpr const char* kServerVersion = "0.1.0";
+constexpr const char* kServerVersion = TRTAOTI_VERSION;  // from VERSION, through CMake
 
 BatchLimits ResolveLimits(const Flags& flags, const ModelSignature& signature) {
   BatchLimits limits{signature.batch_min, signature.batch_opt, signature.batch_max};

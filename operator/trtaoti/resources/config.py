@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 
-DEFAULT_COMPILER_IMAGE = "ghcr.io/trtaoti/compiler:0.1.0"
-DEFAULT_SERVER_IMAGE = "ghcr.io/trtaoti/server:0.1.0"
-DEFAULT_FETCH_IMAGE = "ghcr.io/trtaoti/operator:0.1.0"
+from trtaoti import __version__
+
+DEFAULT_COMPILER_IMAGE = f"ghcr.io/trtaoti/compiler:{__version__}"
+DEFAULT_SERVER_IMAGE = f"ghcr.io/trtaoti/server:{__version__}"
+DEFAULT_FETCH_IMAGE = f"ghcr.io/trtaoti/operator:{__version__}"
 
 MiB = 1 << 20
 

@@ -40,7 +40,7 @@ bins: ## build the control plane, KWOK, Helm and MinIO from Go modules (cached)
 	hack/build-binaries.sh
 	@# The Flux health-check evaluator (tests/unit/test_gitops_health.py) is built by the
 	@# test from the module cache; tests never download, so fetch its modules here.
-	cd deploy/gitops/flux/healthcheck && go mod download
+	cd hack/flux-healthcheck && go mod download
 
 .PHONY: refs
 refs: venv ## unpack the pinned torch-tensorrt's Python source (the TensorRT mapping tests read its signatures)

@@ -4,7 +4,7 @@
   interpreter; Argo CD's gopher-lua implements 5.1) with the object as the global `obj`.
 - Flux: the healthCheckExprs of deploy/gitops/flux/kustomizations.yaml, evaluated by
   Flux's own evaluator (github.com/fluxcd/pkg/runtime/cel) through the small Go program
-  in deploy/gitops/flux/healthcheck, built once into the cache.
+  in hack/flux-healthcheck, built once into the cache.
 
 The statuses come from the operator's own status computation (trtaoti.resources.status),
 so neither check can drift from what the operator writes without a test failing.
@@ -32,7 +32,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 HEALTH_LUA = REPO / "deploy" / "gitops" / "argocd" / "health.lua"
 ARGOCD_CM = REPO / "deploy" / "gitops" / "argocd" / "argocd-cm.yaml"
 FLUX_KUSTOMIZATIONS = REPO / "deploy" / "gitops" / "flux" / "kustomizations.yaml"
-FLUX_EVALUATOR = REPO / "deploy" / "gitops" / "flux" / "healthcheck"
+FLUX_EVALUATOR = REPO / "hack" / "flux-healthcheck"
 HEALTH_KEY = "resource.customizations.health.trtaoti.dev_TrtAotiModel"
 NOW = "2026-11-26T08:00:00Z"
 
@@ -62,7 +62,7 @@ def flux_evaluator() -> pathlib.Path:
         binary.parent.mkdir(parents=True, exist_ok=True)
         tmp = binary.with_suffix(".tmp")
         # Tests never download: the modules come from the module cache, filled at build
-        # time by `go mod download` in deploy/gitops/flux/healthcheck (see docs/install.md).
+        # time by `go mod download` in hack/flux-healthcheck (see docs/install.md).
         proc = subprocess.run(
             [go, "build", "-trimpath", "-o", str(tmp), "."],
             cwd=FLUX_EVALUATOR, capture_output=True, text=True, timeout=900,
@@ -71,7 +71,7 @@ def flux_evaluator() -> pathlib.Path:
         if proc.returncode != 0 and "GOPROXY=off" in proc.stderr:
             pytest.skip(
                 "the Flux evaluator's Go modules are not downloaded: "
-                "run `cd deploy/gitops/flux/healthcheck && go mod download` (a build step)"
+                "run `cd hack/flux-healthcheck && go mod download` (a build step)"
             )
         assert proc.returncode == 0, f"building {FLUX_EVALUATOR} failed:\n{proc.stderr}"
         tmp.rename(binary)

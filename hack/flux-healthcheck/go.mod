@@ -1,4 +1,4 @@
-module github.com/trtaoti/trtaoti/deploy/gitops/flux/healthcheck
+module github.com/trtaoti/trtaoti/hack/flux-healthcheck
 
 go 1.26.0
 

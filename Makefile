@@ -59,10 +59,11 @@ demo: system-deps venv server ## compile the CPU MLP example, serve it with trta
 	$(PY) -m trtaoti.cli run examples/mlp/trtaotimodel.yaml --once
 
 .PHONY: crds
-crds: venv ## regenerate crds/, the chart's CRD template and docs/reference.md from the API models
+crds: venv ## regenerate crds/, the chart's CRD template, docs/reference.md and docs/install.md's values table
 	$(PY) -m trtaoti.cli crds -o crds/trtaotimodels.yaml
 	$(PY) charts/trtaoti-operator/hack/generate-crd-template.py
 	$(PY) -m trtaoti.api.reference -o docs/reference.md
+	$(PY) charts/trtaoti-operator/hack/generate-values-doc.py
 
 .PHONY: dev-cluster
 # REAL_NODE=1 adds a real kubelet node running our images (root; builds them first).

@@ -10,6 +10,7 @@ import pytest
 import tritonclient.http as httpclient
 
 import server_support as support
+from support.threads import ClientThreads
 
 pytestmark = pytest.mark.e2e
 
@@ -43,11 +44,8 @@ def test_concurrent_clients_are_batched_and_answered_exactly():
                 # here, not later in whichever thread the garbage collector runs.
                 del triton
 
-        threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        with ClientThreads(client_loop, clients, timeout=120):
+            pass
         assert not errors, errors[:5]
 
         text = server.metrics()
@@ -100,11 +98,8 @@ def _big_request_storm(server, rows: int, clients: int) -> list[tuple[int, str, 
         with lock:
             results.append((response.status_code, error, correct))
 
-    threads = [threading.Thread(target=send) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=180)
+    with ClientThreads(send, clients, timeout=180, args=lambda index: ()):
+        pass
     assert len(results) == clients
     return results
 

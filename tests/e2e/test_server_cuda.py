@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 
 import numpy as np
 import pytest
 import requests
 
 import server_support as support
+from support.threads import ClientThreads
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.e2e, pytest.mark.gpu]
@@ -81,11 +81,8 @@ def test_cuda_binary_tensors_and_concurrent_batching(server):
             if not np.allclose(logits, support.eager_outputs(x, mask)[0], rtol=1e-3, atol=1e-3):
                 errors.append(f"client {index} request {i}: wrong logits")
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    with ClientThreads(client, 8, timeout=120):
+        pass
     assert not errors, errors[:3]
     text = server.metrics()
     model = {"model": support.MODEL_NAME, "version": "1"}

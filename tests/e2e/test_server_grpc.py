@@ -3,13 +3,13 @@ package, the same validation and batcher as REST."""
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
 import requests
 
 import server_support as support
+from support.threads import ClientThreads
 
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (grpcio, protobuf) not installed")
 InferenceServerException = pytest.importorskip("tritonclient.utils").InferenceServerException
@@ -129,11 +129,8 @@ def test_concurrent_grpc_clients_are_batched(server):
             triton.close()
 
     before = server.metrics()
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    with ClientThreads(loop, 12, timeout=120):
+        pass
     assert not errors, errors[:3]
     after = server.metrics()
     model = {"model": support.MODEL_NAME, "version": "1"}

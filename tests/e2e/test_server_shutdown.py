@@ -15,6 +15,7 @@ import pytest
 import requests
 
 import server_support as support
+from support.threads import ClientThreads
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -59,14 +60,10 @@ def test_sigterm_during_load_loses_no_accepted_request():
                 if outcome == "refused":
                     return
 
-        threads = [threading.Thread(target=client) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for _ in range(200):  # load is flowing
-            assert successes.acquire(timeout=30)
-        rc = server.terminate(timeout=60)
-        for thread in threads:
-            thread.join(timeout=60)
+        with ClientThreads(client, 8, timeout=60, args=lambda index: ()):
+            for _ in range(200):  # load is flowing
+                assert successes.acquire(timeout=30)
+            rc = server.terminate(timeout=60)
 
         assert rc == 0, "".join(server.raw[-20:])
         unexpected = [o for o in outcomes if o not in ("ok", "rejected", "refused")]
@@ -196,15 +193,10 @@ def test_sigterm_loses_no_request_on_keep_alive_connections():
             finally:
                 conn.close()
 
-        threads = [threading.Thread(target=client) for _ in range(KEEP_ALIVE_CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for _ in range(300):  # load is flowing on every connection
-            assert successes.acquire(timeout=30)
-        rc = server.terminate(timeout=60)
-        for thread in threads:
-            thread.join(timeout=60)
-        assert not any(thread.is_alive() for thread in threads)
+        with ClientThreads(client, KEEP_ALIVE_CLIENTS, timeout=60, args=lambda index: ()):
+            for _ in range(300):  # load is flowing on every connection
+                assert successes.acquire(timeout=30)
+            rc = server.terminate(timeout=60)
 
         counts = {o: outcomes.count(o) for o in set(outcomes)}
         print("outcomes:", counts)

@@ -57,10 +57,6 @@ KINDS: dict[str, Kind] = {
 }
 
 
-def is_status(error: BaseException, *codes: int) -> bool:
-    return isinstance(error, ApiException) and error.status in codes
-
-
 def api_error_message(error: ApiException) -> str:
     """The apiserver's own message (it names the offending field) rather than the HTTP dump."""
     try:

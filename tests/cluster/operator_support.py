@@ -213,7 +213,7 @@ def play_compile(models: Models, job: client.V1Job, storage: str, *, payload: by
     manifest = store_artifact(
         store, key, payload, batch=batch, device=device, peak_memory_bytes=peak_memory_bytes,
         model_name=labels.get(names.LABEL_MODEL, "test-model"), profile=labels.get(names.LABEL_PROFILE, "online"),
-        **({"gpu_product": GPU} if device == "cuda" else {}),
+        **({"gpu_product": labels.get(names.LABEL_GPU_PRODUCT, GPU)} if device == "cuda" else {}),
     )  # fmt: skip
     finished = finish_job_pods(models.core, models.namespace, job.metadata.name, "Succeeded")
     assert finished, f"no running pod to finish for {job.metadata.name}"

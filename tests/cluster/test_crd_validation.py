@@ -123,6 +123,21 @@ INVALID = {
         "spec.model.sha256",
         "pins an exportedProgram",
     ),
+    "one product and a fleet": (
+        setp((*S, "compile", "gpu"), {"product": "NVIDIA-L4", "products": ["NVIDIA-L4", "NVIDIA-A100-SXM4-80GB"]}),
+        "spec.compile.gpu.products",
+        "set compile.gpu.product (one GPU) or compile.gpu.products (a fleet), not both",
+    ),
+    "a product listed twice": (
+        setp((*S, "compile", "gpu"), {"products": ["NVIDIA-L4", "NVIDIA-L4"]}),
+        "spec.compile.gpu.products[1]",
+        "Duplicate value",
+    ),
+    "serving a product the fleet does not compile for": (
+        setp((*S, "serving"), {"products": [{"name": "NVIDIA-L4", "replicas": 2}]}),
+        "spec.serving.products",
+        "every serving.products name must be listed in compile.gpu.products",
+    ),
     "profile name not a DNS label": (setp((*P0, "name"), "Online_1"), "spec.batchProfiles[0].name", "should match"),
     "name too long": (setp(("metadata", "name"), "m" * 41), "metadata.name", "at most 40"),
     "name not a DNS label": (setp(("metadata", "name"), "res.net"), "metadata.name", "DNS label"),

@@ -109,6 +109,11 @@ def test_tensorrt_package(example: str, profile: str, tmp_path: Path) -> None:
     trt = require_torch_tensorrt()
     manifest = compile_and_check(example, "tensorrt", profile, tmp_path)
     assert manifest["versions"]["torch_tensorrt"] == trt.__version__
+    # TensorRT's timing cache is kept per GPU product and TensorRT release beside the artifacts.
+    store = open_store(f"file://{tmp_path / 'store'}")
+    caches = [p for p in store.list("timing-caches") if p.endswith(".cache")]
+    product, tensorrt = manifest["gpuProduct"], manifest["versions"]["tensorrt"]
+    assert caches and all(p.startswith(f"timing-caches/{product}/tensorrt-{tensorrt}/") for p in caches), caches
 
 
 @pytest.mark.parametrize(("example", "profile"), [("mlp", "online"), ("twoinput", "online")])

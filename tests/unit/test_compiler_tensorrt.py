@@ -58,7 +58,7 @@ class RecordingTorchTensorRT:
         def compile_2_14(
             exported_program, inputs=None, *, arg_inputs=None, device=None, disable_tf32=False,
             workspace_size=0, min_block_size=5, optimization_level=None,
-            enable_autocast=False, autocast_low_precision_type=None, **kwargs,
+            enable_autocast=False, autocast_low_precision_type=None, timing_cache_path="/tmp/timing_cache.bin", **kwargs,
         ):  # noqa: ANN001, ANN202
             recorder.compile_calls.append(dict(program=exported_program, arg_inputs=arg_inputs, **_named(locals())))
             return trt_like_module(len(arg_inputs))
@@ -205,13 +205,27 @@ def test_options_are_accepted_by_the_real_2_14_signatures(twoinput_export, preci
         [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in sorted(names)]
     )
     plan = dataclasses.replace(twoinput_export[0], precision=precision)
-    options = compile_options(real_compile, plan)  # raises if a name is not accepted
+    options = compile_options(real_compile, plan, timing_cache=Path("/tmp/t.cache"))  # raises if a name is not accepted
     assert set(options) <= names
+    assert options["timing_cache_path"] == "/tmp/t.cache"  # the shared per-product cache reaches TensorRT
     assert "enable_autocast" in options and "enabled_precisions" not in options
     save_names = _reference_parameters("_compile.py", "save")
     assert {"output_format", "retrace", "arg_inputs", "dynamic_shapes"} <= save_names  # inductor_configs: **kwargs
     input_doc = (REFERENCE / "_Input.py").read_text()
     assert all(f"{k} (" in input_doc for k in ("min_shape", "opt_shape", "max_shape", "dtype", "name", "tensor_domain"))
+
+
+def test_the_timing_cache_file_reaches_dynamo_compile(twoinput_export, tmp_path: Path) -> None:
+    plan, exported, samples = twoinput_export
+    trt = RecordingTorchTensorRT("2.14")
+    metadata = package_metadata(plan, exported.outputs, versions(plan, trt), requires_torchtrt_runtime=True)
+    cache = tmp_path / "timing.cache"
+    compile_tensorrt(exported, plan, tmp_path / "model.pt2", metadata, samples.int_ranges, torchtrt=trt, timing_cache=cache)
+    assert trt.compile_calls[0]["timing_cache_path"] == str(cache)
+    # A release whose compile takes no timing cache builds without one instead of failing.
+    old = RecordingTorchTensorRT("2.12")
+    compile_tensorrt(exported, plan, tmp_path / "old.pt2", metadata, samples.int_ranges, torchtrt=old, timing_cache=cache)
+    assert "timing_cache_path" not in old.compile_calls[0]
 
 
 def test_missing_torch_tensorrt_is_a_clear_failure() -> None:

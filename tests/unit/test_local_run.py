@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trtaoti.api.models import Artifact, BatchRange, TrtAotiModel
+from trtaoti.api.models import Artifact, BatchRange, GpuSelector, TrtAotiModel
 from trtaoti.artifact import TensorDescription
 from trtaoti.compiler.command import load_spec
 from trtaoti.local import backend, client
@@ -26,8 +26,9 @@ TWOINPUT = REPO / "examples" / "twoinput" / "trtaotimodel.yaml"
 def machine(monkeypatch):
     """What the machine has: no GPU can run here, so CUDA and Torch-TensorRT are stated."""
 
-    def set_(cuda: bool, tensorrt: bool) -> None:
+    def set_(cuda: bool, tensorrt: bool, gpu: str = "NVIDIA L4") -> None:
         monkeypatch.setattr(backend, "_cuda_available", lambda: cuda)
+        monkeypatch.setattr(backend, "_cuda_device_name", lambda: gpu)
         reason = "torch_tensorrt imports" if tensorrt else "torch_tensorrt is not installed"
         monkeypatch.setattr(backend, "_torch_tensorrt_importable", lambda: (tensorrt, reason))
 
@@ -45,6 +46,28 @@ def test_backend_prefers_tensorrt_then_cuda_inductor_then_cpu(machine):
     choice = backend.choose_backend()
     assert (choice.backend, choice.device) == ("inductor", "cpu")
     assert "no CUDA device" in choice.reason
+
+
+def test_the_gpu_is_named_as_gpu_feature_discovery_labels_it(machine):
+    assert backend.gpu_product_label("NVIDIA H100 80GB HBM3") == "NVIDIA-H100-80GB-HBM3"
+    assert backend.gpu_product_label(" NVIDIA A100-SXM4-80GB ") == "NVIDIA-A100-SXM4-80GB"
+    machine(cuda=True, tensorrt=False, gpu="NVIDIA H100 80GB HBM3")
+    assert backend.choose_backend().gpu_product == "NVIDIA-H100-80GB-HBM3"
+    assert backend.choose_backend(device="cpu").gpu_product is None
+
+
+def test_run_compiles_a_fleet_spec_for_this_machines_gpu(machine):
+    model = load_spec(TWOINPUT)
+    gpu = {"count": 1, "products": ["NVIDIA-H100-80GB-HBM3", "NVIDIA-L4"]}
+    spec = model.spec.model_copy(update={"device": "cuda", "compile": model.spec.compile.model_copy(
+        update={"gpu": GpuSelector.model_validate(gpu)})})  # fmt: skip
+    fleet = model.model_copy(update={"spec": spec})
+    machine(cuda=True, tensorrt=False, gpu="NVIDIA L4")
+    local, note = backend.for_this_machine(fleet, backend.choose_backend())
+    assert local.spec.gpu_products() == ["NVIDIA-L4"] and not local.spec.fleet
+    assert note == "compiling for this machine's GPU, NVIDIA-L4 (the spec names NVIDIA-H100-80GB-HBM3, NVIDIA-L4)"
+    machine(cuda=False, tensorrt=False)
+    assert backend.for_this_machine(fleet, backend.choose_backend()) == (fleet, None)
 
 
 def test_backend_flags_win_and_impossible_ones_are_refused(machine):

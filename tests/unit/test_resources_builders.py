@@ -8,6 +8,7 @@ from trtaoti.api.models import Artifact, TrtAotiModelSpec
 from trtaoti.resources import compile_job, names, serving
 from trtaoti.resources.config import ChildSettings
 from trtaoti.resources.owner import Owner
+from trtaoti.resources.targets import targets
 
 OWNER = Owner(name="resnet", namespace="ml", uid="1234-abcd")
 SETTINGS = ChildSettings(compiler_image="reg/compiler:1", server_image="reg/server:1", fetch_image="reg/op:1")
@@ -46,6 +47,11 @@ def artifact(**changes):
     return Artifact.model_validate(data)
 
 
+def target(spec, profile="online", product=None):
+    """The spec's target for `profile` (on `product` in a fleet)."""
+    return next(t for t in targets(spec) if t.profile.name == profile and product in (None, t.product))
+
+
 def pod_spec(obj):
     return obj["spec"]["template"]["spec"]
 
@@ -66,7 +72,7 @@ def assert_restricted(pod):
 class TestCompileJob:
     def build(self, spec=None, profile="online"):
         spec = spec or make_spec()
-        return compile_job.build_compile_job(OWNER, spec, spec.profile(profile), KEY, SETTINGS)
+        return compile_job.build_compile_job(OWNER, spec, target(spec, profile), KEY, SETTINGS)
 
     def test_identity_labels_and_owner(self):
         job = self.build()
@@ -98,7 +104,7 @@ class TestCompileJob:
         assert container["image"] == "reg/compiler:1"
         assert container["command"] == [
             "trtaoti", "compile", "--spec", "/etc/trtaoti/model.yaml", "--profile", "online",
-            "--output", "s3://artifacts/trtaoti", "--compiler-image", "reg/compiler:1",
+            "--output", "s3://artifacts/trtaoti", "--compiler-image", "reg/compiler:1", "--gpu-product", GPU,
         ]  # fmt: skip
         assert container["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
         volume = next(v for v in pod_spec(job)["volumes"] if v["name"] == "spec")
@@ -111,7 +117,7 @@ class TestCompileJob:
         from trtaoti.api.models import TrtAotiModel
 
         spec = make_spec()
-        cm = compile_job.build_spec_config_map(OWNER, spec, spec.profile("online"), KEY)
+        cm = compile_job.build_spec_config_map(OWNER, spec, target(spec), KEY)
         parsed = TrtAotiModel.model_validate(yaml.safe_load(cm["data"]["model.yaml"]))
         assert parsed.name == "resnet" and parsed.spec == spec
 
@@ -124,13 +130,14 @@ class TestCompileJob:
     def test_spec_image_overrides_the_default(self):
         spec = make_spec(compile={"gpu": {"product": GPU}, "image": "mine/compiler:9"})
         (container,) = pod_spec(self.build(spec))["containers"]
-        assert container["image"] == "mine/compiler:9" and container["command"][-1] == "mine/compiler:9"
+        assert container["image"] == "mine/compiler:9"
+        assert container["command"][container["command"].index("--compiler-image") + 1] == "mine/compiler:9"
 
 
 class TestServing:
     def build(self, spec=None, profile="online", art=None):
         spec = spec or make_spec()
-        return serving.build_deployment(OWNER, spec, spec.profile(profile), art or artifact(), SETTINGS)
+        return serving.build_deployment(OWNER, spec, target(spec, profile), art or artifact(), SETTINGS)
 
     def test_fetch_then_serve_the_artifact(self):
         deployment = self.build()
@@ -227,9 +234,9 @@ class TestServing:
 
     def test_pdb_only_with_more_than_one_replica(self):
         spec = make_spec()
-        assert serving.wants_disruption_budget(spec, spec.profile("online"))
-        assert not serving.wants_disruption_budget(spec, spec.profile("bulk"))
-        pdb = serving.build_disruption_budget(OWNER, spec.profile("online"))
+        assert serving.wants_disruption_budget(spec, target(spec, "online"))
+        assert not serving.wants_disruption_budget(spec, target(spec, "bulk"))
+        pdb = serving.build_disruption_budget(OWNER, target(spec, "online"))
         assert pdb["spec"]["maxUnavailable"] == 1
 
     def test_autoscaling_hands_replicas_to_the_hpa(self):
@@ -237,10 +244,10 @@ class TestServing:
         deployment = self.build(spec)
         assert "replicas" not in deployment["spec"]
         assert pod_spec(deployment)["containers"][0]["resources"]["requests"]["cpu"] == "1"
-        hpa = serving.build_autoscaler(OWNER, spec, spec.profile("online"))
+        hpa = serving.build_autoscaler(OWNER, spec, target(spec))
         assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 6
         assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
-        assert serving.build_autoscaler(OWNER, make_spec(), spec.profile("online")) is None
+        assert serving.build_autoscaler(OWNER, make_spec(), target(spec)) is None
 
     @staticmethod
     def live_deployment(replicas, managers):
@@ -258,24 +265,24 @@ class TestServing:
         }  # fmt: skip
 
     def test_replicas_pass_to_a_second_manager_before_ours_lets_go(self):
-        profile = make_spec().profile("online")  # replicas 2
+        replicas = make_spec().profile("online").replicas  # 2
         ours = self.live_deployment(3, [("trtaoti-operator", "Apply", True)])
-        handover = serving.replicas_handover(ours, "trtaoti-operator", profile)
+        handover = serving.replicas_handover(ours, "trtaoti-operator", replicas)
         assert handover["metadata"] == {"name": "resnet-online", "namespace": "ml"}
         # Only replicas, never below what runs now or the HPA's minimum.
         assert handover["spec"] == {"replicas": 3}
         below_minimum = self.live_deployment(1, [("trtaoti-operator", "Apply", True)])
-        assert serving.replicas_handover(below_minimum, "trtaoti-operator", profile)["spec"] == {"replicas": 2}
+        assert serving.replicas_handover(below_minimum, "trtaoti-operator", replicas)["spec"] == {"replicas": 2}
 
     def test_no_handover_once_someone_else_holds_replicas(self):
-        profile = make_spec().profile("online")
+        replicas = make_spec().profile("online").replicas
         hpa_owned = self.live_deployment(4, [("trtaoti-operator", "Apply", False),
                                              ("trtaoti-operator-handover", "Apply", True),
                                              ("kube-controller-manager", "Update", True)])  # fmt: skip
-        assert serving.replicas_handover(hpa_owned, "trtaoti-operator", profile) is None
+        assert serving.replicas_handover(hpa_owned, "trtaoti-operator", replicas) is None
         # An Update by the same name (kubectl scale --field-manager) is not our apply.
         updated = self.live_deployment(4, [("trtaoti-operator", "Update", True)])
-        assert serving.replicas_handover(updated, "trtaoti-operator", profile) is None
+        assert serving.replicas_handover(updated, "trtaoti-operator", replicas) is None
 
     def test_cpu_artifact_serves_on_cpu_without_gpu(self):
         spec = make_spec(device="cpu", backend="inductor")
@@ -306,3 +313,81 @@ def test_image_overrides_outside_the_allowed_prefixes_are_refused():
     assert strict.image_refusal("spec.serving.image", "ghcr.io/trtaoti/compiler:1.2.3") is None  # a configured one
     refusal = strict.image_refusal("spec.serving.image", "evil.example/miner:1")
     assert "spec.serving.image evil.example/miner:1" in refusal and "registry.example.com/ml/" in refusal
+
+
+class TestFleet:
+    """compile.gpu.products: one compile Job and one Deployment per (profile, product)."""
+
+    PRODUCTS = [GPU, "NVIDIA-L4", "NVIDIA-A100-SXM4-80GB"]
+
+    def spec(self, **serving):
+        return make_spec(
+            compile={"gpu": {"products": self.PRODUCTS}},
+            **({"serving": serving} if serving else {}),
+        )
+
+    def test_every_profile_has_a_target_per_product(self):
+        spec = self.spec()
+        assert [(t.profile.name, t.product) for t in targets(spec)] == [
+            (profile, product) for profile in ("online", "bulk") for product in self.PRODUCTS
+        ]
+        assert {t.label for t in targets(spec)} >= {"online on NVIDIA-L4", "bulk on NVIDIA-A100-SXM4-80GB"}
+
+    def test_each_compile_job_runs_on_its_product_and_says_which(self):
+        spec = self.spec()
+        for product in self.PRODUCTS:
+            job = compile_job.build_compile_job(OWNER, spec, target(spec, "online", product), KEY, SETTINGS)
+            assert pod_spec(job)["nodeSelector"] == {"nvidia.com/gpu.product": product}
+            command = pod_spec(job)["containers"][0]["command"]
+            assert command[command.index("--gpu-product") + 1] == product
+            assert job["metadata"]["labels"][names.LABEL_GPU_PRODUCT] == product
+
+    def test_each_deployment_is_pinned_to_its_product_and_the_service_selects_them_all(self):
+        spec = self.spec()
+        service = serving.build_service(OWNER, spec, spec.profile("online"))
+        deployments = [
+            serving.build_deployment(OWNER, spec, target(spec, "online", p), artifact(gpuProduct=p), SETTINGS)
+            for p in self.PRODUCTS
+        ]
+        assert [d["metadata"]["name"] for d in deployments] == [
+            "resnet-online-h100-80gb-hbm3", "resnet-online-l4", "resnet-online-a100-sxm4-80gb",
+        ]
+        selectors = [d["spec"]["selector"]["matchLabels"] for d in deployments]
+        for deployment, product, selector in zip(deployments, self.PRODUCTS, selectors, strict=True):
+            assert pod_spec(deployment)["nodeSelector"] == {"nvidia.com/gpu.product": product}
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            assert selector.items() <= labels.items() and selector[names.LABEL_GPU_PRODUCT] == product
+            # The Service reaches every product's pods; no two Deployments select the same pods.
+            assert service["spec"]["selector"].items() <= labels.items()
+            assert sum(other.items() <= labels.items() for other in selectors) == 1
+        assert service["metadata"]["name"] == "resnet-online"
+
+    def test_per_product_replicas_override_the_profiles(self):
+        spec = self.spec(products=[{"name": "NVIDIA-L4", "replicas": 5}, {"name": GPU, "replicas": 0}])
+        by_product = {
+            p: serving.build_deployment(OWNER, spec, target(spec, "online", p), artifact(gpuProduct=p), SETTINGS)
+            for p in self.PRODUCTS
+        }
+        assert {p: d["spec"]["replicas"] for p, d in by_product.items()} == {
+            "NVIDIA-L4": 5, GPU: 0, "NVIDIA-A100-SXM4-80GB": 2,  # the profile's own
+        }
+        assert serving.wants_disruption_budget(spec, target(spec, "online", "NVIDIA-L4"))
+        assert not serving.wants_disruption_budget(spec, target(spec, "online", GPU))
+        pdb = serving.build_disruption_budget(OWNER, target(spec, "online", "NVIDIA-L4"))
+        assert pdb["metadata"]["name"] == "resnet-online-l4"
+        assert pdb["spec"]["selector"]["matchLabels"][names.LABEL_GPU_PRODUCT] == "NVIDIA-L4"
+
+    def test_one_product_named_alone_keeps_the_plain_names(self):
+        spec = make_spec()
+        deployment = serving.build_deployment(OWNER, spec, target(spec), artifact(), SETTINGS)
+        assert deployment["metadata"]["name"] == "resnet-online"
+        assert names.LABEL_GPU_PRODUCT not in deployment["spec"]["selector"]["matchLabels"]
+
+    def test_the_product_is_part_of_the_artifact_key(self):
+        from trtaoti.artifact import artifact_key
+
+        spec = self.spec()
+        keys = {artifact_key(spec, spec.profile("online"), compiler_image="c", gpu_product=p) for p in self.PRODUCTS}
+        assert len(keys) == 3
+        single = make_spec()  # compile.gpu.product: GPU
+        assert artifact_key(single, single.profile("online"), compiler_image="c") in keys

@@ -137,3 +137,27 @@ def test_superseded_keys_are_remembered_for_retention_delete():
     assert reverted.superseded_artifact_keys == [new]
     third = compute_status(reverted, [ProfileObservation("p", newer, artifact=art(newer), deployment=deployment(art(newer)))], 4)
     assert third.superseded_artifact_keys == [new, old]
+
+
+def test_a_fleet_reads_per_product_and_a_product_without_nodes_holds_only_itself():
+    """Three products of one profile: two serve, one has no node for its compile pod."""
+    waiting = JobObservation("m-p-3", "Running", "compile pod waiting for a node: 0/5 nodes are available: "
+                             "5 node(s) didn't match Pod's node affinity/selector")  # fmt: skip
+
+    def on(product, **fields):
+        return ProfileObservation("p", f"key-{product}", product=product, label=f"p on {product}", **fields)
+
+    serving = [on(p, artifact=art(f"key-{p}"), deployment=deployment(art(f"key-{p}"))) for p in ("H100", "A100")]
+    before = compute_status(None, [*serving, on("L4", job=JobObservation("m-p-3", "Running"))], 1, "t1")
+    status = compute_status(before, [*serving, on("L4", job=waiting)], 1, "t2")
+    assert [(p.name, p.gpu_product, p.phase) for p in status.profiles] == [
+        ("p", "H100", "Ready"), ("p", "A100", "Ready"), ("p", "L4", "Compiling"),
+    ]
+    assert status.profiles_ready == "2/3"
+    ready = cond(status, "Ready")
+    assert (ready.status, ready.reason) == ("False", "Compiling")  # GitOps tools read it as progressing
+    assert "compiling: p on L4" in ready.message and "p on L4: compile pod waiting for a node" in ready.message
+    (event,) = transitions(before, status)
+    assert (event.type, event.reason) == ("Warning", "WaitingForNode")
+    assert event.message.startswith("profile p on L4: compile Job m-p-3: compile pod waiting for a node: 0/5 nodes")
+    assert transitions(status, compute_status(status, [*serving, on("L4", job=waiting)], 1, "t3")) == []

@@ -36,6 +36,9 @@ MAX_BATCH = 65536
 SUPERSEDED_KEYS_KEPT = 64
 STORAGE_URI_PATTERN = r"^(s3|gs|az|file)://[^\s]+$"
 DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+# A label value, as GPU Feature Discovery writes nvidia.com/gpu.product.
+GPU_PRODUCT_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+MAX_GPU_PRODUCTS = 8
 TENSOR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
 
 
@@ -240,17 +243,46 @@ class BatchProfile(ApiModel):
     )
 
 
+GpuProduct = Annotated[str, Field(max_length=63, pattern=GPU_PRODUCT_PATTERN)]
+
+
 class GpuSelector(ApiModel):
-    product: str | None = Field(
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!(has(self.product) && has(self.products))",
+                    "set compile.gpu.product (one GPU) or compile.gpu.products (a fleet), not both",
+                    ".products",
+                ),
+            ]
+        }
+    )
+
+    product: GpuProduct | None = Field(
         default=None,
         description=(
             "GPU product (node label nvidia.com/gpu.product). TensorRT engines and CUDA kernels "
             "are tied to it: compile Jobs and serving pods both land on it."
         ),
-        max_length=128,
-        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+    )
+    products: list[GpuProduct] | None = Field(
+        default=None,
+        description=(
+            "A fleet of GPU products: every batch profile is compiled once per product (a Job "
+            "on a node of that product) and served by one Deployment per product, each pinned "
+            "to its product and running the package built there; one Service per profile "
+            "selects them all. Deployments are then named <model>-<profile>-<product>."
+        ),
+        min_length=1,
+        max_length=MAX_GPU_PRODUCTS,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     count: int = Field(default=1, ge=1, le=8, description="GPUs per compile pod and per serving pod.")
+
+    def product_list(self) -> list[str]:
+        """The products compiled for: the fleet, or the one product."""
+        return list(self.products) if self.products else [self.product] if self.product else []
 
 
 # Bounded so the apiserver can afford the CEL rules over these maps.
@@ -370,6 +402,20 @@ class AutoscalingSpec(ApiModel):
     )
 
 
+class ProductServing(ApiModel):
+    """Serving settings of one GPU product of a fleet (compile.gpu.products)."""
+
+    name: GpuProduct = Field(description="A product listed in compile.gpu.products.")
+    replicas: int = Field(
+        ge=0,
+        le=1000,
+        description=(
+            "Replicas of every profile on this product, instead of the profile's own (the "
+            "minimum when autoscaling). 0 compiles for the product but serves nothing there."
+        ),
+    )
+
+
 class ServingSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -400,8 +446,20 @@ class ServingSpec(ApiModel):
         default=30000, ge=1, le=3_600_000, description="A request still queued after this gets 503."
     )
     autoscaling: AutoscalingSpec | None = Field(
-        default=None, description="Create a HorizontalPodAutoscaler per profile when set."
+        default=None, description="Create a HorizontalPodAutoscaler per serving Deployment when set."
     )
+    products: list[ProductServing] = Field(
+        default_factory=list,
+        description="Per-product replicas of a fleet (compile.gpu.products); products not listed use each profile's replicas.",
+        max_length=MAX_GPU_PRODUCTS,
+        json_schema_extra=list_map("name"),
+    )
+
+    def replicas(self, profile: BatchProfile, product: str | None) -> int:
+        for entry in self.products:
+            if entry.name == product:
+                return entry.replicas
+        return profile.replicas
 
 
 class TrtAotiModelSpec(ApiModel):
@@ -414,14 +472,28 @@ class TrtAotiModelSpec(ApiModel):
                     ".backend",
                 ),
                 cel(
-                    "self.device == 'cpu' || (has(self.compile) && has(self.compile.gpu) && has(self.compile.gpu.product))",
-                    "device cuda requires compile.gpu.product: compiled kernels are tied to the GPU",
+                    "self.device == 'cpu' || (has(self.compile) && has(self.compile.gpu) && "
+                    "(has(self.compile.gpu.product) || has(self.compile.gpu.products)))",
+                    "device cuda requires compile.gpu.product (or compile.gpu.products): compiled kernels are tied to the GPU",
                     ".compile",
                 ),
                 cel(
                     "!has(self.serving) || !has(self.serving.autoscaling) || "
                     "self.batchProfiles.all(p, p.replicas <= self.serving.autoscaling.maxReplicas)",
                     "serving.autoscaling.maxReplicas must be >= every profile's replicas",
+                    ".serving",
+                ),
+                cel(
+                    "!has(self.serving) || !has(self.serving.products) || (has(self.compile) && "
+                    "has(self.compile.gpu) && has(self.compile.gpu.products) && "
+                    "self.serving.products.all(p, p.name in self.compile.gpu.products))",
+                    "every serving.products name must be listed in compile.gpu.products",
+                    ".serving.products",
+                ),
+                cel(
+                    "!has(self.serving) || !has(self.serving.products) || !has(self.serving.autoscaling) || "
+                    "self.serving.products.all(p, p.replicas <= self.serving.autoscaling.maxReplicas)",
+                    "serving.autoscaling.maxReplicas must be >= every product's replicas",
                     ".serving",
                 ),
             ]
@@ -451,6 +523,17 @@ class TrtAotiModelSpec(ApiModel):
     serving: ServingSpec = Field(
         default_factory=ServingSpec, description="Serving Deployment settings.", json_schema_extra=EMPTY_DEFAULT
     )
+
+    def gpu_products(self) -> list[str | None]:
+        """What each profile is compiled for: the GPU products, or [None] on CPU."""
+        if self.device != Device.cuda:
+            return [None]
+        return list(self.compile.gpu.product_list())
+
+    @property
+    def fleet(self) -> bool:
+        """A list of products (even of one): serving objects are named per product."""
+        return self.device == Device.cuda and bool(self.compile.gpu.products)
 
     def profile(self, name: str) -> BatchProfile:
         for profile in self.batch_profiles:
@@ -514,6 +597,10 @@ class ProfilePhase(str, enum.Enum):
 
 class ProfileStatus(ApiModel):
     name: str = Field(description="Profile name.")
+    gpu_product: str = Field(
+        default="",
+        description="GPU product this entry is compiled and served on (a fleet has one entry per profile and product; empty on CPU).",
+    )
     phase: ProfilePhase = Field(description="Pending, Compiling, Compiled, Failed or Ready.")
     artifact_key: str | None = Field(default=None, description="Artifact key the current spec needs.")
     artifact: Artifact | None = Field(default=None, description="The compiled package served (or to be served).")
@@ -532,7 +619,9 @@ class TrtAotiModelStatus(ApiModel):
         default_factory=list, description="Compiled and Ready.", json_schema_extra=list_map("type")
     )
     profiles: list[ProfileStatus] = Field(
-        default_factory=list, description="Per-profile state.", json_schema_extra=list_map("name")
+        default_factory=list,
+        description="Per-profile state: one entry per profile and GPU product.",
+        json_schema_extra=list_map("name", "gpuProduct"),
     )
     profiles_ready: str | None = Field(default=None, description='"ready/total" for kubectl get.')
     superseded_artifact_keys: list[str] = Field(

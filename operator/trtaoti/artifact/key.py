@@ -39,8 +39,12 @@ def key_document(
     *,
     compiler_image: str,
     source_etag: str | None = None,
+    gpu_product: str | None = None,
 ) -> dict[str, Any]:
-    """The canonical document the artifact key hashes (also stored for debugging)."""
+    """The canonical document the artifact key hashes (also stored for debugging).
+
+    `gpu_product` is the product compiled for: one of a fleet's, by default the spec's
+    one product."""
     options = spec.compile
     return {
         "format": KEY_FORMAT,
@@ -58,7 +62,7 @@ def key_document(
             "atol": options.atol,
         },
         "compilerImage": compiler_image,
-        "gpuProduct": options.gpu.product if spec.device == "cuda" else None,
+        "gpuProduct": (gpu_product or options.gpu.product) if spec.device == "cuda" else None,
     }
 
 
@@ -68,7 +72,10 @@ def artifact_key(
     *,
     compiler_image: str,
     source_etag: str | None = None,
+    gpu_product: str | None = None,
 ) -> str:
-    document = key_document(spec, profile, compiler_image=compiler_image, source_etag=source_etag)
+    document = key_document(
+        spec, profile, compiler_image=compiler_image, source_etag=source_etag, gpu_product=gpu_product
+    )
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]

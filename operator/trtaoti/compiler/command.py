@@ -30,6 +30,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="artifact store URI (s3://, gs://, az://, file:///)")
     parser.add_argument("--device", choices=["cuda", "cpu"], help="override spec.device")
     parser.add_argument("--backend", choices=["tensorrt", "inductor"], help="override spec.backend")
+    parser.add_argument(
+        "--gpu-product",
+        help="GPU product to compile for (nvidia.com/gpu.product): one of spec.compile.gpu.products "
+        "(required when it lists several; the compile Job passes it)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep intermediate files here (default: a temporary directory)")
     parser.add_argument(
         "--compiler-image",
@@ -78,6 +83,7 @@ def _compile(args: argparse.Namespace):  # noqa: ANN202 - CompileOutcome (import
             compiler_image=args.compiler_image,
             device=args.device,
             backend=args.backend,
+            gpu_product=args.gpu_product,
             key=args.key,
             spec_dir=args.spec.resolve().parent,
             workdir=args.workdir,

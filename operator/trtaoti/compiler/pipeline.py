@@ -47,6 +47,7 @@ from trtaoti.compiler.plan import CompilePlan
 from trtaoti.compiler.progress import step
 from trtaoti.compiler.samples import SampleInputs
 from trtaoti.compiler.source import LoadedModel, check_examples, load_model
+from trtaoti.compiler.timing_cache import TimingCache
 from trtaoti.compiler.validate import DEFAULT_TIMEOUT_SECONDS, ValidationCase, validate_package
 from trtaoti.storage import (
     ObjectNotFound,
@@ -66,6 +67,7 @@ class CompileRequest:
     compiler_image: str = "local"
     device: str | None = None  # overrides spec.device
     backend: str | None = None  # overrides spec.backend
+    gpu_product: str | None = None  # which of spec.compile.gpu.products (or the local GPU's, for trtaoti run)
     key: str | None = None  # the operator's key (it names the Job and is awaited); computed when None
     spec_dir: Path = field(default_factory=Path.cwd)  # relative pythonPath entries start here
     workdir: Path | None = None  # kept when given; a temporary one is removed
@@ -90,23 +92,41 @@ def effective_spec(spec: TrtAotiModelSpec, device: str | None, backend: str | No
     return spec
 
 
+def target_product(spec: TrtAotiModelSpec, requested: str | None) -> str | None:
+    """The GPU product this compile is for (None on CPU)."""
+    if spec.device != "cuda":
+        return None
+    products = spec.compile.gpu.product_list()
+    if requested is not None:
+        if products and requested not in products:
+            raise InvalidInput(f"--gpu-product {requested} is not one of the spec's GPU products {products}")
+        return requested
+    if len(products) > 1:
+        raise InvalidInput(f"the spec lists GPU products {products}: say which with --gpu-product")
+    return products[0] if products else None
+
+
 def compile_profile(request: CompileRequest) -> CompileOutcome:
     spec = effective_spec(request.model.spec, request.device, request.backend)
     try:
         profile = spec.profile(request.profile)
     except KeyError as exc:
         raise InvalidInput(str(exc.args[0])) from None
+    product = target_product(spec, request.gpu_product)
     store = _open_output(request)
     source_etag = _source_etag(spec, request.env)
-    document = key_document(spec, profile, compiler_image=request.compiler_image, source_etag=source_etag)
-    key = request.key or artifact_key(spec, profile, compiler_image=request.compiler_image, source_etag=source_etag)
+    identity = {"compiler_image": request.compiler_image, "source_etag": source_etag, "gpu_product": product}
+    document = key_document(spec, profile, **identity)
+    key = request.key or artifact_key(spec, profile, **identity)
 
     existing = _storage_call(lambda: _existing_manifest(store, key))
     if existing is not None:
         step(f"cache hit: {existing.uri} (sha256 {existing.sha256}) is already compiled; nothing to do")
         return CompileOutcome(key, existing.uri, existing, cache_hit=True)
 
-    plan = CompilePlan.from_spec(request.model.name, spec, profile, key=key, compiler_image=request.compiler_image)
+    plan = CompilePlan.from_spec(
+        request.model.name, spec, profile, key=key, compiler_image=request.compiler_image, gpu_product=product
+    )
     if plan.device == "cuda" and not torch.cuda.is_available():
         raise CompileFailed("device cuda requested but no CUDA device is visible to torch")
     step(
@@ -160,7 +180,15 @@ def _compile(
     found_versions = versions(plan, torchtrt)
     metadata = package_metadata(plan, exported.outputs, found_versions, requires_torchtrt_runtime=requires_torchtrt)
     if requires_torchtrt:
-        compile_tensorrt(exported, plan, package, metadata, samples.int_ranges, torchtrt=torchtrt)
+        timing = _timing_cache(store, plan, found_versions)
+        timing_file = workdir / "timing.cache"
+        fetched = timing.fetch(timing_file) if timing else None
+        compile_tensorrt(
+            exported, plan, package, metadata, samples.int_ranges, torchtrt=torchtrt,
+            timing_cache=timing_file if timing else None,
+        )  # fmt: skip
+        if timing:
+            timing.publish(timing_file, fetched)
     else:
         step("AOTInductor: compiling the package")
         compile_inductor(exported.program, package, metadata)
@@ -264,6 +292,15 @@ def _storage_call(call):  # noqa: ANN001, ANN202 - a thunk over the store
         return call()
     except StorageError as exc:
         raise CompileFailed(str(exc)) from exc
+
+
+def _timing_cache(store: Store, plan: CompilePlan, found_versions: dict[str, str]) -> TimingCache | None:
+    """The shared timing cache of this GPU product and TensorRT release, when both are known."""
+    version = found_versions.get("tensorrt")
+    if not plan.gpu_product or not version:
+        step("timing cache off: the GPU product or the TensorRT version is unknown")
+        return None
+    return TimingCache(store, plan.gpu_product, version)
 
 
 def _gpu_facts(plan: CompilePlan) -> dict[str, str]:

@@ -41,7 +41,14 @@ class CompilePlan:
 
     @classmethod
     def from_spec(
-        cls, model_name: str, spec: TrtAotiModelSpec, profile: BatchProfile, *, key: str, compiler_image: str
+        cls,
+        model_name: str,
+        spec: TrtAotiModelSpec,
+        profile: BatchProfile,
+        *,
+        key: str,
+        compiler_image: str,
+        gpu_product: str | None = None,
     ) -> CompilePlan:
         check_spec(spec, profile)
         inputs = tuple(TensorSpec(i.name, TORCH_DTYPES[i.dtype], tuple(i.shape)) for i in spec.inputs)
@@ -55,7 +62,7 @@ class CompilePlan:
             options=spec.compile,
             key=key,
             compiler_image=compiler_image,
-            gpu_product=spec.compile.gpu.product if spec.device == "cuda" else None,
+            gpu_product=(gpu_product or spec.compile.gpu.product) if spec.device == "cuda" else None,
         )
 
     @property

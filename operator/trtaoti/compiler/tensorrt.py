@@ -62,7 +62,7 @@ def trt_inputs(torchtrt: Any, plan: CompilePlan, int_ranges: dict[str, tuple[int
     return inputs
 
 
-def compile_options(compile_fn: Any, plan: CompilePlan) -> dict[str, Any]:
+def compile_options(compile_fn: Any, plan: CompilePlan, timing_cache: Path | None = None) -> dict[str, Any]:
     """Spec options as the installed torch_tensorrt.dynamo.compile names them."""
     accepted = inspect.signature(compile_fn).parameters
     low = None if plan.precision == "fp32" else plan.compute_dtype
@@ -86,6 +86,11 @@ def compile_options(compile_fn: Any, plan: CompilePlan) -> dict[str, Any]:
             options["use_explicit_typing"] = False
     else:
         raise CompileFailed("torch_tensorrt.dynamo.compile accepts neither enable_autocast nor enabled_precisions")
+    if timing_cache is not None:
+        if "timing_cache_path" in accepted:
+            options["timing_cache_path"] = str(timing_cache)
+        else:
+            step("this torch_tensorrt takes no timing_cache_path: building without the shared timing cache")
     missing = [name for name in options if name not in accepted]
     if missing:
         raise CompileFailed(f"this torch_tensorrt's dynamo.compile does not accept {missing}")
@@ -99,10 +104,13 @@ def compile_tensorrt(
     metadata: dict[str, str],
     int_ranges: dict[str, tuple[int, int]],
     torchtrt: Any | None = None,
+    timing_cache: Path | None = None,
 ) -> Path:
+    """`timing_cache`: a file TensorRT reads its kernel timings from (when it exists)
+    and writes them back to (compiler/timing_cache.py shares it per GPU product)."""
     torchtrt = torchtrt if torchtrt is not None else import_torch_tensorrt()
     inputs = trt_inputs(torchtrt, plan, int_ranges)
-    options = compile_options(torchtrt.dynamo.compile, plan)
+    options = compile_options(torchtrt.dynamo.compile, plan, timing_cache)
     step(f"torch_tensorrt {getattr(torchtrt, '__version__', '?')}: building engines ({_describe(options)})")
     module = torchtrt.dynamo.compile(exported.program, arg_inputs=inputs, **options)
     step("torch_tensorrt: saving the AOTInductor package")

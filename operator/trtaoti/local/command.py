@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     # torch and the compiler load here, after argparse answered --help quickly.
     from trtaoti.compiler.command import load_spec
     from trtaoti.compiler.errors import CompileError, InvalidInput
-    from trtaoti.local.backend import choose_backend
+    from trtaoti.local.backend import choose_backend, for_this_machine
     from trtaoti.local.compile import compile_all
     from trtaoti.local.serve import ServerError, find_server_binary
 
@@ -84,6 +84,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise _Refused(str(exc), EXIT_INVALID) from None
 
     console.print(f"[bold]{model.name}[/]: {choice.describe()}")
+    model, note = for_this_machine(model, choice)
+    if note:
+        console.print(note)
     console.print(f"store: {store_uri}    server: {binary}")
     try:
         compiled = compile_all(model, profiles, store_uri, choice, args.spec.resolve().parent, console)

@@ -15,6 +15,7 @@ from trtaoti.operator.kube import Kube
 from trtaoti.resources import names
 from trtaoti.resources.owner import Owner
 from trtaoti.resources.status import ProfileObservation
+from trtaoti.resources.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +83,34 @@ async def check_names_free(kube: Kube, owner: Owner, name: str, children: Childr
         )
 
 
+def wanted_serving_names(model: str, wanted: list[Target]) -> dict[str, set[str]]:
+    """kind -> the serving objects' names the targets need (a Service per profile; the
+    rest per target). PDBs and HPAs the spec does not want are removed where applied."""
+    per_target = {names.serving_name(model, t.profile.name, t.naming_product) for t in wanted}
+    return {
+        "Service": {names.serving_name(model, t.profile.name) for t in wanted},
+        "Deployment": per_target,
+        "PodDisruptionBudget": per_target,
+        "HorizontalPodAutoscaler": per_target,
+    }
+
+
 async def prune(
-    kube: Kube, owner: Owner, profiles: set[str], children: Children, observations: list[ProfileObservation]
+    kube: Kube,
+    owner: Owner,
+    wanted_names: dict[str, set[str]],
+    children: Children,
+    observations: list[ProfileObservation],
 ) -> None:
-    """Remove serving objects of removed profiles and compile objects nobody needs."""
+    """Remove serving objects no target needs (a removed profile or GPU product) and
+    compile objects of artifact keys no target needs."""
     wanted_keys = {(o.name, o.key) for o in observations}
     # A profile whose key could not be computed this time keeps all its compile objects.
     unknown = {o.name for o in observations if o.key is None}
     for kind in SERVING_KINDS:
-        for name, obj in children.of(kind).items():
-            if (obj["metadata"].get("labels") or {}).get(names.LABEL_PROFILE) not in profiles:
-                log.info("deleting %s %s/%s: its profile was removed", kind, owner.namespace, name)
+        for name in children.of(kind):
+            if name not in wanted_names.get(kind, set()):
+                log.info("deleting %s %s/%s: no profile or GPU product needs it", kind, owner.namespace, name)
                 await kube.delete(kind, owner.namespace, name)
     for kind in COMPILE_KINDS:
         for name, obj in children.of(kind).items():

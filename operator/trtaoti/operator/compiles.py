@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from trtaoti.api.models import BatchProfile, TrtAotiModelSpec
+from trtaoti.api.models import TrtAotiModelSpec
 from trtaoti.operator.children import list_in_scope
 from trtaoti.operator.kube import Kube, api_error_message
 from trtaoti.operator.observe import job_state
@@ -24,6 +24,7 @@ from trtaoti.resources import compile_job, names
 from trtaoti.resources.config import ChildSettings
 from trtaoti.resources.owner import Owner
 from trtaoti.resources.status import Problem
+from trtaoti.resources.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class CompileCoordinator:
         self,
         owner: Owner,
         spec: TrtAotiModelSpec,
-        profile: BatchProfile,
+        target: Target,
         key: str | None,
         own_job: dict[str, Any] | None,
         *,
@@ -64,7 +65,7 @@ class CompileCoordinator:
                 if job is not None:
                     waiters.add((owner.namespace, owner.name))
                 else:
-                    job, problem = await self._start(owner, spec, profile, key)
+                    job, problem = await self._start(owner, spec, target, key)
         if not waiters:
             self._waiting.pop(key, None)
         return job, problem
@@ -91,10 +92,10 @@ class CompileCoordinator:
         return None
 
     async def _start(
-        self, owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile, key: str
+        self, owner: Owner, spec: TrtAotiModelSpec, target: Target, key: str
     ) -> tuple[dict[str, Any] | None, Problem | None]:
-        config_map = compile_job.build_spec_config_map(owner, spec, profile, key)
-        job = compile_job.build_compile_job(owner, spec, profile, key, self.settings)
+        config_map = compile_job.build_spec_config_map(owner, spec, target, key)
+        job = compile_job.build_compile_job(owner, spec, target, key, self.settings)
         try:
             await self.kube.apply(config_map)
             created = await self.kube.apply(job)

@@ -8,7 +8,7 @@ from typing import Any
 from trtaoti.operator.kube import Kube
 from trtaoti.resources import serving
 from trtaoti.resources.compile_job import CONTAINER_NAME
-from trtaoti.resources.status import DeploymentObservation, JobObservation
+from trtaoti.resources.status import WAITING_FOR_NODE, DeploymentObservation, JobObservation
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 MAX_COMPILER_MESSAGE = 2000
@@ -92,7 +92,7 @@ async def observe_job(kube: Kube, job: dict[str, Any]) -> JobObservation:
         # Job's deadline (an hour) runs out.
         pods = await kube.list("Pod", job["metadata"]["namespace"], f"{JOB_NAME_LABEL}={name}")
         waiting = next((msg for msg in map(unschedulable_message, pods) if msg), None)
-        message = f"compile pod waiting for a node: {waiting[:MAX_COMPILER_MESSAGE]}" if waiting else ""
+        message = f"{WAITING_FOR_NODE}: {waiting[:MAX_COMPILER_MESSAGE]}" if waiting else ""
         retry = retry_message(job, pods)
         message = "; ".join(m for m in (retry, message) if m)
         return JobObservation(name=name, state="Running", message=message)

@@ -23,7 +23,6 @@ from pydantic import ValidationError
 
 from trtaoti.api.models import (
     Artifact,
-    BatchProfile,
     ConditionStatus,
     TrtAotiModelSpec,
     TrtAotiModelStatus,
@@ -32,7 +31,14 @@ from trtaoti.artifact import InvalidManifest, artifact_key
 from trtaoti.operator import events
 from trtaoti.operator.artifact_gc import ArtifactCollector
 from trtaoti.operator.artifact_store import ArtifactStore
-from trtaoti.operator.children import Children, NameConflict, check_names_free, list_children, prune
+from trtaoti.operator.children import (
+    Children,
+    NameConflict,
+    check_names_free,
+    list_children,
+    prune,
+    wanted_serving_names,
+)
 from trtaoti.operator.compiles import CompileCoordinator
 from trtaoti.operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, api_error_message
 from trtaoti.operator.observe import observe_deployment, observe_job
@@ -42,6 +48,7 @@ from trtaoti.resources import status as status_rules
 from trtaoti.resources.config import ChildSettings
 from trtaoti.resources.owner import Owner
 from trtaoti.resources.status import Problem, ProfileObservation
+from trtaoti.resources.targets import Target, targets
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +105,11 @@ class Reconciler:
         refusal = self._image_refusal(spec)
         if refusal is not None:
             # Nothing is created or changed for a spec that names an image not allowed here.
-            last_keys = {p.name: p.artifact_key for p in previous.profiles}
-            refused = [ProfileObservation(name=p.name, key=last_keys.get(p.name), problem=refusal)
-                       for p in spec.batch_profiles]  # fmt: skip
+            last_keys = {(p.name, p.gpu_product): p.artifact_key for p in previous.profiles}
+            refused = [
+                _observation(t, last_keys.get((t.profile.name, t.product or "")), problem=refusal)
+                for t in targets(spec)
+            ]
             await self._write_status(body, previous, status_rules.compute_status(previous, refused, generation))
             return None
         children = await list_children(self.kube, owner)
@@ -109,16 +118,17 @@ class Reconciler:
         if problem is None:
             etag, problem = await model_etag(self.store, owner, spec, env)
 
-        # What each profile served, as last reported: the fallback when its Deployment was
+        # What each target served, as last reported: the fallback when its Deployment was
         # deleted while a new artifact compiles (the Deployment is the first source).
-        reported = {p.name: p.artifact for p in previous.profiles if p.artifact}
-        keys = self._artifact_keys(spec, previous, etag, problem)
+        reported = {(p.name, p.gpu_product): p.artifact for p in previous.profiles if p.artifact}
+        wanted = targets(spec)
+        keys = self._artifact_keys(spec, wanted, previous, etag, problem)
         observations = [
-            await self._converge_profile(owner, spec, profile, children, env, keys[profile.name], problem,
-                                         reported.get(profile.name))  # fmt: skip
-            for profile in spec.batch_profiles
+            await self._converge_target(owner, spec, target, children, env, keys[target], problem,
+                                        reported.get((target.profile.name, target.product or "")))  # fmt: skip
+            for target in wanted
         ]
-        await prune(self.kube, owner, {p.name for p in spec.batch_profiles}, children, observations)
+        await prune(self.kube, owner, wanted_serving_names(owner.name, wanted), children, observations)
 
         current = status_rules.compute_status(previous, observations, generation)
         await self._write_status(body, previous, current)
@@ -135,27 +145,30 @@ class Reconciler:
         waiting = any(o.job is not None and o.job.state == "Running" and o.job.message for o in observations)
         return RETRY_PROBLEMS_AFTER_SECONDS if waiting or any(o.problem for o in observations) else None
 
-    # --- one profile ------------------------------------------------------------
+    # --- one (profile, GPU product) ----------------------------------------------
 
-    async def _converge_profile(
+    async def _converge_target(
         self,
         owner: Owner,
         spec: TrtAotiModelSpec,
-        profile: BatchProfile,
+        target: Target,
         children: Children,
         env: dict[str, str],
         key: str | None,
         problem: Problem | None,
         reported: Artifact | None = None,
     ) -> ProfileObservation:
+        profile = target.profile
         service_name = names.serving_name(owner.name, profile.name)
-        existing = children.of("Deployment").get(service_name)
+        deployment_name = names.serving_name(owner.name, profile.name, target.naming_product)
+        existing = children.of("Deployment").get(deployment_name)
         try:
-            # Before any GPU time is spent on a profile that could never be served.
-            await check_names_free(self.kube, owner, service_name, children, ("Deployment", "Service"))
+            # Before any GPU time is spent on a target that could never be served.
+            await check_names_free(self.kube, owner, service_name, children, ("Service",))
+            await check_names_free(self.kube, owner, deployment_name, children, ("Deployment",))
         except NameConflict as conflict:
-            return ProfileObservation(name=profile.name, key=key, problem=Problem("NameConflict", str(conflict)))
-        obs = ProfileObservation(name=profile.name, key=key, problem=problem)
+            return _observation(target, key, problem=Problem("NameConflict", str(conflict)))
+        obs = _observation(target, key, problem=problem)
 
         artifact: Artifact | None = None
         if problem is None:
@@ -171,7 +184,7 @@ class Reconciler:
 
         own_job = children.compile_job(profile.name, key) if key is not None else None
         job, job_problem = await self.compiles.job_for(
-            owner, spec, profile, key, own_job, needed=artifact is None and obs.problem is None
+            owner, spec, target, key, own_job, needed=artifact is None and obs.problem is None
         )
         if job_problem is not None:
             obs = dataclasses.replace(obs, problem=job_problem)
@@ -185,7 +198,7 @@ class Reconciler:
         served = artifact or serving.served_artifact(existing) or reported
         if served is not None:
             try:
-                deployment = await self._apply_serving(owner, spec, profile, served, children)
+                deployment = await self._apply_serving(owner, spec, target, served, children)
             except ApiException as error:
                 obs = dataclasses.replace(
                     obs, problem=obs.problem or Problem("ServingRejected", api_error_message(error))
@@ -200,37 +213,46 @@ class Reconciler:
         return obs
 
     def _artifact_keys(
-        self, spec: TrtAotiModelSpec, previous: TrtAotiModelStatus, etag: str | None, problem: Problem | None
-    ) -> dict[str, str | None]:
-        """Each profile's artifact key, or the last one reported (None: never known) while
+        self,
+        spec: TrtAotiModelSpec,
+        wanted: list[Target],
+        previous: TrtAotiModelStatus,
+        etag: str | None,
+        problem: Problem | None,
+    ) -> dict[Target, str | None]:
+        """Each target's artifact key, or the last one reported (None: never known) while
         the model's ETag, part of the key, cannot be read. A key computed without it would
         be a different one, and pruning would delete the compile Job in flight over a
         Secret being rotated or one failed HEAD."""
         if problem is not None and spec.model.exported_program and not spec.model.sha256:
-            last = {p.name: p.artifact_key for p in previous.profiles}
-            return {profile.name: last.get(profile.name) for profile in spec.batch_profiles}
+            last = {(p.name, p.gpu_product): p.artifact_key for p in previous.profiles}
+            return {t: last.get((t.profile.name, t.product or "")) for t in wanted}
         compiler_image = self.settings.compiler_image_for(spec.compile.image)
         return {
-            profile.name: artifact_key(spec, profile, compiler_image=compiler_image, source_etag=etag)
-            for profile in spec.batch_profiles
+            t: artifact_key(spec, t.profile, compiler_image=compiler_image, source_etag=etag, gpu_product=t.product)
+            for t in wanted
         }
 
     async def _apply_serving(
-        self, owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile, artifact: Artifact, children: Children
+        self, owner: Owner, spec: TrtAotiModelSpec, target: Target, artifact: Artifact, children: Children
     ) -> dict[str, Any]:
-        name = names.serving_name(owner.name, profile.name)
+        profile = target.profile
+        name = names.serving_name(owner.name, profile.name, target.naming_product)
         live = children.of("Deployment").get(name)
         if spec.serving.autoscaling is not None and live is not None:
-            handover = serving.replicas_handover(live, FIELD_MANAGER, profile)
+            replicas = spec.serving.replicas(profile, target.product)
+            handover = serving.replicas_handover(live, FIELD_MANAGER, replicas)
             if handover is not None:
                 await self.kube.apply(handover, field_manager=HANDOVER_FIELD_MANAGER)
-        deployment = await self.kube.apply(serving.build_deployment(owner, spec, profile, artifact, self.settings))
+        deployment = await self.kube.apply(serving.build_deployment(owner, spec, target, artifact, self.settings))
+        # One Service per profile, selecting every product's pods (applying it once per
+        # product is a no-op for the apiserver after the first).
         await self.kube.apply(serving.build_service(owner, spec, profile))
-        if serving.wants_disruption_budget(spec, profile):
-            await self.kube.apply(serving.build_disruption_budget(owner, profile))
+        if serving.wants_disruption_budget(spec, target):
+            await self.kube.apply(serving.build_disruption_budget(owner, target))
         elif name in children.of("PodDisruptionBudget"):
             await self.kube.delete("PodDisruptionBudget", owner.namespace, name)
-        autoscaler = serving.build_autoscaler(owner, spec, profile)
+        autoscaler = serving.build_autoscaler(owner, spec, target)
         if autoscaler is not None:
             await self.kube.apply(autoscaler)
         elif name in children.of("HorizontalPodAutoscaler"):
@@ -276,3 +298,9 @@ class Reconciler:
             superseded_artifact_keys=previous.superseded_artifact_keys,
         )
         await self._write_status(body, previous, current)
+
+
+def _observation(target: Target, key: str | None, *, problem: Problem | None = None) -> ProfileObservation:
+    return ProfileObservation(
+        name=target.profile.name, key=key, product=target.product, label=target.label, problem=problem
+    )

@@ -12,11 +12,12 @@ from typing import Any
 
 import yaml
 
-from trtaoti.api.models import BatchProfile, TrtAotiModel, TrtAotiModelSpec
+from trtaoti.api.models import TrtAotiModel, TrtAotiModelSpec
 from trtaoti.resources import names
 from trtaoti.resources.config import ChildSettings
 from trtaoti.resources.owner import Owner
 from trtaoti.resources.placement import gpu_placement, with_gpu_limit
+from trtaoti.resources.targets import Target
 from trtaoti.resources.security import container_security_context, pod_security_context
 
 SPEC_DIR = "/etc/trtaoti"
@@ -27,8 +28,8 @@ CONTAINER_NAME = "compile"
 EXIT_INVALID_INPUT = 2
 
 
-def compile_command(profile: str, storage_uri: str, compiler_image: str) -> list[str]:
-    return [
+def compile_command(profile: str, storage_uri: str, compiler_image: str, gpu_product: str | None = None) -> list[str]:
+    command = [
         "trtaoti",
         "compile",
         "--spec",
@@ -40,6 +41,7 @@ def compile_command(profile: str, storage_uri: str, compiler_image: str) -> list
         "--compiler-image",
         compiler_image,
     ]
+    return [*command, "--gpu-product", gpu_product] if gpu_product else command
 
 
 def spec_document(owner: Owner, spec: TrtAotiModelSpec) -> str:
@@ -48,13 +50,14 @@ def spec_document(owner: Owner, spec: TrtAotiModelSpec) -> str:
     return yaml.safe_dump(model.to_wire(), sort_keys=False)
 
 
-def build_spec_config_map(owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile, key: str) -> dict[str, Any]:
-    job_name = names.compile_job_name(owner.name, profile.name, key)
+def build_spec_config_map(owner: Owner, spec: TrtAotiModelSpec, target: Target, key: str) -> dict[str, Any]:
+    job_name = names.compile_job_name(owner.name, target.profile.name, key)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": owner.metadata(
-            names.spec_config_map_name(job_name), names.compile_labels(owner.name, profile.name, key)
+            names.spec_config_map_name(job_name),
+            names.compile_labels(owner.name, target.profile.name, key, target.naming_product),
         ),
         "data": {SPEC_FILE: spec_document(owner, spec)},
     }
@@ -63,21 +66,22 @@ def build_spec_config_map(owner: Owner, spec: TrtAotiModelSpec, profile: BatchPr
 def build_compile_job(
     owner: Owner,
     spec: TrtAotiModelSpec,
-    profile: BatchProfile,
+    target: Target,
     key: str,
     settings: ChildSettings,
 ) -> dict[str, Any]:
+    profile = target.profile
     compiler_image = settings.compiler_image_for(spec.compile.image)
     job_name = names.compile_job_name(owner.name, profile.name, key)
-    labels = names.compile_labels(owner.name, profile.name, key)
-    gpu_product = spec.compile.gpu.product if spec.device == "cuda" else None
+    labels = names.compile_labels(owner.name, profile.name, key, target.naming_product)
+    gpu_product = target.product
     gpus = spec.compile.gpu.count if spec.device == "cuda" else 0
 
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": compiler_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": compile_command(profile.name, spec.storage.uri, compiler_image),
+        "command": compile_command(profile.name, spec.storage.uri, compiler_image, gpu_product),
         "workingDir": "/tmp",
         # Compilers cache under $HOME; the root filesystem is read-only.
         "env": [

@@ -8,6 +8,7 @@ instead of creating twins. Labels carry the same facts for list-by-selector look
 from __future__ import annotations
 
 import hashlib
+import re
 
 from trtaoti.api.models import GROUP
 
@@ -25,6 +26,9 @@ LABEL_PART_OF = "app.kubernetes.io/part-of"
 LABEL_MODEL = f"{GROUP}/model"
 LABEL_PROFILE = f"{GROUP}/profile"
 LABEL_ARTIFACT_KEY = f"{GROUP}/artifact-key"
+# The GPU product of a fleet's compile Jobs and per-product serving pods. Its value is
+# the product itself (nvidia.com/gpu.product values are label values too).
+LABEL_GPU_PRODUCT = f"{GROUP}/gpu-product"
 
 COMPONENT_COMPILE = "compile"
 COMPONENT_SERVING = "serving"
@@ -53,9 +57,16 @@ def _fit(base: str, suffix: str = "") -> str:
     return f"{base[:room].rstrip('-')}-{digest}{suffix}"
 
 
-def serving_name(model: str, profile: str) -> str:
-    """Deployment, Service, PodDisruptionBudget and HPA of one profile."""
-    return _fit(f"{model}-{profile}")
+def product_slug(product: str) -> str:
+    """A GPU product as a name part: "NVIDIA-H100-80GB-HBM3" -> "h100-80gb-hbm3"."""
+    slug = re.sub(r"[^a-z0-9]+", "-", product.lower()).strip("-")
+    return slug.removeprefix("nvidia-") or slug
+
+
+def serving_name(model: str, profile: str, product: str | None = None) -> str:
+    """The Service of one profile; also its Deployment, PodDisruptionBudget and HPA,
+    which in a fleet are one per product, named after it."""
+    return _fit(f"{model}-{profile}" + (f"-{product_slug(product)}" if product else ""))
 
 
 def compile_job_name(model: str, profile: str, key: str) -> str:
@@ -82,17 +93,29 @@ def common_labels(model: str, component: str) -> dict[str, str]:
     }
 
 
-def compile_labels(model: str, profile: str, key: str) -> dict[str, str]:
-    return {**common_labels(model, COMPONENT_COMPILE), LABEL_PROFILE: profile, LABEL_ARTIFACT_KEY: key}
+def _product(product: str | None) -> dict[str, str]:
+    return {LABEL_GPU_PRODUCT: product} if product else {}
 
 
-def serving_selector(model: str, profile: str) -> dict[str, str]:
-    """Immutable Deployment selector: never includes the artifact key (which changes)."""
-    return {LABEL_MODEL: model, LABEL_PROFILE: profile, LABEL_COMPONENT: COMPONENT_SERVING}
+def compile_labels(model: str, profile: str, key: str, product: str | None = None) -> dict[str, str]:
+    return {
+        **common_labels(model, COMPONENT_COMPILE),
+        LABEL_PROFILE: profile,
+        LABEL_ARTIFACT_KEY: key,
+        **_product(product),
+    }
 
 
-def serving_labels(model: str, profile: str) -> dict[str, str]:
-    return {**common_labels(model, COMPONENT_SERVING), LABEL_PROFILE: profile}
+def serving_selector(model: str, profile: str, product: str | None = None) -> dict[str, str]:
+    """Immutable Deployment selector: never includes the artifact key (which changes).
+
+    Without a product it is also the profile's Service selector, which in a fleet
+    selects every product's pods."""
+    return {LABEL_MODEL: model, LABEL_PROFILE: profile, LABEL_COMPONENT: COMPONENT_SERVING, **_product(product)}
+
+
+def serving_labels(model: str, profile: str, product: str | None = None) -> dict[str, str]:
+    return {**common_labels(model, COMPONENT_SERVING), LABEL_PROFILE: profile, **_product(product)}
 
 
 def model_selector(model: str) -> str:

@@ -1,5 +1,9 @@
 """The serving objects of one batch profile: Deployment, Service, PDB and HPA.
 
+In a fleet (compile.gpu.products) a profile has one Deployment, PDB and HPA per GPU
+product, each pinned to its product and running the package compiled there, and one
+Service selecting all of them.
+
 A Deployment is a function of the *served artifact* (what was compiled, for which
 batch range and GPU) plus the serving knobs of the spec, never of the compile inputs
 directly: while a new artifact compiles, the old one keeps being served with the
@@ -17,6 +21,7 @@ from trtaoti.resources.config import MiB, ChildSettings
 from trtaoti.resources.owner import Owner
 from trtaoti.resources.placement import gpu_placement, with_gpu_limit
 from trtaoti.resources.security import container_security_context, pod_security_context
+from trtaoti.resources.targets import Target
 
 MODEL_DIR = "/models"
 MODEL_PATH = f"{MODEL_DIR}/model.pt2"
@@ -106,17 +111,18 @@ def _scratch_limit(artifact: Artifact) -> str:
 def build_deployment(
     owner: Owner,
     spec: TrtAotiModelSpec,
-    profile: BatchProfile,
+    target: Target,
     artifact: Artifact,
     settings: ChildSettings,
 ) -> dict[str, Any]:
-    name = names.serving_name(owner.name, profile.name)
-    labels = names.serving_labels(owner.name, profile.name)
+    profile, product = target.profile, target.naming_product
+    name = names.serving_name(owner.name, profile.name, product)
+    labels = names.serving_labels(owner.name, profile.name, product)
     env_from = [{"secretRef": {"name": spec.storage.secret_name}}] if spec.storage.secret_name else []
     scratch = _scratch_limit(artifact)
     device = _device(spec, artifact)
     gpus = spec.compile.gpu.count if device == "cuda" else 0
-    gpu_product = artifact.gpu_product or spec.compile.gpu.product
+    gpu_product = artifact.gpu_product or target.product
 
     fetch: dict[str, Any] = {
         "name": FETCH_CONTAINER,
@@ -172,7 +178,7 @@ def build_deployment(
         **gpu_placement(gpu_product, gpus),
     }
     deployment_spec: dict[str, Any] = {
-        "selector": {"matchLabels": names.serving_selector(owner.name, profile.name)},
+        "selector": {"matchLabels": names.serving_selector(owner.name, profile.name, product)},
         "revisionHistoryLimit": 3,
         # Never drop below the serving capacity during a rollout: surge one new pod first.
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -188,7 +194,7 @@ def build_deployment(
     if spec.serving.autoscaling is None:
         # With an HPA, replicas belong to the HPA: leaving the field out of our apply
         # means server-side apply never fights it (replicas_handover: how it changes hands).
-        deployment_spec["replicas"] = profile.replicas
+        deployment_spec["replicas"] = spec.serving.replicas(profile, target.product)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -237,37 +243,39 @@ def build_service(owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile) -
     }
 
 
-def wants_disruption_budget(spec: TrtAotiModelSpec, profile: BatchProfile) -> bool:
-    return profile.replicas > 1 or spec.serving.autoscaling is not None
+def wants_disruption_budget(spec: TrtAotiModelSpec, target: Target) -> bool:
+    return spec.serving.replicas(target.profile, target.product) > 1 or spec.serving.autoscaling is not None
 
 
-def build_disruption_budget(owner: Owner, profile: BatchProfile) -> dict[str, Any]:
-    name = names.serving_name(owner.name, profile.name)
+def build_disruption_budget(owner: Owner, target: Target) -> dict[str, Any]:
+    profile, product = target.profile.name, target.naming_product
+    name = names.serving_name(owner.name, profile, product)
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": owner.metadata(name, names.serving_labels(owner.name, profile.name)),
+        "metadata": owner.metadata(name, names.serving_labels(owner.name, profile, product)),
         "spec": {
             "maxUnavailable": 1,
-            "selector": {"matchLabels": names.serving_selector(owner.name, profile.name)},
+            "selector": {"matchLabels": names.serving_selector(owner.name, profile, product)},
             # Pods that never became ready (e.g. still fetching) may always be evicted.
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
 
 
-def build_autoscaler(owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile) -> dict[str, Any] | None:
+def build_autoscaler(owner: Owner, spec: TrtAotiModelSpec, target: Target) -> dict[str, Any] | None:
     autoscaling = spec.serving.autoscaling
     if autoscaling is None:
         return None
-    name = names.serving_name(owner.name, profile.name)
+    profile, product = target.profile.name, target.naming_product
+    name = names.serving_name(owner.name, profile, product)
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": owner.metadata(name, names.serving_labels(owner.name, profile.name)),
+        "metadata": owner.metadata(name, names.serving_labels(owner.name, profile, product)),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicas": max(1, profile.replicas),
+            "minReplicas": max(1, spec.serving.replicas(target.profile, target.product)),
             "maxReplicas": autoscaling.max_replicas,
             "metrics": [
                 {
@@ -285,7 +293,7 @@ def build_autoscaler(owner: Owner, spec: TrtAotiModelSpec, profile: BatchProfile
     }
 
 
-def replicas_handover(live_deployment: dict[str, Any], manager: str, profile: BatchProfile) -> dict[str, Any] | None:
+def replicas_handover(live_deployment: dict[str, Any], manager: str, replicas: int) -> dict[str, Any] | None:
     """The apply that hands `spec.replicas` over to an HPA without a dip, or None when
     `manager` no longer owns the field (nothing to hand over).
 
@@ -310,5 +318,5 @@ def replicas_handover(live_deployment: dict[str, Any], manager: str, profile: Ba
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-        "spec": {"replicas": max(current, 1, profile.replicas)},
+        "spec": {"replicas": max(current, 1, replicas)},
     }

@@ -28,6 +28,8 @@ READY = "Ready"
 CONDITION_TYPES = (COMPILED, READY)
 
 JobState = Literal["Running", "Succeeded", "Failed"]
+# How observe.py words a compile pod the scheduler cannot place.
+WAITING_FOR_NODE = "compile pod waiting for a node"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +59,12 @@ class Problem:
 
 @dataclasses.dataclass(frozen=True)
 class ProfileObservation:
+    """One target: a batch profile on one GPU product (or on CPU)."""
+
     name: str
     key: str | None
+    product: str | None = None
+    label: str = ""  # how messages name the target ("online", or "online on NVIDIA-L4" in a fleet)
     artifact: Artifact | None = None  # the manifest for `key`, when it exists
     job: JobObservation | None = None  # the compile Job for `key`
     deployment: DeploymentObservation | None = None
@@ -114,6 +120,7 @@ def profile_status(obs: ProfileObservation) -> ProfileStatus:
     served = deployment.artifact if deployment is not None else None
     return ProfileStatus(
         name=obs.name,
+        gpu_product=obs.product or "",
         phase=phase,
         artifact_key=obs.key,
         # What the endpoint answers with now; the compiled-but-not-yet-served one
@@ -133,29 +140,35 @@ def _failure_reason(obs: ProfileObservation) -> str:
     return obs.problem.reason if obs.problem is not None else "CompileFailed"
 
 
+def _label(obs: ProfileObservation) -> str:
+    return obs.label or obs.name
+
+
 def desired_conditions(observations: list[ProfileObservation], profiles: list[ProfileStatus]) -> dict[str, tuple[ConditionStatus, str, str]]:
-    """type -> (status, reason, message) for the current observations."""
-    failed = [(o, p) for o, p in zip(observations, profiles, strict=True) if p.phase == ProfilePhase.failed]
-    # A profile that compiled but cannot be served fails Ready, not Compiled.
+    """type -> (status, reason, message) for the current observations (one per target:
+    a profile, or in a fleet a profile on one GPU product)."""
+    pairs = list(zip(observations, profiles, strict=True))
+    failed = [(o, p) for o, p in pairs if p.phase == ProfilePhase.failed]
+    # A target that compiled but cannot be served fails Ready, not Compiled.
     serving_failed = [(o, p) for o, p in failed if o.artifact is not None]
     failed = [(o, p) for o, p in failed if o.artifact is None]
-    uncompiled = [p.name for p in profiles if p.phase in (ProfilePhase.pending, ProfilePhase.compiling)]
+    uncompiled = [(o, p) for o, p in pairs if p.phase in (ProfilePhase.pending, ProfilePhase.compiling)]
     total = len(profiles)
     conditions: dict[str, tuple[ConditionStatus, str, str]] = {}
 
     if failed:
         reason = _failure_reason(failed[0][0])
-        message = "; ".join(f"{p.name}: {p.message}" for _, p in failed)
+        message = "; ".join(f"{_label(o)}: {p.message}" for o, p in failed)
         conditions[COMPILED] = (ConditionStatus.false, reason, message)
         conditions[READY] = (ConditionStatus.false, reason, message)
         return conditions
 
     compiled = total - len(uncompiled)
     if uncompiled:
-        serving_old = [p.name for p in profiles if p.name in uncompiled and p.deployment is not None]
-        message = f"{compiled}/{total} profiles compiled; compiling: {', '.join(uncompiled)}"
+        serving_old = [_label(o) for o, p in uncompiled if p.deployment is not None]
+        message = f"{compiled}/{total} profiles compiled; compiling: {', '.join(_label(o) for o, _ in uncompiled)}"
         # Still Compiling (a cluster autoscaler may yet add the node), but say what it waits for.
-        waiting = [f"{o.name}: {o.job.message}" for o in observations
+        waiting = [f"{_label(o)}: {o.job.message}" for o in observations
                    if o.job is not None and o.job.state == "Running" and o.job.message]  # fmt: skip
         if waiting:
             message += "; " + "; ".join(waiting)
@@ -167,12 +180,12 @@ def desired_conditions(observations: list[ProfileObservation], profiles: list[Pr
         return conditions
 
     conditions[COMPILED] = (ConditionStatus.true, "Compiled", f"{total}/{total} profiles compiled")
-    not_ready = [p for p in profiles if p.phase != ProfilePhase.ready]
+    not_ready = [(o, p) for o, p in pairs if p.phase != ProfilePhase.ready]
     if serving_failed:
-        message = "; ".join(f"{p.name}: {p.message}" for _, p in serving_failed)
+        message = "; ".join(f"{_label(o)}: {p.message}" for o, p in serving_failed)
         conditions[READY] = (ConditionStatus.false, _failure_reason(serving_failed[0][0]), message)
     elif not_ready:
-        message = "; ".join(f"{p.name}: {p.message}" for p in not_ready)
+        message = "; ".join(f"{_label(o)}: {p.message}" for o, p in not_ready)
         conditions[READY] = (ConditionStatus.false, "RollingOut", message)
     else:
         conditions[READY] = (ConditionStatus.true, "Ready", f"{total}/{total} profiles serving")
@@ -251,6 +264,10 @@ def superseded_keys(previous: TrtAotiModelStatus | None, profiles: list[ProfileS
     return history[-SUPERSEDED_KEYS_KEPT:]
 
 
+def _waits_for_node(profile: ProfileStatus) -> bool:
+    return profile.phase == ProfilePhase.compiling and WAITING_FOR_NODE in (profile.message or "")
+
+
 @dataclasses.dataclass(frozen=True)
 class Transition:
     """One Kubernetes Event worth posting."""
@@ -263,9 +280,15 @@ class Transition:
 def transitions(previous: TrtAotiModelStatus | None, current: TrtAotiModelStatus) -> list[Transition]:
     """Events for what changed: profile phases and condition statuses."""
     events: list[Transition] = []
-    old_profiles = {p.name: p for p in (previous.profiles if previous else [])}
+    old_profiles = {(p.name, p.gpu_product): p for p in (previous.profiles if previous else [])}
+    fleet = len({p.gpu_product for p in current.profiles}) > 1
     for profile in current.profiles:
-        before = old_profiles.get(profile.name)
+        before = old_profiles.get((profile.name, profile.gpu_product))
+        where = f" on {profile.gpu_product}" if fleet else ""
+        if _waits_for_node(profile) and (before is None or not _waits_for_node(before)):
+            # The phase stays Compiling (an autoscaler may add the node), so this is the
+            # one Event that says no node of the GPU product takes the compile pod.
+            events.append(Transition("Warning", "WaitingForNode", f"profile {profile.name}{where}: {profile.message}"))
         if before is not None and before.phase == profile.phase:
             continue
         failed = profile.phase == ProfilePhase.failed
@@ -274,7 +297,7 @@ def transitions(previous: TrtAotiModelStatus | None, current: TrtAotiModelStatus
             Transition(
                 "Warning" if failed else "Normal",
                 f"Profile{profile.phase}",
-                f"profile {profile.name} is {profile.phase}{detail}",
+                f"profile {profile.name}{where} is {profile.phase}{detail}",
             )
         )
     old_conditions = {c.type: c for c in (previous.conditions if previous else [])}

@@ -83,7 +83,9 @@ class LocalPod:
                 # path; here the same identity comes as a TokenRequest kubeconfig instead.
                 pass
             elif volume.empty_dir is None:
-                raise NotImplementedError(f"volume {volume.name}: only emptyDir, configMap and projected are played here")
+                raise NotImplementedError(
+                    f"volume {volume.name}: only emptyDir, configMap and projected are played here"
+                )
             self.volumes[volume.name] = directory
 
     def container(self, name: str, *, init: bool = False) -> client.V1Container:
@@ -98,7 +100,7 @@ class LocalPod:
     def rewrite(self, value: str, container: client.V1Container) -> str:
         for mount, directory in self.mounts(container):
             if value == mount or value.startswith(mount + "/"):
-                return str(directory) + value[len(mount):]
+                return str(directory) + value[len(mount) :]
         return value
 
     def environment(self, container: client.V1Container, image: ImageFilesystem) -> dict[str, str]:
@@ -150,9 +152,15 @@ class LocalPod:
         return mapped
 
     def start(
-        self, name: str, image: ImageFilesystem, *, init: bool = False, port_map: dict[int, int] | None = None,
-        extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None,
-    ) -> tuple[subprocess.Popen, Path]:  # fmt: skip
+        self,
+        name: str,
+        image: ImageFilesystem,
+        *,
+        init: bool = False,
+        port_map: dict[int, int] | None = None,
+        extra_args: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
+    ) -> tuple[subprocess.Popen, Path]:
         """`extra_args`/`extra_env`: what the node would provide that the spec does not
         say (in-cluster credentials, the termination-log file)."""
         container = self.container(name, init=init)
@@ -162,13 +170,25 @@ class LocalPod:
         log_path = self.root / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                argv,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
-            )  # fmt: skip
+            )
         return process, log_path
 
-    def run(self, name: str, image: ImageFilesystem, *, init: bool = False, timeout: float,
-            extra_env: dict[str, str] | None = None) -> tuple[int, str]:  # fmt: skip
+    def run(
+        self,
+        name: str,
+        image: ImageFilesystem,
+        *,
+        init: bool = False,
+        timeout: float,
+        extra_env: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
         """Runs the container to completion: (exit code, its output)."""
         process, log_path = self.start(name, image, init=init, extra_env=extra_env)
         try:
@@ -194,4 +214,3 @@ def read_pod(core: client.CoreV1Api, namespace: str, selector: str) -> client.V1
     """The running, not deleted pod matching `selector` (KWOK marks it Running)."""
     pods = core.list_namespaced_pod(namespace, label_selector=selector).items
     return next((p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp), None)
-

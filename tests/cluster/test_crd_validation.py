@@ -94,13 +94,18 @@ INVALID = {
     "tensorrt on cpu": (setp((*S, "device"), "cpu"), "spec.backend", "backend tensorrt requires device cuda"),
     "cuda without gpu product": (delp((*S, "compile")), "spec.compile", "requires compile.gpu.product"),
     "grpc on the http port": (
-        setp((*S, "serving"), {"port": 8000, "grpcPort": 8000}), "spec.serving.grpcPort", "grpcPort must differ from port"
+        setp((*S, "serving"), {"port": 8000, "grpcPort": 8000}),
+        "spec.serving.grpcPort",
+        "grpcPort must differ from port",
     ),
     "file storage": (
-        setp((*S, "storage", "uri"), "file:///var/lib/trtaoti"), "spec.storage.uri", "works only with trtaoti run"
+        setp((*S, "storage", "uri"), "file:///var/lib/trtaoti"),
+        "spec.storage.uri",
+        "works only with trtaoti run",
     ),
     "file model": (
-        setp((*S, "model"), {"exportedProgram": "file:///home/me/ep.pt2"}), "spec.model.exportedProgram",
+        setp((*S, "model"), {"exportedProgram": "file:///home/me/ep.pt2"}),
+        "spec.model.exportedProgram",
         "a compile Job reads it from s3://",
     ),
     "replicas above autoscaling max": (

@@ -125,7 +125,8 @@ def _package_metadata(batch_min: int, batch_opt: int, batch_max: int, device: st
         "trtaoti.backend": "inductor",
         "trtaoti.precision": "fp32",
         "trtaoti.device": device,
-        "trtaoti.artifact_key": "test-" + hashlib.sha256(f"{batch_min}/{batch_opt}/{batch_max}".encode()).hexdigest()[:16],
+        "trtaoti.artifact_key": "test-"
+        + hashlib.sha256(f"{batch_min}/{batch_opt}/{batch_max}".encode()).hexdigest()[:16],
         "trtaoti.versions": json.dumps({"torch": torch.__version__.split("+")[0]}, separators=(",", ":")),
     }
 
@@ -157,14 +158,17 @@ def build_package(
         program,
         package_path=str(tmp),
         inductor_configs={
-            "aot_inductor.metadata": {**_package_metadata(batch_min, batch_opt, batch_max, device), **(extra_metadata or {})}
+            "aot_inductor.metadata": {
+                **_package_metadata(batch_min, batch_opt, batch_max, device),
+                **(extra_metadata or {}),
+            }
         },
     )
     tmp.rename(path)  # atomic: concurrent builders never see half a package
     return path
 
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 

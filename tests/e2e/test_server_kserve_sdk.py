@@ -19,8 +19,10 @@ import server_support as support
 # Looked up, not imported: importing kserve here would clash with tritonclient.grpc.
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(importlib.util.find_spec("kserve") is None,
-                       reason="the kserve SDK is in the test extra (pip install -e '.[test]')"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("kserve") is None,
+        reason="the kserve SDK is in the test extra (pip install -e '.[test]')",
+    ),
 ]
 
 BATCH_MIN, BATCH_OPT, BATCH_MAX = 2, 4, 8
@@ -42,7 +44,7 @@ def run_sdk(server, tmp_path: Path, cases: dict[str, tuple[str, dict[str, np.nda
         [sys.executable, str(CLIENT), server.base, support.MODEL_NAME, str(tmp_path / "requests.npz"),
          str(tmp_path / "results.npz")],
         capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    )  # fmt: skip # argv: flags beside their values
     assert done.returncode == 0, done.stderr[-3000:]
     with np.load(tmp_path / "results.npz") as results:
         return {key: results[key] for key in results.files}

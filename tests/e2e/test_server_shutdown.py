@@ -101,8 +101,10 @@ def test_sigterm_while_the_model_loads_exits_instead_of_serving():
     package = support.build_package(2, 4, 8)
     process = subprocess.Popen(
         [str(support.SERVER_BIN), "--model", str(package), "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     try:
         for line in process.stderr:
@@ -127,12 +129,19 @@ def _request_and_answer(seed: int) -> tuple[str, np.ndarray]:
     """A batch-3 JSON inference request and the logits eager PyTorch gives for it."""
     x, mask = (t.numpy() for t in support.example_inputs(3, seed=seed))
     expected_logits, _ = support.eager_outputs(x, mask)
-    body = json.dumps({
-        "inputs": [
-            {"name": "x", "datatype": "FP32", "shape": [3, support.IN_FEATURES], "data": x.flatten().tolist()},
-            {"name": "mask", "datatype": "INT64", "shape": [3, support.MASK_FEATURES], "data": mask.flatten().tolist()},
-        ]
-    })  # fmt: skip
+    body = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [3, support.IN_FEATURES], "data": x.flatten().tolist()},
+                {
+                    "name": "mask",
+                    "datatype": "INT64",
+                    "shape": [3, support.MASK_FEATURES],
+                    "data": mask.flatten().tolist(),
+                },
+            ]
+        }
+    )
     return body, expected_logits
 
 

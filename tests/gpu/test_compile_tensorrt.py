@@ -100,7 +100,11 @@ def compile_and_check(example: str, backend: str, profile: str, tmp_path: Path) 
         for out, g, w in zip(manifest["outputs"], got, want):
             assert list(g.shape) == [size, *out["shape"][1:]]
             torch.testing.assert_close(g.float(), w.float(), rtol=2e-2, atol=2e-2, msg=f"{out['name']} at batch {size}")
-    print(json.dumps({k: manifest[k] for k in ("backend", "latencyMs", "peakMemoryBytes", "peakGpuMemoryBytes", "validation")}))
+    print(
+        json.dumps(
+            {k: manifest[k] for k in ("backend", "latencyMs", "peakMemoryBytes", "peakGpuMemoryBytes", "validation")}
+        )
+    )
     return manifest
 
 

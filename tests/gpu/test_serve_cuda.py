@@ -82,15 +82,31 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
     """All four packages, compiled by the CLI in parallel processes."""
     work = tmp_path_factory.mktemp("serve")
     store = work / "store"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "operator"), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "operator"), os.environ.get("PYTHONPATH")]))
+    )
     running = {}
     for example, precision in CASES:
         spec_path = work / f"{example}-{precision}.yaml"
         spec_path.write_text(yaml.safe_dump(spec_for(example, precision, store)))
         profile = yaml.safe_load(spec_path.read_text())["spec"]["batchProfiles"][0]["name"]
         log = open(work / f"{example}-{precision}.log", "w+")
-        command = [sys.executable, "-m", "trtaoti.cli", "compile", "--spec", str(spec_path), "--profile", profile,
-                   "--output", f"file://{store}", "--device", DEVICE, "--compiler-image", "gpu-serve-test"]
+        command = [
+            sys.executable,
+            "-m",
+            "trtaoti.cli",
+            "compile",
+            "--spec",
+            str(spec_path),
+            "--profile",
+            profile,
+            "--output",
+            f"file://{store}",
+            "--device",
+            DEVICE,
+            "--compiler-image",
+            "gpu-serve-test",
+        ]
         running[(example, precision)] = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log)
     results = {}
     for (example, precision), (process, log) in running.items():
@@ -103,7 +119,10 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
         text = log.read()
         log.close()
         name = f"{example}-{precision}"
-        manifest = next((m for m in (json.loads(p.read_text()) for p in store.glob("*/manifest.json")) if m["modelName"] == name), None)
+        manifest = next(
+            (m for m in (json.loads(p.read_text()) for p in store.glob("*/manifest.json")) if m["modelName"] == name),
+            None,
+        )
         package = store / manifest["key"] / manifest["model"] if manifest else None
         results[(example, precision)] = Compiled(example, precision, name, returncode, text, manifest, package)
     support.build_server()
@@ -118,8 +137,9 @@ def served(request: pytest.FixtureRequest, compiled: dict[tuple[str, str], Compi
     )
     device = "cuda:0" if DEVICE == "cuda" else "cpu"
     # A 2 ms queue delay, so concurrent requests can share executions.
-    with support.run_server(artifact.package, "--device", device, "--runners", "2", "--max-queue-delay-us", "2000",
-                            startup_timeout=300) as server:
+    with support.run_server(
+        artifact.package, "--device", device, "--runners", "2", "--max-queue-delay-us", "2000", startup_timeout=300
+    ) as server:
         client = http.InferenceServerClient(url=server.url, concurrency=1, network_timeout=120)
         yield artifact, server, client
         client.close()
@@ -175,8 +195,13 @@ def check_against_eager(artifact: Compiled, result, drawn) -> None:
         got = result.as_numpy(spec["name"])
         assert got is not None, f"no output {spec['name']}"
         assert list(got.shape) == [batch, *spec["shape"][1:]]
-        np.testing.assert_allclose(got.astype(np.float32), expected, rtol=rtol, atol=atol,
-                                   err_msg=f"{artifact.name} {spec['name']} at batch {batch}")
+        np.testing.assert_allclose(
+            got.astype(np.float32),
+            expected,
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"{artifact.name} {spec['name']} at batch {batch}",
+        )
 
 
 def test_metadata_is_the_compiled_signature(served) -> None:
@@ -219,7 +244,9 @@ def test_concurrent_requests_are_correct_and_counted(served) -> None:
     try:
         drawn = [draw_inputs(artifact.manifest, 1 + i % 4, seed=100 + i) for i in range(48)]
         text = server.metrics()
-        before = {name: support.metric(text, name, **labels) for name in ("nv_inference_count", "nv_inference_exec_count")}
+        before = {
+            name: support.metric(text, name, **labels) for name in ("nv_inference_count", "nv_inference_exec_count")
+        }
         pending = []
         for d in drawn:
             inputs = []

@@ -20,7 +20,6 @@ from support.node_cluster import ImagesMissing, NodeCluster
 from support.processes import ProcessSet
 
 
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/node/" in item.nodeid or item.nodeid.startswith("node/"):

@@ -70,7 +70,7 @@ def _render(frozen: str) -> tuple[dict, ...]:
     out = run_helm(
         "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
         "--kube-version", KUBERNETES_VERSION.lstrip("v"), *set_args(values),
-    ).stdout  # fmt: skip
+    ).stdout  # fmt: skip # argv: flags beside their values
     return tuple(doc for doc in yaml.safe_load_all(out) if doc)
 
 
@@ -123,7 +123,7 @@ def test_helm_lint_strict_passes_for_every_value_set(tmp_path):
         values_file = tmp_path / f"{name}.yaml"
         values_file.write_text(yaml.safe_dump(values))
         proc = run_helm("lint", "--strict", str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
-                        "-f", str(values_file), check=False)  # fmt: skip
+                        "-f", str(values_file), check=False)  # fmt: skip # argv: flags beside their values
         assert proc.returncode == 0, f"{name}: {proc.stdout}{proc.stderr}"
 
 
@@ -146,14 +146,14 @@ def test_manifests_validate_against_kubernetes_schemas(name: str):
 
 def test_schema_rejects_bad_values_at_template_time():
     proc = run_helm("template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
-                    "--set-json", 'watchNamespaces=["Not_A_Namespace"]', check=False)  # fmt: skip
+                    "--set-json", 'watchNamespaces=["Not_A_Namespace"]', check=False)  # fmt: skip # argv: flags beside their values
     assert proc.returncode != 0
     assert "watchNamespaces" in proc.stderr
 
 
 def test_existing_service_account_requires_a_name():
     proc = run_helm("template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
-                    "--set", "serviceAccount.create=false", check=False)  # fmt: skip
+                    "--set", "serviceAccount.create=false", check=False)  # fmt: skip # argv: flags beside their values
     assert proc.returncode != 0
     assert "serviceAccount.name is required" in proc.stderr
 
@@ -161,8 +161,15 @@ def test_existing_service_account_requires_a_name():
 # --- the operator pod -------------------------------------------------------------
 
 RESTRICTED_VOLUME_TYPES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
-}  # fmt: skip
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def restricted_violations(pod: dict) -> list[str]:
@@ -230,7 +237,10 @@ def test_operator_container_hardening_and_probe():
     # the liveness probe hits the endpoint the operator is told to serve
     liveness_flag = next(a for a in container["args"] if a.startswith("--liveness="))
     port = next(p for p in container["ports"] if p["name"] == container["livenessProbe"]["httpGet"]["port"])
-    assert liveness_flag == f"--liveness=http://0.0.0.0:{port['containerPort']}{container['livenessProbe']['httpGet']['path']}"
+    assert (
+        liveness_flag
+        == f"--liveness=http://0.0.0.0:{port['containerPort']}{container['livenessProbe']['httpGet']['path']}"
+    )
 
 
 def test_single_replica_recreate():
@@ -336,7 +346,9 @@ def test_cluster_wide_rbac_grants_the_operators_rules():
     docs = render()
     rules = yaml.safe_load(RULES_FILE.read_text())
     operator_role = next(r for r in of_kind(docs, "ClusterRole") if r["rules"] == rules)
-    binding = next(b for b in of_kind(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == operator_role["metadata"]["name"])
+    binding = next(
+        b for b in of_kind(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == operator_role["metadata"]["name"]
+    )
     sa = one(docs, "ServiceAccount")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}]
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]

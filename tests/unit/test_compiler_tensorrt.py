@@ -22,6 +22,7 @@ from trtaoti.compiler.metadata import package_metadata, versions
 from trtaoti.compiler.samples import SampleInputs
 from trtaoti.compiler.tensorrt import compile_options, compile_tensorrt, import_torch_tensorrt
 
+
 def _pinned_torch_tensorrt() -> str:
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     return re.search(r'"torch-tensorrt==([0-9.]+)"', pyproject.read_text()).group(1)
@@ -56,17 +57,35 @@ class RecordingTorchTensorRT:
                 recorder.inputs.append(kwargs)
 
         def compile_2_14(
-            exported_program, inputs=None, *, arg_inputs=None, device=None, disable_tf32=False,
-            workspace_size=0, min_block_size=5, optimization_level=None,
-            enable_autocast=False, autocast_low_precision_type=None, **kwargs,
+            exported_program,
+            inputs=None,
+            *,
+            arg_inputs=None,
+            device=None,
+            disable_tf32=False,
+            workspace_size=0,
+            min_block_size=5,
+            optimization_level=None,
+            enable_autocast=False,
+            autocast_low_precision_type=None,
+            **kwargs,
         ):  # noqa: ANN001, ANN202
             recorder.compile_calls.append(dict(program=exported_program, arg_inputs=arg_inputs, **_named(locals())))
             return trt_like_module(len(arg_inputs))
 
         def compile_2_12(
-            exported_program, inputs=None, *, arg_inputs=None, device=None, disable_tf32=False,
-            enabled_precisions=frozenset({torch.float32}), use_explicit_typing=False,
-            workspace_size=0, min_block_size=5, optimization_level=None, **kwargs,
+            exported_program,
+            inputs=None,
+            *,
+            arg_inputs=None,
+            device=None,
+            disable_tf32=False,
+            enabled_precisions=frozenset({torch.float32}),
+            use_explicit_typing=False,
+            workspace_size=0,
+            min_block_size=5,
+            optimization_level=None,
+            **kwargs,
         ):  # noqa: ANN001, ANN202
             recorder.compile_calls.append(dict(program=exported_program, arg_inputs=arg_inputs, **_named(locals())))
             return trt_like_module(len(arg_inputs))
@@ -90,9 +109,17 @@ def _named(frame_locals: dict[str, Any]) -> dict[str, Any]:
 def twoinput_export():
     """The two-input example exported for a profile starting at batch 1, opt 1."""
     model = example_model(
-        "twoinput", batchProfiles=[{"name": "online", "min": 1, "opt": 1, "max": 48}], backend="tensorrt", device="cuda",
-        precision="fp16", compile={"gpu": {"product": "NVIDIA-H100-80GB-HBM3"}, "minBlockSize": 3,
-                                   "optimizationLevel": 5, "workspaceBytes": 1 << 30},
+        "twoinput",
+        batchProfiles=[{"name": "online", "min": 1, "opt": 1, "max": 48}],
+        backend="tensorrt",
+        device="cuda",
+        precision="fp16",
+        compile={
+            "gpu": {"product": "NVIDIA-H100-80GB-HBM3"},
+            "minBlockSize": 3,
+            "optimizationLevel": 5,
+            "workspaceBytes": 1 << 30,
+        },
     )
     plan = plan_for(model)
     module, examples = example_factory("twoinput.model:build")()
@@ -114,11 +141,22 @@ def run_backend(twoinput_export, tmp_path: Path, style: str, plan=None) -> Recor
 def test_inputs_carry_the_profile_range_dtypes_and_names(twoinput_export, tmp_path: Path) -> None:
     trt = run_backend(twoinput_export, tmp_path, "2.14")
     assert trt.inputs == [
-        {"min_shape": (1, 3, 32, 32), "opt_shape": (1, 3, 32, 32), "max_shape": (48, 3, 32, 32),
-         "dtype": torch.float32, "name": "image"},
+        {
+            "min_shape": (1, 3, 32, 32),
+            "opt_shape": (1, 3, 32, 32),
+            "max_shape": (48, 3, 32, 32),
+            "dtype": torch.float32,
+            "name": "image",
+        },
         # Integer inputs keep their dtype; TensorRT samples them from the examples' range.
-        {"min_shape": (1,), "opt_shape": (1,), "max_shape": (48,), "dtype": torch.int64, "name": "class_id",
-         "tensor_domain": (0, 16)},
+        {
+            "min_shape": (1,),
+            "opt_shape": (1,),
+            "max_shape": (48,),
+            "dtype": torch.int64,
+            "name": "class_id",
+            "tensor_domain": (0, 16),
+        },
     ]
     (call,) = trt.compile_calls
     assert [i.kwargs for i in call["arg_inputs"]] == trt.inputs
@@ -173,7 +211,11 @@ def test_save_reexports_with_one_shared_batch_dim_and_stamps_metadata(twoinput_e
     if torch.version.cuda:
         expected_versions["cuda"] = torch.version.cuda
     assert json.loads(metadata["trtaoti.versions"]) == expected_versions
-    assert (metadata["trtaoti.batch_min"], metadata["trtaoti.batch_opt"], metadata["trtaoti.batch_max"]) == ("1", "1", "48")
+    assert (metadata["trtaoti.batch_min"], metadata["trtaoti.batch_opt"], metadata["trtaoti.batch_max"]) == (
+        "1",
+        "1",
+        "48",
+    )
 
 
 def test_static_profile_uses_static_inputs(twoinput_export, tmp_path: Path) -> None:

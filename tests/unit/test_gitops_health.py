@@ -65,9 +65,12 @@ def flux_evaluator() -> pathlib.Path:
         # time by `go mod download` in deploy/gitops/flux/healthcheck (see docs/install.md).
         proc = subprocess.run(
             [go, "build", "-trimpath", "-o", str(tmp), "."],
-            cwd=FLUX_EVALUATOR, capture_output=True, text=True, timeout=900,
+            cwd=FLUX_EVALUATOR,
+            capture_output=True,
+            text=True,
+            timeout=900,
             env={**os.environ, "CGO_ENABLED": "0", "GOPROXY": "off", "GOFLAGS": "-mod=readonly"},
-        )  # fmt: skip
+        )
         if proc.returncode != 0 and "GOPROXY=off" in proc.stderr:
             pytest.skip(
                 "the Flux evaluator's Go modules are not downloaded: "
@@ -81,8 +84,11 @@ def flux_evaluator() -> pathlib.Path:
 def flux_health(objects: list[dict]) -> list[dict]:
     proc = subprocess.run(
         [str(flux_evaluator()), str(FLUX_KUSTOMIZATIONS)],
-        input=json.dumps(objects), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        input=json.dumps(objects),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -153,28 +159,52 @@ def source_problem() -> dict:
 
 # name -> (object factory, Argo CD health, Flux status, words the Argo message must contain)
 SCENARIOS: dict[str, tuple[Callable[[], dict], str, str, tuple[str, ...]]] = {
-    "first visit, conditions Unknown": (lambda: model(1, st.initial_status(1, NOW).to_wire()), "Progressing", "InProgress", ()),
+    "first visit, conditions Unknown": (
+        lambda: model(1, st.initial_status(1, NOW).to_wire()),
+        "Progressing",
+        "InProgress",
+        (),
+    ),
     "compiling": (lambda: model(1, operator_status([compiling()], 1)), "Progressing", "InProgress", ("Compiling",)),
     "one profile compiled, one compiling": (
-        lambda: model(1, operator_status([serving("online"), compiling("bulk")], 1)), "Progressing", "InProgress", ("bulk",)
+        lambda: model(1, operator_status([serving("online"), compiling("bulk")], 1)),
+        "Progressing",
+        "InProgress",
+        ("bulk",),
     ),
     "rolling out": (
-        lambda: model(1, operator_status([serving(ready=1, rolled_out=False)], 1)), "Progressing", "InProgress", ("RollingOut",)
+        lambda: model(1, operator_status([serving(ready=1, rolled_out=False)], 1)),
+        "Progressing",
+        "InProgress",
+        ("RollingOut",),
     ),
     "all profiles ready": (
-        lambda: model(3, operator_status([serving("online"), serving("bulk", 1, 1)], 3)), "Healthy", "Current", ("2/2",)
+        lambda: model(3, operator_status([serving("online"), serving("bulk", 1, 1)], 3)),
+        "Healthy",
+        "Current",
+        ("2/2",),
     ),
     "compile failed": (
         lambda: model(1, operator_status([serving("online"), failed_compile("bulk")], 1)),
-        "Degraded", "Failed", ("CompileFailed", "out of memory"),
+        "Degraded",
+        "Failed",
+        ("CompileFailed", "out of memory"),
     ),
     "model source unreadable": (source_problem, "Degraded", "Failed", ("ModelSourceUnreadable", "access denied")),
     "spec edited, status one generation behind": (
-        lambda: model(5, operator_status([serving()], 4)), "Progressing", "InProgress", ("5", "4")
+        lambda: model(5, operator_status([serving()], 4)),
+        "Progressing",
+        "InProgress",
+        ("5", "4"),
     ),
     "conditions from an older generation": (stale_conditions, "Progressing", "InProgress", ()),
-    "Compiled=False wins over a stale Ready=True": (compile_failed_while_ready, "Degraded", "Failed", ("CompileFailed",)),
-}  # fmt: skip
+    "Compiled=False wins over a stale Ready=True": (
+        compile_failed_while_ready,
+        "Degraded",
+        "Failed",
+        ("CompileFailed",),
+    ),
+}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

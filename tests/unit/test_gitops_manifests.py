@@ -54,13 +54,15 @@ def assert_chart_accepts(values: dict) -> None:
     if helm is None:
         return  # the schema check above still ran; test_chart_render.py skips with the reason
     versions = dict(
-        line.split("=", 1) for line in (REPO / "hack" / "versions.env").read_text().splitlines() if "=" in line and not line.startswith("#")
+        line.split("=", 1)
+        for line in (REPO / "hack" / "versions.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
     )
     proc = subprocess.run(
         [str(helm), "template", "gitops", str(CHART), "--kube-version", versions["KUBERNETES_VERSION"].lstrip("v"),
          "-f", "-"],
         input=yaml.safe_dump(values), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    )  # fmt: skip # argv: flags beside their values
     assert proc.returncode == 0, proc.stderr
 
 

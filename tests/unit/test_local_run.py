@@ -62,10 +62,18 @@ def test_backend_flags_win_and_impossible_ones_are_refused(machine):
 def test_server_command_is_the_operators_flags_with_local_path_and_port(tmp_path):
     model = load_spec(TWOINPUT)
     profile = model.spec.batch_profiles[0]
-    artifact = Artifact(uri="file:///x/model.pt2", sha256="0" * 64, bytes=1, key="k", device="cpu",
-                        batch=BatchRange(min=profile.min, opt=profile.opt, max=profile.max))  # fmt: skip
+    artifact = Artifact(
+        uri="file:///x/model.pt2",
+        sha256="0" * 64,
+        bytes=1,
+        key="k",
+        device="cpu",
+        batch=BatchRange(min=profile.min, opt=profile.opt, max=profile.max),
+    )
     binary = tmp_path / "trtaoti-server"
-    command = server_command(binary, model.name, model.spec, profile.name, artifact, tmp_path / "m.pt2", "127.0.0.1", 9123)
+    command = server_command(
+        binary, model.name, model.spec, profile.name, artifact, tmp_path / "m.pt2", "127.0.0.1", 9123
+    )
     cluster = server_args(model.name, model.spec, profile, artifact)
     assert command[0] == str(binary)
     flags = dict(zip(command[1::2], command[2::2]))

@@ -99,7 +99,7 @@ class TestCompileJob:
         assert container["command"] == [
             "trtaoti", "compile", "--spec", "/etc/trtaoti/model.yaml", "--profile", "online",
             "--output", "s3://artifacts/trtaoti", "--compiler-image", "reg/compiler:1",
-        ]  # fmt: skip
+        ]  # fmt: skip # argv: flags beside their values
         assert container["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
         volume = next(v for v in pod_spec(job)["volumes"] if v["name"] == "spec")
         assert volume["configMap"]["name"] == job["metadata"]["name"]
@@ -139,19 +139,24 @@ class TestServing:
         assert fetch["command"] == [
             "trtaoti", "fetch", f"s3://artifacts/trtaoti/{KEY}/model.pt2", "--sha256", "f" * 64,
             "--to", "/models/model.pt2",
-        ]  # fmt: skip
+        ]  # fmt: skip # argv: flags beside their values
         assert fetch["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
         (server,) = pod["containers"]
         args = server["args"]
         flags = dict(zip(args[::2], args[1::2], strict=True))
         assert flags == {
-            "--model-path": "/models/model.pt2", "--model-name": "resnet", "--port": "8000", "--grpc-port": "8001",
+            "--model-path": "/models/model.pt2",
+            "--model-name": "resnet",
+            "--port": "8000",
+            "--grpc-port": "8001",
             "--max-queue-delay-us": "200",
-            "--max-queue-size": "1024", "--num-runners": "2", "--request-timeout-ms": "30000",
+            "--max-queue-size": "1024",
+            "--num-runners": "2",
+            "--request-timeout-ms": "30000",
             "--device": "cuda:0",
             # The server checks the fetched file again (disk faults after the fetch).
             "--sha256": "f" * 64,
-        }  # fmt: skip
+        }
         assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
         assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
         assert server["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
@@ -175,8 +180,9 @@ class TestServing:
 
     def test_a_limit_alone_is_never_undercut_by_a_computed_request(self):
         # The measured default (2.75 GiB here) above a 2Gi limit would be rejected by the apiserver.
-        limited = make_spec(serving={"resources": {"limits": {"memory": "2Gi", "cpu": "500m"}},
-                                     "autoscaling": {"maxReplicas": 3}})  # fmt: skip
+        limited = make_spec(
+            serving={"resources": {"limits": {"memory": "2Gi", "cpu": "500m"}}, "autoscaling": {"maxReplicas": 3}}
+        )
         resources = pod_spec(self.build(limited))["containers"][0]["resources"]
         assert "requests" not in resources  # Kubernetes makes each request equal its limit
         assert resources["limits"]["memory"] == "2Gi" and resources["limits"]["cpu"] == "500m"
@@ -191,7 +197,9 @@ class TestServing:
         assert args[args.index("--port") + 1] == "9000" and args[args.index("--grpc-port") + 1] == "9001"
         service = serving.build_service(OWNER, spec, spec.profile("online"))
         assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
-            "http": (9000, "http"), "grpc": (9001, "grpc")}  # fmt: skip
+            "http": (9000, "http"),
+            "grpc": (9001, "grpc"),
+        }
 
     def test_pods_keep_serving_until_endpoints_forget_them(self):
         pod = pod_spec(self.build())
@@ -247,15 +255,20 @@ class TestServing:
         """A Deployment as the apiserver returns it: `managers` = (manager, operation, owns replicas)."""
         return {
             "metadata": {
-                "name": "resnet-online", "namespace": "ml",
+                "name": "resnet-online",
+                "namespace": "ml",
                 "managedFields": [
-                    {"manager": manager, "operation": operation, "fieldsType": "FieldsV1",
-                     "fieldsV1": {"f:spec": {"f:replicas": {}} if owns else {"f:template": {}}}}
+                    {
+                        "manager": manager,
+                        "operation": operation,
+                        "fieldsType": "FieldsV1",
+                        "fieldsV1": {"f:spec": {"f:replicas": {}} if owns else {"f:template": {}}},
+                    }
                     for manager, operation, owns in managers
                 ],
             },
             "spec": {"replicas": replicas},
-        }  # fmt: skip
+        }
 
     def test_replicas_pass_to_a_second_manager_before_ours_lets_go(self):
         profile = make_spec().profile("online")  # replicas 2
@@ -269,9 +282,14 @@ class TestServing:
 
     def test_no_handover_once_someone_else_holds_replicas(self):
         profile = make_spec().profile("online")
-        hpa_owned = self.live_deployment(4, [("trtaoti-operator", "Apply", False),
-                                             ("trtaoti-operator-handover", "Apply", True),
-                                             ("kube-controller-manager", "Update", True)])  # fmt: skip
+        hpa_owned = self.live_deployment(
+            4,
+            [
+                ("trtaoti-operator", "Apply", False),
+                ("trtaoti-operator-handover", "Apply", True),
+                ("kube-controller-manager", "Update", True),
+            ],
+        )
         assert serving.replicas_handover(hpa_owned, "trtaoti-operator", profile) is None
         # An Update by the same name (kubectl scale --field-manager) is not our apply.
         updated = self.live_deployment(4, [("trtaoti-operator", "Update", True)])
@@ -299,8 +317,9 @@ def test_child_names_are_dns_labels_and_deterministic(model, profile):
 def test_image_overrides_outside_the_allowed_prefixes_are_refused():
     anything = ChildSettings()
     assert anything.image_refusal("spec.compile.image", "evil.example/miner:1") is None  # default: any image
-    strict = ChildSettings(compiler_image="ghcr.io/trtaoti/compiler:0.1.0",
-                           allowed_image_prefixes=("registry.example.com/ml/",))  # fmt: skip
+    strict = ChildSettings(
+        compiler_image="ghcr.io/trtaoti/compiler:0.1.0", allowed_image_prefixes=("registry.example.com/ml/",)
+    )
     assert strict.image_refusal("spec.compile.image", None) is None
     assert strict.image_refusal("spec.compile.image", "registry.example.com/ml/compiler:2") is None
     assert strict.image_refusal("spec.serving.image", "ghcr.io/trtaoti/compiler:0.1.0") is None  # a configured one

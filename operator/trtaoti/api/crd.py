@@ -55,7 +55,9 @@ def _simplify(node: Any) -> Any:
             node = merged
         elif types == {"string", "integer"}:
             # Quantities: Kubernetes' int-or-string (string bounds kept: CEL cost budget).
-            string_bounds = {k: v for s in non_null if s.get("type") == "string" for k, v in s.items() if k == "maxLength"}
+            string_bounds = {
+                k: v for s in non_null if s.get("type") == "string" for k, v in s.items() if k == "maxLength"
+            }
             node = {**rest, **string_bounds, "x-kubernetes-int-or-string": True}
         else:
             raise ValueError(f"cannot express anyOf {any_of} structurally")

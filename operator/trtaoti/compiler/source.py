@@ -78,9 +78,7 @@ def load_python_factory(source: PythonSource, spec_dir: Path) -> LoadedModel:
     return LoadedModel(module, tuple(examples), names, f"factory {source.factory}")
 
 
-def load_exported_program(
-    uri: str, sha256: str | None, workdir: Path, env: Mapping[str, str] | None
-) -> LoadedModel:
+def load_exported_program(uri: str, sha256: str | None, workdir: Path, env: Mapping[str, str] | None) -> LoadedModel:
     local = workdir / "source" / "exported_program.pt2"
     try:
         directory, name = split_object_uri(uri)
@@ -99,7 +97,9 @@ def load_exported_program(
     if program.example_inputs is not None:
         args, kwargs = program.example_inputs
         if kwargs:
-            raise InvalidInput(f"{uri}: exported programs with keyword inputs are not supported; export with positional inputs")
+            raise InvalidInput(
+                f"{uri}: exported programs with keyword inputs are not supported; export with positional inputs"
+            )
         examples = tuple(args)
     return LoadedModel(program.module(), examples, None, f"exported program {uri}")
 

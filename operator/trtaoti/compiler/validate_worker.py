@@ -59,7 +59,11 @@ def main(argv: list[str]) -> int:
                 actual = [t.cpu() for t in tree_flatten(runner(*inputs))[0]]
         except Exception as exc:  # noqa: BLE001
             return finish(
-                {"ok": False, "kind": "run", "error": f"batch {batch} (inputs {described}): {type(exc).__name__}: {exc}"}
+                {
+                    "ok": False,
+                    "kind": "run",
+                    "error": f"batch {batch} (inputs {described}): {type(exc).__name__}: {exc}",
+                }
             )
         error, worst = compare(actual, case["expected"], request)
         if error:
@@ -87,7 +91,9 @@ def main(argv: list[str]) -> int:
     return finish(result)
 
 
-def compare(actual: list[torch.Tensor], expected: list[torch.Tensor], request: dict[str, Any]) -> tuple[str | None, float]:
+def compare(
+    actual: list[torch.Tensor], expected: list[torch.Tensor], request: dict[str, Any]
+) -> tuple[str | None, float]:
     names, rtol, atol = request["output_names"], request["rtol"], request["atol"]
     if len(actual) != len(expected):
         return f"the package returned {len(actual)} outputs, the eager model {len(expected)}", 0.0
@@ -100,7 +106,10 @@ def compare(actual: list[torch.Tensor], expected: list[torch.Tensor], request: d
             # fp16/bf16 a near-tie may legitimately flip, so they are not compared.
             if request["precision"] == "fp32" and not torch.equal(got.to(want.dtype), want):
                 mismatches = int((got.to(want.dtype) != want).sum())
-                return f"output {name!r}: {mismatches} of {want.numel()} integer elements differ from the eager model", worst
+                return (
+                    f"output {name!r}: {mismatches} of {want.numel()} integer elements differ from the eager model",
+                    worst,
+                )
             continue
         got64, want64 = got.double(), want.double()
         diff = (got64 - want64).abs()

@@ -66,8 +66,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         started = time.monotonic()
         again = await reconciler.reconcile(namespace, name)
         elapsed = time.monotonic() - started
-        log.log(logging.INFO if elapsed > SLOW_RECONCILE_SECONDS else logging.DEBUG,
-                "reconciled %s/%s in %.0f ms", namespace, name, elapsed * 1000)  # fmt: skip
+        log.log(
+            logging.INFO if elapsed > SLOW_RECONCILE_SECONDS else logging.DEBUG,
+            "reconciled %s/%s in %.0f ms",
+            namespace,
+            name,
+            elapsed * 1000,
+        )
         if again is not None:
             queue.add_after(key, again)
 
@@ -95,9 +100,7 @@ async def _resync(memo: kopf.Memo, period: float) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def model_event(
-    type: str | None, name: str, namespace: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any
-) -> None:
+async def model_event(type: str | None, name: str, namespace: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
     key = (namespace, name)
     if type == "DELETED":
         memo.known.pop(key, None)

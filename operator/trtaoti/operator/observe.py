@@ -77,8 +77,10 @@ def retry_message(job: dict[str, Any], pods: list[dict[str, Any]]) -> str:
         return ""
     limit = (job.get("spec") or {}).get("backoffLimit")
     attempts = f" of {int(limit) + 1}" if limit is not None else ""
-    ended = sorted((p for p in pods if (p.get("status") or {}).get("phase") == "Failed"),
-                   key=lambda p: p["metadata"].get("creationTimestamp") or "")
+    ended = sorted(
+        (p for p in pods if (p.get("status") or {}).get("phase") == "Failed"),
+        key=lambda p: p["metadata"].get("creationTimestamp") or "",
+    )
     last = termination_message(ended[-1]) if ended else None
     how = f" (last: {last[-MAX_COMPILER_MESSAGE:]})" if last else ""
     return f"attempt {failed + 1}{attempts} running; {failed} failed{how}"

@@ -31,9 +31,7 @@ SERVER_CONTAINER = "server"
 FETCH_CONTAINER = "fetch"
 
 
-def server_args(
-    model_name: str, spec: TrtAotiModelSpec, profile: BatchProfile, artifact: Artifact
-) -> list[str]:
+def server_args(model_name: str, spec: TrtAotiModelSpec, profile: BatchProfile, artifact: Artifact) -> list[str]:
     """trtaoti-server's flags. No batch range: the server reads it from the package, the
     one authority on what it was compiled for (the old package keeps its own range while
     a new one compiles). --sha256 is the manifest's: the fetch container verified the
@@ -52,7 +50,7 @@ def server_args(
         "--request-timeout-ms", str(serving.request_timeout_milliseconds),
         "--device", device,
         "--sha256", artifact.sha256,
-    ]  # fmt: skip
+    ]  # fmt: skip # argv: flags beside their values
 
 
 def _device(spec: TrtAotiModelSpec, artifact: Artifact) -> str:
@@ -193,7 +191,9 @@ def build_deployment(
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": owner.metadata(
-            name, labels, {names.ANNOTATION_ARTIFACT_URI: artifact.uri, names.ANNOTATION_ARTIFACT: artifacts.encode(artifact)}
+            name,
+            labels,
+            {names.ANNOTATION_ARTIFACT_URI: artifact.uri, names.ANNOTATION_ARTIFACT: artifacts.encode(artifact)},
         ),
         "spec": deployment_spec,
     }

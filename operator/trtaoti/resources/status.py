@@ -133,7 +133,9 @@ def _failure_reason(obs: ProfileObservation) -> str:
     return obs.problem.reason if obs.problem is not None else "CompileFailed"
 
 
-def desired_conditions(observations: list[ProfileObservation], profiles: list[ProfileStatus]) -> dict[str, tuple[ConditionStatus, str, str]]:
+def desired_conditions(
+    observations: list[ProfileObservation], profiles: list[ProfileStatus]
+) -> dict[str, tuple[ConditionStatus, str, str]]:
     """type -> (status, reason, message) for the current observations."""
     failed = [(o, p) for o, p in zip(observations, profiles, strict=True) if p.phase == ProfilePhase.failed]
     # A profile that compiled but cannot be served fails Ready, not Compiled.
@@ -155,8 +157,11 @@ def desired_conditions(observations: list[ProfileObservation], profiles: list[Pr
         serving_old = [p.name for p in profiles if p.name in uncompiled and p.deployment is not None]
         message = f"{compiled}/{total} profiles compiled; compiling: {', '.join(uncompiled)}"
         # Still Compiling (a cluster autoscaler may yet add the node), but say what it waits for.
-        waiting = [f"{o.name}: {o.job.message}" for o in observations
-                   if o.job is not None and o.job.state == "Running" and o.job.message]  # fmt: skip
+        waiting = [
+            f"{o.name}: {o.job.message}"
+            for o in observations
+            if o.job is not None and o.job.state == "Running" and o.job.message
+        ]
         if waiting:
             message += "; " + "; ".join(waiting)
         conditions[COMPILED] = (ConditionStatus.false, "Compiling", message)
@@ -205,7 +210,9 @@ def initial_status(generation: int | None, timestamp: str) -> TrtAotiModelStatus
     return TrtAotiModelStatus(
         observed_generation=None,
         conditions=[
-            merge_condition(None, t, ConditionStatus.unknown, "Reconciling", "first reconcile in progress", generation, timestamp)
+            merge_condition(
+                None, t, ConditionStatus.unknown, "Reconciling", "first reconcile in progress", generation, timestamp
+            )
             for t in CONDITION_TYPES
         ],
     )

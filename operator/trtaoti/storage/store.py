@@ -265,8 +265,11 @@ def _server_said(text: str) -> str:
     status = re.search(r"status code: (\d{3}[^:\n]*)", text)
     code = re.search(r"<Code>([^<]+)</Code>", text)
     message = re.search(r"<Message>([^<]*)</Message>", text)
-    parts = [status.group(1).strip() if status else None, code.group(1) if code else None,
-             message.group(1) if message else None]  # fmt: skip
+    parts = [
+        status.group(1).strip() if status else None,
+        code.group(1) if code else None,
+        message.group(1) if message else None,
+    ]
     return ": ".join(p for p in parts if p) or text.strip().splitlines()[0]
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import itertools
 import os
 import re
 import signal
@@ -29,6 +30,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from kubernetes import client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,14 +143,15 @@ class LocalPod:
         if executable is None:
             raise FileNotFoundError(f"{words[0]} is not on the image PATH {image.path}")
         mapped = [str(executable)]
-        for previous, word in zip(words, words[1:]):
+        for previous, word in itertools.pairwise(words):
+            value = word
             if previous.startswith("--") and previous.endswith("port") and word.isdigit() and int(word) in port_map:
-                word = str(port_map[int(word)])
+                value = str(port_map[int(word)])
             elif listen := _LISTEN_URL.match(word):
                 # Every "pod" shares this host's network: listen on loopback, on the mapped port.
                 port = int(listen.group(2))
-                word = f"{listen.group(1)}http://127.0.0.1:{port_map.get(port, port)}{listen.group(3)}"
-            mapped.append(self.rewrite(word, container))
+                value = f"{listen.group(1)}http://127.0.0.1:{port_map.get(port, port)}{listen.group(3)}"
+            mapped.append(self.rewrite(value, container))
         return mapped
 
     def start(
@@ -176,7 +179,7 @@ class LocalPod:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - PR_SET_PDEATHSIG is the child's to set; the callback only calls prctl
             )
         return process, log_path
 

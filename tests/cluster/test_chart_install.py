@@ -19,10 +19,10 @@ from collections.abc import Iterator
 import pytest
 import yaml
 from kubernetes import client
-from operator_support import (  # noqa: F401  (crd: fixture)
+
+from operator_support import (
     Models,
     OperatorProcess,
-    crd,
     model_manifest,
     storage_secret,
     storage_uri,
@@ -233,14 +233,18 @@ def test_watch_namespaces_confines_permissions(cluster, restricted_namespace, na
 def test_chart_crd_is_accepted_by_the_apiserver(cluster, restricted_namespace):
     """The chart's CRD, as rendered, passes the apiserver's CRD validation (server-side dry run)."""
     # --kube-version: offline rendering must not depend on the helm build's default.
-    rendered = cluster.helm("template", "crdcheck", CHART, "--namespace", restricted_namespace,
-                            "--kube-version", versions()["KUBERNETES_VERSION"].lstrip("v"),
-                            "--show-only", "templates/crds/trtaotimodels.yaml")  # fmt: skip # argv: flags beside their values
-    crd = yaml.safe_load(rendered)
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    rendered = cluster.helm(
+        "template", "crdcheck", CHART, "--namespace", restricted_namespace,
+        "--kube-version", versions()["KUBERNETES_VERSION"].lstrip("v"),
+        "--show-only", "templates/crds/trtaotimodels.yaml",
+    )  # fmt: skip # argv: flags beside their values
+    chart_crd = yaml.safe_load(rendered)
+    assert chart_crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     try:
-        cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=chart-test",
-                        "--dry-run=server", "-f", "-", input=json.dumps(crd))  # fmt: skip # argv: flags beside their values
+        cluster.kubectl(
+            "apply", "--server-side", "--force-conflicts", "--field-manager=chart-test",
+            "--dry-run=server", "-f", "-", input=json.dumps(chart_crd),
+        )  # fmt: skip # argv: flags beside their values
     except subprocess.CalledProcessError as rejected:
         pytest.fail(f"the apiserver rejects the chart's CRD: {rejected.stderr.strip()}", pytrace=False)
 
@@ -312,8 +316,10 @@ def test_upgrade_to_watch_namespaces_withdraws_cluster_wide_rights(cluster, rest
     other = "default"
     with service_account_api(cluster, restricted_namespace, service_account) as api:
         assert can_i(api, "create", "jobs", other, group="batch")
-    cluster.helm("upgrade", release, CHART, "--namespace", restricted_namespace, "--reuse-values",
-                 "--set-json", f'watchNamespaces=["{namespace}"]')  # fmt: skip # argv: flags beside their values
+    cluster.helm(
+        "upgrade", release, CHART, "--namespace", restricted_namespace, "--reuse-values",
+        "--set-json", f'watchNamespaces=["{namespace}"]',
+    )  # fmt: skip # argv: flags beside their values
     with service_account_api(cluster, restricted_namespace, service_account) as api:
         assert can_i(api, "create", "jobs", namespace, group="batch")
         assert not can_i(api, "create", "jobs", other, group="batch")

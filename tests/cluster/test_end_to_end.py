@@ -30,17 +30,17 @@ import pytest
 import requests
 import yaml
 from kubernetes import client
-from operator_support import S3_SECRET, Models, crd, storage_secret, storage_uri  # noqa: F401  (crd: fixture)
 
 from local_kubelet import (
     COMPILER_IMAGE,
     OPERATOR_IMAGE,
-    SERVER_IMAGE,
     SERVER_BUILD,
+    SERVER_IMAGE,
     LocalPod,
     read_pod,
     stop,
 )
+from operator_support import S3_SECRET, Models, storage_secret, storage_uri
 from support.credentials import service_account_kubeconfig
 from support.examples import mlp_eager_logits, served_mlp_logits
 from support.kwok import finish_pod
@@ -56,12 +56,14 @@ COMPILE_TIMEOUT = 600
 
 
 @pytest.fixture
-def release(cluster, crd, restricted_namespace) -> Iterator[str]:  # noqa: ANN001, F811
+def release(cluster, crd, restricted_namespace) -> Iterator[str]:
     """The chart, installed as a user would, watching the test namespace."""
     name = "e2e-" + restricted_namespace[-6:]
     # The CRD is shared by the session (the `crd` fixture); the chart must not own it.
-    cluster.helm("install", name, CHART, "--namespace", restricted_namespace, "--set", "crds.enabled=false",
-                 "--set-json", f'watchNamespaces=["{restricted_namespace}"]')  # fmt: skip # argv: flags beside their values
+    cluster.helm(
+        "install", name, CHART, "--namespace", restricted_namespace, "--set", "crds.enabled=false",
+        "--set-json", f'watchNamespaces=["{restricted_namespace}"]',
+    )  # fmt: skip # argv: flags beside their values
     try:
         yield name
     finally:
@@ -86,7 +88,7 @@ def example_manifest(namespace: str, storage: str) -> dict:
     return document
 
 
-def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, release, processes, tmp_path):  # noqa: ANN001
+def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, release, processes, tmp_path):
     namespace = restricted_namespace
     timings: dict[str, float] = {}
     started = time.monotonic()

@@ -37,7 +37,7 @@ def test_concurrent_clients_are_batched_and_answered_exactly():
                     logits, label = support.eager_outputs(x, mask)
                     np.testing.assert_allclose(result.as_numpy("logits"), logits, rtol=1e-5, atol=1e-5)
                     np.testing.assert_array_equal(result.as_numpy("label"), label)
-            except Exception as exc:  # collected: a thread's assert would otherwise vanish
+            except Exception as exc:  # noqa: BLE001 - collected: a thread's assert would otherwise vanish
                 errors.append(f"client {index}: {exc!r}")
             finally:
                 triton.close()

@@ -134,7 +134,7 @@ def test_concurrent_grpc_clients_are_batched(server):
                 np.testing.assert_allclose(
                     result.as_numpy("logits"), support.eager_outputs(x, mask)[0], rtol=1e-5, atol=1e-5
                 )
-        except Exception as exc:  # collected: an assert in a thread would vanish
+        except Exception as exc:  # noqa: BLE001 - collected: an assert in a thread would vanish
             errors.append(f"client {index}: {exc!r}")
         finally:
             triton.close()

@@ -180,14 +180,16 @@ def test_sigterm_loses_no_request_on_keep_alive_connections():
                         try:
                             conn.connect()
                         except ConnectionRefusedError:
-                            return record("refused")
+                            record("refused")
+                            return
                         reused = False
                     try:
                         conn.request("POST", path, body, {"Content-Type": "application/json"})
                         response = conn.getresponse()
                         data = response.read()
                     except (OSError, http.client.HTTPException) as error:
-                        return record(f"lost: {error!r}" if reused else "reset before accept")
+                        record(f"lost: {error!r}" if reused else "reset before accept")
+                        return
                     reused = not response.will_close
                     if response.status == 200:
                         logits = np.array(json.loads(data)["outputs"][0]["data"]).reshape(3, -1)
@@ -201,7 +203,8 @@ def test_sigterm_loses_no_request_on_keep_alive_connections():
                             continue  # the server kept the connection open: use it
                         return  # told to go away; a real client turns to another replica
                     else:
-                        return record(f"http {response.status}: {data[:200]!r}")
+                        record(f"http {response.status}: {data[:200]!r}")
+                        return
             finally:
                 conn.close()
 

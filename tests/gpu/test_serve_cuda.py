@@ -16,6 +16,7 @@ kernels), which checks this file itself where no GPU is at hand.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -30,10 +31,12 @@ import torch
 import yaml
 from torch.utils._pytree import tree_flatten
 
+from trtaoti.compiler.validate import DEFAULT_TOLERANCES
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
-import server_support as support  # noqa: E402
+import server_support as support  # noqa: E402 - tests/e2e is put on sys.path just above
 
 pytestmark = pytest.mark.gpu
 DEVICE = os.environ.get("TRTAOTI_SERVE_TEST_DEVICE", "cuda")
@@ -41,7 +44,6 @@ if DEVICE == "cuda" and not torch.cuda.is_available():
     pytest.skip(f"no CUDA device visible to torch {torch.__version__}", allow_module_level=True)
 
 http = pytest.importorskip("tritonclient.http")
-from trtaoti.compiler.validate import DEFAULT_TOLERANCES  # noqa: E402
 
 PRECISIONS = {"fp16": ("float16", "FP16"), "bf16": ("bfloat16", "BF16")}
 CASES = [(example, precision) for example in ("mlp", "twoinput") for precision in PRECISIONS]
@@ -86,11 +88,12 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
         os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "operator"), os.environ.get("PYTHONPATH")]))
     )
     running = {}
+    logs = contextlib.ExitStack()  # every log stays open until its compile is read back
     for example, precision in CASES:
         spec_path = work / f"{example}-{precision}.yaml"
         spec_path.write_text(yaml.safe_dump(spec_for(example, precision, store)))
         profile = yaml.safe_load(spec_path.read_text())["spec"]["batchProfiles"][0]["name"]
-        log = open(work / f"{example}-{precision}.log", "w+")
+        log = logs.enter_context((work / f"{example}-{precision}.log").open("w+"))
         command = [
             sys.executable,
             "-m",
@@ -109,22 +112,20 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
         ]
         running[(example, precision)] = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log)
     results = {}
-    for (example, precision), (process, log) in running.items():
-        try:
-            returncode = process.wait(timeout=COMPILE_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            returncode = process.wait()
-        log.seek(0)
-        text = log.read()
-        log.close()
-        name = f"{example}-{precision}"
-        manifest = next(
-            (m for m in (json.loads(p.read_text()) for p in store.glob("*/manifest.json")) if m["modelName"] == name),
-            None,
-        )
-        package = store / manifest["key"] / manifest["model"] if manifest else None
-        results[(example, precision)] = Compiled(example, precision, name, returncode, text, manifest, package)
+    with logs:
+        for (example, precision), (process, log) in running.items():
+            try:
+                returncode = process.wait(timeout=COMPILE_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                returncode = process.wait()
+            log.seek(0)
+            text = log.read()
+            name = f"{example}-{precision}"
+            manifests = (json.loads(p.read_text()) for p in store.glob("*/manifest.json"))
+            manifest = next((m for m in manifests if m["modelName"] == name), None)
+            package = store / manifest["key"] / manifest["model"] if manifest else None
+            results[(example, precision)] = Compiled(example, precision, name, returncode, text, manifest, package)
     support.build_server()
     return results
 

@@ -82,9 +82,9 @@ def release(node_cluster: NodeCluster, cluster_on_node: Cluster, namespace: str)
     returns once the operator pod is Ready on the real node."""
     images = node_cluster.images
     values = {
-        "image": dict(zip(("repository", "tag"), _split(images["OPERATOR_IMAGE"]))),
-        "compiler": {"image": dict(zip(("repository", "tag"), _split(images["COMPILER_IMAGE"])))},
-        "server": {"image": dict(zip(("repository", "tag"), _split(images["SERVER_IMAGE"])))},
+        "image": dict(zip(("repository", "tag"), _split(images["OPERATOR_IMAGE"]), strict=True)),
+        "compiler": {"image": dict(zip(("repository", "tag"), _split(images["COMPILER_IMAGE"]), strict=True))},
+        "server": {"image": dict(zip(("repository", "tag"), _split(images["SERVER_IMAGE"]), strict=True))},
         "watchNamespaces": [namespace],
     }
     name = "node-" + namespace[-6:]
@@ -122,11 +122,12 @@ def _pods_report(cluster: Cluster, namespace: str) -> str:
         cluster.kubectl("get", "pods", "-n", namespace, "-o", "wide", check=False),
         cluster.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False)[-4000:],
     ]
-    for pod in cluster.kubectl("get", "pods", "-n", namespace, "-o", "name", check=False).split():
-        parts.append(
-            f"--- logs {pod}\n"
-            + cluster.kubectl("logs", "-n", namespace, pod, "--all-containers", "--tail=40", check=False)
-        )
+    pods = cluster.kubectl("get", "pods", "-n", namespace, "-o", "name", check=False).split()
+    parts += [
+        f"--- logs {pod}\n"
+        + cluster.kubectl("logs", "-n", namespace, pod, "--all-containers", "--tail=40", check=False)
+        for pod in pods
+    ]
     return "\n".join(parts)
 
 
@@ -147,7 +148,7 @@ def _service_ip(models: Models) -> str:
 
 # Its setup starts the node, which imports the images into containerd the first time.
 @pytest.mark.timeout(2400)
-def test_model_compiles_serves_and_turns_ready_in_real_pods(cluster_on_node, namespace, release, models):  # noqa: ANN001
+def test_model_compiles_serves_and_turns_ready_in_real_pods(cluster_on_node, namespace, release, models):
     started = time.monotonic()
     cluster = cluster_on_node
     try:
@@ -289,7 +290,7 @@ def _scale_to(cluster: Cluster, models: Models, replicas: int) -> None:
     )
 
 
-def test_deleting_a_serving_pod_under_load_loses_no_request(cluster_on_node, models):  # noqa: ANN001
+def test_deleting_a_serving_pod_under_load_loses_no_request(cluster_on_node, models):
     if models.condition(MODEL, "Ready") is None:
         pytest.skip("needs the model the first test of this module made Ready")
     _scale_to(cluster_on_node, models, 2)
@@ -308,7 +309,7 @@ def test_deleting_a_serving_pod_under_load_loses_no_request(cluster_on_node, mod
     assert not load.failures, f"{len(load.failures)} failed requests, first: {load.failures[:5]}"
 
 
-def test_drain_of_the_node_respects_the_serving_disruption_budget(cluster_on_node, models):  # noqa: ANN001
+def test_drain_of_the_node_respects_the_serving_disruption_budget(cluster_on_node, models):
     if len(_ready_serving_pods(models)) != 2:
         _scale_to(cluster_on_node, models, 2)
     address = _service_ip(models)
@@ -317,10 +318,14 @@ def test_drain_of_the_node_respects_the_serving_disruption_budget(cluster_on_nod
         # The only schedulable node: an evicted pod's replacement has nowhere to go, so
         # the budget (maxUnavailable 1) must stop the second eviction.
         drain = subprocess.run(
-            [str(cluster_on_node.bin_dir / "kubectl"), f"--kubeconfig={cluster_on_node.kubeconfig}", "drain",
-             NODE_NAME, "--ignore-daemonsets", "--delete-emptydir-data", "--pod-selector",
-             ",".join(f"{k}={v}" for k, v in names.serving_selector(MODEL, PROFILE).items()), "--timeout=40s"],
-            capture_output=True, text=True)  # fmt: skip # argv: flags beside their values
+            [
+                str(cluster_on_node.bin_dir / "kubectl"), f"--kubeconfig={cluster_on_node.kubeconfig}",
+                "drain", NODE_NAME, "--ignore-daemonsets", "--delete-emptydir-data",
+                "--pod-selector", ",".join(f"{k}={v}" for k, v in names.serving_selector(MODEL, PROFILE).items()),
+                "--timeout=40s",
+            ],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip # argv: flags beside their values
         assert drain.returncode != 0, f"drain evicted every serving pod:\n{drain.stdout}"
         assert "disruption budget" in drain.stderr + drain.stdout, drain.stderr
         remaining = _ready_serving_pods(models)
@@ -337,7 +342,7 @@ def test_drain_of_the_node_respects_the_serving_disruption_budget(cluster_on_nod
     wait_for(lambda: len(_ready_serving_pods(models)) == 2, timeout=300, what="both serving pods ready after uncordon")
 
 
-def test_a_compile_killed_mid_way_is_retried_and_serves_a_whole_package(cluster_on_node, namespace, node_cluster):  # noqa: ANN001
+def test_a_compile_killed_mid_way_is_retried_and_serves_a_whole_package(cluster_on_node, namespace, node_cluster):
     models = Models(cluster_on_node, namespace)
     name = "mlp-retried"
     document = _example(namespace, storage_uri(cluster_on_node, namespace))

@@ -43,7 +43,13 @@ class Cluster:
                 HELM_DATA_HOME=str(helm_home / "data"),
             )
         proc = subprocess.run(
-            [str(self.bin_dir / tool), *args], input=input, capture_output=True, text=True, env=env, cwd=REPO_ROOT
+            [str(self.bin_dir / tool), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO_ROOT,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise subprocess.CalledProcessError(proc.returncode, proc.args, proc.stdout, proc.stderr)

@@ -10,7 +10,6 @@ included).
 
 from __future__ import annotations
 
-import base64
 import shutil
 import subprocess
 import time
@@ -22,7 +21,7 @@ import urllib3
 import yaml
 
 from .binaries import HACK_DIR
-from .pki import CertPair, Pki
+from .pki import CertPair, Pki, base64_file
 from .ports import HOST
 from .processes import ProcessSet
 from .waiting import wait_for
@@ -334,22 +333,28 @@ class ControlPlane:
             [self._bin("kubectl"), f"--kubeconfig={self.kubeconfig}", "apply", "-f", str(path)],
             capture_output=True,
             text=True,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"kubectl apply -f {path} failed: {done.stderr.strip()}")
 
     def _write_kubeconfig(self, path: Path, ca: CertPair, client: CertPair) -> Path:
-        b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": "trtaoti", "cluster": {"server": self.server, "certificate-authority-data": b64(ca.cert)}}
+                {
+                    "name": "trtaoti",
+                    "cluster": {"server": self.server, "certificate-authority-data": base64_file(ca.cert)},
+                }
             ],
             "users": [
                 {
                     "name": "user",
-                    "user": {"client-certificate-data": b64(client.cert), "client-key-data": b64(client.key)},
+                    "user": {
+                        "client-certificate-data": base64_file(client.cert),
+                        "client-key-data": base64_file(client.key),
+                    },
                 }
             ],
             "contexts": [{"name": "trtaoti", "context": {"cluster": "trtaoti", "user": "user"}}],

@@ -7,8 +7,10 @@ from pathlib import Path
 import yaml
 from kubernetes import client
 
+from .cluster import Cluster
 
-def service_account_kubeconfig(cluster, namespace: str, service_account: str, path: Path) -> Path:  # noqa: ANN001
+
+def service_account_kubeconfig(cluster: Cluster, namespace: str, service_account: str, path: Path) -> Path:
     """A kubeconfig holding only a TokenRequest token of the ServiceAccount: what the
     operator pod's projected token would give it in the cluster (never admin rights)."""
     with cluster.api_client() as admin:

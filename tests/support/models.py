@@ -90,7 +90,7 @@ class Models:
 
     def wait_job(
         self, model: str, profile: str, exclude_keys: set[str] = frozenset(), timeout: float = 60
-    ) -> client.V1Job:  # noqa: E501
+    ) -> client.V1Job:
         def probe() -> client.V1Job | None:
             for job in self.jobs(model):
                 labels = job.metadata.labels

@@ -18,7 +18,7 @@ iptables chains and cgroups.
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import json
 import os
 import shutil
@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from .control_plane import KWOK_DIR
-from .pki import CertPair, Pki
+from .pki import CertPair, Pki, base64_file
 from .ports import HOST, free_port
 from .processes import ProcessSet, live_recorded
 from .waiting import wait_for
@@ -130,13 +130,13 @@ def check_host() -> None:
     if missing:
         raise NodeUnavailable(f"CNI plugins {missing} missing in {CNI_BIN_DIR}: run hack/install-system-deps.sh")
     if not Path("/proc/sys/net/bridge").is_dir():
-        subprocess.run(["modprobe", "br_netfilter"], capture_output=True)
+        subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False)
         if not Path("/proc/sys/net/bridge").is_dir():
             raise NodeUnavailable("br_netfilter is not available: Services could not reach pods on the same bridge")
 
 
 def _run(*argv: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run(argv, capture_output=True, input=input)
+    done = subprocess.run(argv, capture_output=True, input=input, check=False)
     if check and done.returncode != 0:
         raise RuntimeError(
             f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()}"
@@ -174,16 +174,19 @@ def network_down(saved_sysctls: dict[str, str] | None = None) -> None:
         (Path("/proc/sys") / key).write_text(value)
 
 
+def _ours(chain: str) -> bool:
+    return chain.startswith(KUBE_CHAIN_PREFIXES)
+
+
 def _remove_chains(tool: str) -> None:
     for table in ("filter", "nat", "mangle"):
         listing = _run(tool, "-t", table, "-S", check=False).stdout.decode().splitlines()
-        ours = lambda chain: chain.startswith(KUBE_CHAIN_PREFIXES)  # noqa: E731
         # Rules in built-in chains that jump to ours first, then our chains themselves.
         for rule in listing:
             words = rule.split()
-            if words[:1] == ["-A"] and not ours(words[1]) and "-j" in words and ours(words[words.index("-j") + 1]):
+            if words[:1] == ["-A"] and not _ours(words[1]) and "-j" in words and _ours(words[words.index("-j") + 1]):
                 _run(tool, "-t", table, "-D", *words[1:], check=False)
-        chains = [line.split()[1] for line in listing if line.startswith("-N ") and ours(line.split()[1])]
+        chains = [line.split()[1] for line in listing if line.startswith("-N ") and _ours(line.split()[1])]
         for chain in chains:
             _run(tool, "-t", table, "-F", chain, check=False)
         for chain in chains:
@@ -226,10 +229,8 @@ def kill_strays(bin_dir: Path) -> None:
             except OSError:
                 continue
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
 
 
 def cgroups_down() -> None:
@@ -273,19 +274,24 @@ def unmount_under(*roots: Path) -> None:
 
 
 def _kubeconfig(path: Path, server: str, ca: CertPair, client: CertPair) -> Path:
-    b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731
     path.write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
                 "clusters": [
-                    {"name": "trtaoti", "cluster": {"server": server, "certificate-authority-data": b64(ca.cert)}}
+                    {
+                        "name": "trtaoti",
+                        "cluster": {"server": server, "certificate-authority-data": base64_file(ca.cert)},
+                    }
                 ],
                 "users": [
                     {
                         "name": "node",
-                        "user": {"client-certificate-data": b64(client.cert), "client-key-data": b64(client.key)},
+                        "user": {
+                            "client-certificate-data": base64_file(client.cert),
+                            "client-key-data": base64_file(client.key),
+                        },
                     }
                 ],
                 "contexts": [{"name": "trtaoti", "context": {"cluster": "trtaoti", "user": "node"}}],
@@ -440,6 +446,7 @@ class RealNode:
                 ],
                 stdin=push.stdout,
                 capture_output=True,
+                check=False,
             )
             push.stdout.close()
             pushed = push.wait()
@@ -464,9 +471,7 @@ class RealNode:
         stale = [
             name
             for name, digest in targets.items()
-            if name not in wanted
-            and digest not in kept
-            and (name.startswith("localhost/trtaoti/") or name.startswith("sha256:"))
+            if name not in wanted and digest not in kept and name.startswith(("localhost/trtaoti/", "sha256:"))
         ]
         if stale:
             self.ctr("images", "rm", "--sync", *stale, check=False)

@@ -51,7 +51,7 @@ def helm() -> str:
 
 
 def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}")
     return proc
@@ -122,8 +122,10 @@ def test_helm_lint_strict_passes_for_every_value_set(tmp_path):
     for name, values in VALUE_SETS.items():
         values_file = tmp_path / f"{name}.yaml"
         values_file.write_text(yaml.safe_dump(values))
-        proc = run_helm("lint", "--strict", str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
-                        "-f", str(values_file), check=False)  # fmt: skip # argv: flags beside their values
+        proc = run_helm(
+            "lint", "--strict", str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
+            "-f", str(values_file), check=False,
+        )  # fmt: skip # argv: flags beside their values
         assert proc.returncode == 0, f"{name}: {proc.stdout}{proc.stderr}"
 
 
@@ -145,15 +147,19 @@ def test_manifests_validate_against_kubernetes_schemas(name: str):
 
 
 def test_schema_rejects_bad_values_at_template_time():
-    proc = run_helm("template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
-                    "--set-json", 'watchNamespaces=["Not_A_Namespace"]', check=False)  # fmt: skip # argv: flags beside their values
+    proc = run_helm(
+        "template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
+        "--set-json", 'watchNamespaces=["Not_A_Namespace"]', check=False,
+    )  # fmt: skip # argv: flags beside their values
     assert proc.returncode != 0
     assert "watchNamespaces" in proc.stderr
 
 
 def test_existing_service_account_requires_a_name():
-    proc = run_helm("template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
-                    "--set", "serviceAccount.create=false", check=False)  # fmt: skip # argv: flags beside their values
+    proc = run_helm(
+        "template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
+        "--set", "serviceAccount.create=false", check=False,
+    )  # fmt: skip # argv: flags beside their values
     assert proc.returncode != 0
     assert "serviceAccount.name is required" in proc.stderr
 
@@ -174,11 +180,8 @@ RESTRICTED_VOLUME_TYPES = {
 
 def restricted_violations(pod: dict) -> list[str]:
     """The checks of the `restricted` Pod Security Standard (Kubernetes docs, v1.37)."""
-    problems = []
     pod_sc = pod.get("securityContext", {})
-    for field in ("hostNetwork", "hostPID", "hostIPC"):
-        if pod.get(field):
-            problems.append(f"{field} is set")
+    problems = [f"{field} is set" for field in ("hostNetwork", "hostPID", "hostIPC") if pod.get(field)]
     for volume in pod.get("volumes", []):
         kinds = set(volume) - {"name"}
         if not kinds <= RESTRICTED_VOLUME_TYPES:
@@ -204,9 +207,7 @@ def restricted_violations(pod: dict) -> list[str]:
         seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type")
         if seccomp not in ("RuntimeDefault", "Localhost"):
             problems.append(f"{name}: seccompProfile {seccomp!r}")
-        for port in container.get("ports", []):
-            if port.get("hostPort"):
-                problems.append(f"{name}: hostPort")
+        problems += [f"{name}: hostPort" for port in container.get("ports", []) if port.get("hostPort")]
     return problems
 
 

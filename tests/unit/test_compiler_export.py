@@ -14,7 +14,7 @@ from trtaoti.compiler.samples import SampleInputs
 from trtaoti.compiler.source import LoadedModel, check_examples
 
 
-def mlp_plan(min_: int, opt: int, max_: int, **updates):  # noqa: ANN202
+def mlp_plan(min_: int, opt: int, max_: int, **updates):
     model = example_model("mlp", batchProfiles=[{"name": "p", "min": min_, "opt": opt, "max": max_}], **updates)
     return plan_for(model)
 
@@ -87,7 +87,7 @@ def test_example_inputs_must_match_the_spec() -> None:
         InvalidInput, match=r"input 'image': spec.inputs declares shape \[-1, 3, 32, 32\] .* \[16, 3, 28, 28\]"
     ):
         check(image[:, :, :28, :28], class_id)
-    with pytest.raises(InvalidInput, match="takes 1 inputs but spec.inputs declares 2"):
+    with pytest.raises(InvalidInput, match=r"takes 1 inputs but spec\.inputs declares 2"):
         check(image)
 
 

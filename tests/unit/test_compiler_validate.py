@@ -30,9 +30,9 @@ def test_outside_tolerance_names_the_output_and_the_error() -> None:
     got = [torch.zeros(2, 4), torch.zeros(2, 1, dtype=torch.int64)]
     got[0][1, 3] = 0.5
     error, _ = compare(got, want, request())
-    assert (
-        error
-        == "output 'logits' differs from the eager model: max abs error 0.5, 1 of 8 elements outside rtol 0.001 / atol 0.0001"
+    assert error == (
+        "output 'logits' differs from the eager model: max abs error 0.5, 1 of 8 elements outside "
+        "rtol 0.001 / atol 0.0001"
     )
 
 

@@ -42,7 +42,7 @@ def chart_schema() -> dict:
 
 def helm_binary() -> pathlib.Path | None:
     out = subprocess.run(
-        ["bash", str(REPO / "hack" / "build-binaries.sh"), "--print-dir"], capture_output=True, text=True
+        ["bash", str(REPO / "hack" / "build-binaries.sh"), "--print-dir"], capture_output=True, text=True, check=False
     )
     helm = pathlib.Path(out.stdout.strip()) / "helm"
     return helm if out.returncode == 0 and helm.is_file() else None
@@ -59,9 +59,11 @@ def assert_chart_accepts(values: dict) -> None:
         if "=" in line and not line.startswith("#")
     )
     proc = subprocess.run(
-        [str(helm), "template", "gitops", str(CHART), "--kube-version", versions["KUBERNETES_VERSION"].lstrip("v"),
-         "-f", "-"],
-        input=yaml.safe_dump(values), capture_output=True, text=True, timeout=60,
+        [
+            str(helm), "template", "gitops", str(CHART), "--kube-version", versions["KUBERNETES_VERSION"].lstrip("v"),
+            "-f", "-",
+        ],
+        input=yaml.safe_dump(values), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip # argv: flags beside their values
     assert proc.returncode == 0, proc.stderr
 
@@ -72,9 +74,7 @@ def models_in(directory: pathlib.Path, include: str = "*.yaml", ignored: list[st
         rel = "/" + str(path.relative_to(REPO))
         if not fnmatch.fnmatch(path.name, include) or any(fnmatch.fnmatch(rel, pat) for pat in ignored):
             continue
-        for doc in docs_in(path):
-            if doc.get("kind") == KIND:
-                found.append(TrtAotiModel.model_validate(doc))
+        found += [TrtAotiModel.model_validate(doc) for doc in docs_in(path) if doc.get("kind") == KIND]
     return found
 
 
@@ -97,6 +97,10 @@ def test_argocd_operator_application_installs_the_chart():
     assert int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) < 0
 
 
+def sync_wave(application: dict) -> int:
+    return int(application["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
+
 def test_argocd_models_application_syncs_valid_models_after_the_operator():
     app = next(a for a in of_kind("Application") if a["spec"]["source"]["path"].startswith("examples/"))
     source = app["spec"]["source"]
@@ -104,8 +108,7 @@ def test_argocd_models_application_syncs_valid_models_after_the_operator():
     assert len(models) == 1, "the Application would sync several objects of the same name"
     assert models[0].spec.device == "cuda"
     operator = next(a for a in of_kind("Application") if a["spec"]["source"]["path"] == "charts/trtaoti-operator")
-    wave = lambda a: int(a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])  # noqa: E731
-    assert wave(app) > wave(operator)
+    assert sync_wave(app) > sync_wave(operator)
 
 
 # --- Flux -------------------------------------------------------------------------

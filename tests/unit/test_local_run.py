@@ -76,8 +76,8 @@ def test_server_command_is_the_operators_flags_with_local_path_and_port(tmp_path
     )
     cluster = server_args(model.name, model.spec, profile, artifact)
     assert command[0] == str(binary)
-    flags = dict(zip(command[1::2], command[2::2]))
-    expected = dict(zip(cluster[::2], cluster[1::2]))
+    flags = dict(zip(command[1::2], command[2::2], strict=True))
+    expected = dict(zip(cluster[::2], cluster[1::2], strict=True))
     assert flags.pop("--model-path") == str(tmp_path / "m.pt2") and expected.pop("--model-path")
     assert flags.pop("--port") == "9123" and expected.pop("--port")
     assert flags.pop("--grpc-port") == "0" and expected.pop("--grpc-port")  # profiles share the machine
@@ -99,7 +99,7 @@ def test_curl_line_carries_a_correctly_shaped_body():
     assert words[words.index("-X") + 2] == f"http://127.0.0.1:8000/v2/models/{model.name}/infer"
     body = json.loads(words[words.index("-d") + 1])
     assert [b["name"] for b in body["inputs"]] == [i["name"] for i in inputs]
-    for sent, declared in zip(body["inputs"], inputs):
+    for sent, declared in zip(body["inputs"], inputs, strict=True):
         assert sent["shape"] == [1, *declared["shape"][1:]]
         assert sent["datatype"] == declared["datatype"]
         assert len(sent["data"]) == math.prod(sent["shape"])

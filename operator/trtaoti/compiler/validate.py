@@ -81,7 +81,7 @@ def validate_package(
     stderr_path = workdir / "validation-stderr.txt"
     for stale in (result_path, phase_path):
         stale.unlink(missing_ok=True)
-    lo, opt, hi = plan.batch_range
+    _, opt, hi = plan.batch_range
     torch.save(
         {
             "package": str(package),
@@ -119,7 +119,8 @@ def validate_package(
         raise CompileFailed(f"the package crashed its loader ({name}) while {_phase(phase_path)}; {_tail(stderr_path)}")
     if not result_path.exists():
         raise CompileFailed(
-            f"validation worker exited with status {completed.returncode} while {_phase(phase_path)}: {_tail(stderr_path)}"
+            f"validation worker exited with status {completed.returncode} while {_phase(phase_path)}: "
+            f"{_tail(stderr_path)}"
         )
     result = json.loads(result_path.read_text())
     if not result["ok"]:

@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
         try:
             with torch.no_grad():
                 actual = [t.cpu() for t in tree_flatten(runner(*inputs))[0]]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - report any failure of the package as the result
             return finish(
                 {
                     "ok": False,
@@ -98,7 +98,7 @@ def compare(
     if len(actual) != len(expected):
         return f"the package returned {len(actual)} outputs, the eager model {len(expected)}", 0.0
     worst = 0.0
-    for name, got, want in zip(names, actual, expected):
+    for name, got, want in zip(names, actual, expected, strict=True):
         if got.shape != want.shape:
             return f"output {name!r} has shape {list(got.shape)}, the eager model's {list(want.shape)}", worst
         if not want.dtype.is_floating_point:
@@ -137,7 +137,7 @@ def time_runs(runner: Any, inputs: list[torch.Tensor], device: torch.device) -> 
         for _ in range(WARMUP_RUNS):
             runner(*inputs)
         sync()
-        samples = []
+        samples: list[float] = []
         deadline = time.perf_counter() + TIMING_BUDGET_SECONDS
         while len(samples) < TIMED_RUNS and (not samples or time.perf_counter() < deadline):
             start = time.perf_counter()

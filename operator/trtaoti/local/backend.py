@@ -31,7 +31,7 @@ def _torch_tensorrt_importable() -> tuple[bool, str]:
     if importlib.util.find_spec("torch_tensorrt") is None:
         return False, "torch_tensorrt is not installed"
     try:
-        import torch_tensorrt  # noqa: F401
+        import torch_tensorrt  # noqa: F401 - the import is the test
     except Exception as exc:  # noqa: BLE001 - any import failure means "not usable here"
         return False, f"torch_tensorrt does not import ({type(exc).__name__}: {exc})"
     return True, "torch_tensorrt imports"

@@ -12,10 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from trtaoti.storage.uri import StorageUri
+
+if TYPE_CHECKING:
+    from trtaoti.api.models import TrtAotiModel
 
 DEFAULT_STORE = "file://~/.cache/trtaoti/store"
 DEFAULT_RUN_DIR = "~/.cache/trtaoti/run"
@@ -124,7 +128,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         session.stop()
 
 
-def _profiles(model, wanted: list[str] | None) -> list[str]:  # noqa: ANN001 - TrtAotiModel
+def _profiles(model: TrtAotiModel, wanted: list[str] | None) -> list[str]:
     names = [p.name for p in model.spec.batch_profiles]
     for name in wanted or []:
         if name not in names:

@@ -65,7 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import kopf
 
-    from trtaoti.operator import handlers  # noqa: F401  (registers the handlers)
+    from trtaoti.operator import handlers  # noqa: F401 - importing it registers the Kopf handlers
     from trtaoti.operator.config import OperatorConfig
 
     logging.basicConfig(

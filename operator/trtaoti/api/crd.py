@@ -80,7 +80,8 @@ def structural(model: type[m.ApiModel]) -> dict[str, Any]:
     """The structural OpenAPI v3 schema of one model."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.get("$defs", {})
-    return _simplify(_resolve(raw, defs))
+    schema: dict[str, Any] = _simplify(_resolve(raw, defs))
+    return schema
 
 
 def crd_manifest() -> dict[str, Any]:

@@ -38,7 +38,8 @@ Rules are CEL (`x-kubernetes-validations`) checked by the apiserver at apply tim
 
 
 def load_crd(path: Path = CRD_PATH) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+    crd: dict[str, Any] = yaml.safe_load(path.read_text())
+    return crd
 
 
 def _type(schema: dict[str, Any]) -> str:

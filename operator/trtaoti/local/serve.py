@@ -148,7 +148,7 @@ def stop_servers(servers: list[RunningServer], timeout: float = 30) -> list[int 
     for server in servers:
         if server.process.poll() is None:
             server.process.send_signal(signal.SIGTERM)
-    codes = []
+    codes: list[int | None] = []
     deadline = time.monotonic() + timeout
     for server in servers:
         try:

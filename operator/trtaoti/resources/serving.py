@@ -9,11 +9,12 @@ the new package exists.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from trtaoti.api.models import Artifact, BatchProfile, TrtAotiModelSpec
 from trtaoti.resources import artifacts, names
-from trtaoti.resources.config import MiB, ChildSettings
+from trtaoti.resources.config import ChildSettings, MiB
 from trtaoti.resources.owner import Owner
 from trtaoti.resources.placement import gpu_placement, with_gpu_limit
 from trtaoti.resources.security import container_security_context, pod_security_context
@@ -199,7 +200,7 @@ def build_deployment(
     }
 
 
-def served_artifact(deployment: dict[str, Any] | None) -> Artifact | None:
+def served_artifact(deployment: Mapping[str, Any] | None) -> Artifact | None:
     """The artifact an existing Deployment serves (read back after an operator restart)."""
     if not deployment:
         return None

@@ -286,8 +286,8 @@ def transitions(previous: TrtAotiModelStatus | None, current: TrtAotiModelStatus
         )
     old_conditions = {c.type: c for c in (previous.conditions if previous else [])}
     for condition in current.conditions:
-        before = old_conditions.get(condition.type)
-        if before is not None and before.status == condition.status:
+        was = old_conditions.get(condition.type)
+        if was is not None and was.status == condition.status:
             continue
         bad = condition.status == ConditionStatus.false and condition.reason not in ("Compiling", "RollingOut")
         events.append(

@@ -10,9 +10,12 @@ import pytest
 import requests
 
 import server_support as support
+from support.tools import import_tool, tool_missing
 
-grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (grpcio, protobuf) not installed")
-InferenceServerException = pytest.importorskip("tritonclient.utils").InferenceServerException
+grpcclient = import_tool("tritonclient.grpc", "tritonclient[grpc] (grpcio, protobuf) is in the test extra")
+InferenceServerException = import_tool(
+    "tritonclient.utils", "tritonclient is in the test extra"
+).InferenceServerException
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +29,7 @@ def server():
             yield running
     except RuntimeError as exc:
         if "built without gRPC support" in str(exc):
-            pytest.skip("trtaoti-server was built without gRPC (no grpc++/protoc at build time)")
+            tool_missing("trtaoti-server was built without gRPC (no grpc++/protoc at build time: make system-deps)")
         raise
 
 

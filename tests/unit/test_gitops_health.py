@@ -25,6 +25,7 @@ from collections.abc import Callable
 import pytest
 import yaml
 
+from support.tools import import_tool, tool_missing
 from trtaoti.api.models import Artifact
 from trtaoti.resources import status as st
 
@@ -41,7 +42,7 @@ NOW = "2026-11-26T08:00:00Z"
 
 def argocd_health(obj: dict, script: str | None = None) -> dict:
     """Run the script the way Argo CD does: `obj` global, a returned table."""
-    lua51 = pytest.importorskip("lupa.lua51", reason="lupa (test extra) provides Lua 5.1")
+    lua51 = import_tool("lupa.lua51", "lupa (test extra) provides Lua 5.1")
     lua = lua51.LuaRuntime(unpack_returned_tuples=True)
     assert lua.eval("_VERSION") == "Lua 5.1"
     lua.globals().obj = lua.table_from(obj, recursive=True)
@@ -53,7 +54,7 @@ def argocd_health(obj: dict, script: str | None = None) -> dict:
 def flux_evaluator() -> pathlib.Path:
     go = shutil.which("go")
     if go is None:
-        pytest.skip("go not on PATH: the Flux health-check evaluator is a Go program (CI has Go for 'make bins')")
+        tool_missing("go not on PATH: the Flux health-check evaluator is a Go program (CI has Go for 'make bins')")
     sources = [*sorted(FLUX_EVALUATOR.glob("*.go")), FLUX_EVALUATOR / "go.mod", FLUX_EVALUATOR / "go.sum"]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
     cache = pathlib.Path(os.environ.get("TRTAOTI_CACHE", pathlib.Path.home() / ".cache" / "trtaoti"))
@@ -73,7 +74,7 @@ def flux_evaluator() -> pathlib.Path:
             check=False,
         )
         if proc.returncode != 0 and "GOPROXY=off" in proc.stderr:
-            pytest.skip(
+            tool_missing(
                 "the Flux evaluator's Go modules are not downloaded: "
                 "run `cd deploy/gitops/flux/healthcheck && go mod download` (a build step)"
             )

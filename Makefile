@@ -94,7 +94,7 @@ lint-ruff:
 	ruff check --no-fix .
 
 lint-python-format:
-	ruff format --check .
+	ruff format --check --output-format concise . || { echo "run make format"; exit 1; }
 
 lint-types:
 	mypy

@@ -21,13 +21,13 @@ help: ## list targets
 # stamp is keyed by the dependency list's content (not its mtime), and the editable
 # install is re-pointed whenever the venv last served another checkout.
 VENV_STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
-venv: $(VENV_STAMP) ## Python environment (torch, kopf, test tools) in $(VENV)
+venv: $(VENV_STAMP) ## Python environment (torch, kopf, test and lint tools) in $(VENV)
 	@grep -qxF '$(CURDIR)/operator' $(VENV)/lib/python3*/site-packages/__editable__.trtaoti-*.pth 2>/dev/null \
 		|| $(PY) -m pip install -q --no-deps -e .
 $(VENV_STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[compile,test,bench]'
+	$(PY) -m pip install -q -e '.[compile,test,bench,lint]'
 	@rm -f $(VENV)/.installed*
 	@touch $@
 
@@ -81,3 +81,33 @@ test: system-deps venv bins server refs images ## the whole suite: unit, cluster
 .PHONY: test-unit
 test-unit: venv ## fast tests only
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# What the linters read: everything git tracks, so a new file is checked without a list
+# to update. Shell scripts are the *.sh files and any file with a sh/bash shebang.
+CXX_SOURCES   = $(shell git ls-files '$(SERVER_DIR)/src/*.cc' '$(SERVER_DIR)/src/*.h' '$(SERVER_DIR)/test/*.cc' '$(SERVER_DIR)/test/*.h')
+SHELL_SCRIPTS = $(shell { git ls-files '*.sh'; git ls-files -z | xargs -0 awk 'FNR == 1 && /^\#!.*(bash|\/sh)/ { print FILENAME } { nextfile }'; } | sort -u)
+
+.PHONY: lint lint-ruff lint-python-format lint-types lint-cxx lint-shell
+lint: venv ## ruff (lint, format check), mypy, clang-format check, shellcheck; reports every failing tool
+	@$(MAKE) --no-print-directory -k lint-ruff lint-python-format lint-types lint-cxx lint-shell
+
+lint-ruff:
+	ruff check --no-fix .
+
+lint-python-format:
+	ruff format --check --output-format concise . || { echo "run make format"; exit 1; }
+
+lint-types:
+	mypy
+
+lint-cxx:
+	clang-format --dry-run --Werror $(CXX_SOURCES)
+
+lint-shell:
+	shellcheck --external-sources --source-path=SCRIPTDIR $(SHELL_SCRIPTS)
+
+.PHONY: format
+format: venv ## rewrite Python (imports, ruff format) and the server's C++ (clang-format) in place
+	ruff check --select I --fix-only --quiet .
+	ruff format .
+	clang-format -i $(CXX_SOURCES)

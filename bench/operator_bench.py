@@ -49,8 +49,8 @@ from operator_support import (  # noqa: E402
     upload_model,
 )
 from support.cluster import Cluster  # noqa: E402
-from support.waiting import wait_for  # noqa: E402
 from support.devcluster import DEV_DIR, read_env_file  # noqa: E402
+from support.waiting import wait_for  # noqa: E402
 from trtaoti.resources import names  # noqa: E402
 
 
@@ -110,8 +110,11 @@ def main() -> int:
     parser.add_argument("--append", action="store_true", help="add to --output instead of replacing it")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--concurrency", type=int, default=32, help="the operator's reconcile workers")
-    parser.add_argument("--sequential", action="store_true",
-                        help="one model at a time (unloaded latency) instead of all at once (a burst)")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="one model at a time (unloaded latency) instead of all at once (a burst)",
+    )
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
@@ -163,8 +166,13 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> int:
     storage = storage_uri(cluster, namespace)
     model_uri = upload_model(cluster, namespace)
 
-    operator = OperatorProcess(sa_kubeconfig, work / "operator.log", [namespace], resync_seconds=300,
-                               extra_args=("--concurrency", str(args.concurrency))).start()
+    operator = OperatorProcess(
+        sa_kubeconfig,
+        work / "operator.log",
+        [namespace],
+        resync_seconds=300,
+        extra_args=("--concurrency", str(args.concurrency)),
+    ).start()
     load_before = os.getloadavg()[0]
     peak_rss = 0
     cpu_seconds = 0.0
@@ -196,8 +204,16 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> int:
             # Distinct compile inputs (minBlockSize is in the key): every model compiles.
             # CPU models: 50 compiles + 50 servers would not fit the fake GPU nodes, and
             # what is measured here is the operator, not the scheduler's GPU queue.
-            manifest = model_manifest(name, namespace, model_uri, storage, profiles=[profile],
-                                      device="cpu", backend="inductor", compile={"minBlockSize": i + 1})
+            manifest = model_manifest(
+                name,
+                namespace,
+                model_uri,
+                storage,
+                profiles=[profile],
+                device="cpu",
+                backend="inductor",
+                compile={"minBlockSize": i + 1},
+            )
             applied[name] = time.monotonic()
             models.apply(manifest)
             return name
@@ -229,8 +245,11 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> int:
             pass
 
     to_job = [watcher.job_created[n] - applied[n] for n in applied if n in watcher.job_created]
-    to_deploy = [watcher.deployment_created[n] - watcher.job_complete[n]
-                 for n in applied if n in watcher.deployment_created and n in watcher.job_complete]
+    to_deploy = [
+        watcher.deployment_created[n] - watcher.job_complete[n]
+        for n in applied
+        if n in watcher.deployment_created and n in watcher.job_complete
+    ]
     rows = [
         ("apply -> compile Job created", to_job),
         ("Job complete -> Deployment created", to_deploy),
@@ -244,22 +263,30 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> int:
         f"({psutil.cpu_count()} cores, {psutil.virtual_memory().total >> 30} GiB), a real control plane "
         "(apiserver, controllers, scheduler, KWOK GPU nodes) and MinIO on the same machine; "
         f"operator as a subprocess under its least-privilege ServiceAccount, {args.concurrency} reconcile workers. "
-        + ("Models applied one at a time, each compiled and served before the next (one model in flight)."
-           if args.sequential else
-           "All models applied at once (a burst); 8 threads play their compiles as their pods start."),
+        + (
+            "Models applied one at a time, each compiled and served before the next (one model in flight)."
+            if args.sequential
+            else "All models applied at once (a burst); 8 threads play their compiles as their pods start."
+        ),
         "",
         "| interval | n | median (ms) | p95 (ms) | max (ms) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for label, values in rows:
         if values:
-            lines.append(f"| {label} | {len(values)} | {statistics.median(values) * 1000:.0f} | "
-                         f"{percentile(values, 95) * 1000:.0f} | {max(values) * 1000:.0f} |")
+            lines.append(
+                f"| {label} | {len(values)} | {statistics.median(values) * 1000:.0f} | "
+                f"{percentile(values, 95) * 1000:.0f} | {max(values) * 1000:.0f} |"
+            )
         else:
             lines.append(f"| {label} | 0 | - | - | - |")
-    lines += ["", f"Operator peak RSS: {peak_rss / (1 << 20):.0f} MiB over {args.models} models; "
-              f"operator CPU time {cpu_seconds:.1f} s for the whole run; machine load average "
-              f"(1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.", ""]
+    lines += [
+        "",
+        f"Operator peak RSS: {peak_rss / (1 << 20):.0f} MiB over {args.models} models; "
+        f"operator CPU time {cpu_seconds:.1f} s for the whole run; machine load average "
+        f"(1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.",
+        "",
+    ]
     if args.append and args.output.exists():
         lines = [args.output.read_text().rstrip("\n"), "", *lines[2:]]
     args.output.write_text("\n".join(lines))

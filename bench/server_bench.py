@@ -110,7 +110,13 @@ async def _load(port: int, payload: bytes, concurrency: int, seconds: float, war
     def quantile(q: float) -> float:
         return latencies[min(count - 1, int(q * count))] * 1e6 if count else float("nan")
 
-    return {"requests": count, "errors": errors, "per_second": count / seconds, "p50_us": quantile(0.5), "p99_us": quantile(0.99)}
+    return {
+        "requests": count,
+        "errors": errors,
+        "per_second": count / seconds,
+        "p50_us": quantile(0.5),
+        "p99_us": quantile(0.99),
+    }
 
 
 def run_load(port: int, payload: bytes, concurrency: int, seconds: float, warmup: float = 0.5) -> dict:
@@ -150,9 +156,22 @@ def _infer_body() -> bytes:
 
 def _floor(package: Path, seconds: float, threads: int, device: str, batch: int = 1) -> dict:
     out = subprocess.run(
-        [str(support.FLOOR_BIN), "--model", str(package), "--batch", str(batch), "--seconds", str(seconds),
-         "--intra-op-threads", str(threads), "--device", device],
-        check=True, capture_output=True, text=True,
+        [
+            str(support.FLOOR_BIN),
+            "--model",
+            str(package),
+            "--batch",
+            str(batch),
+            "--seconds",
+            str(seconds),
+            "--intra-op-threads",
+            str(threads),
+            "--device",
+            device,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -163,7 +182,10 @@ def _sweep(port: int, body: bytes, concurrencies: list[int], seconds: float) -> 
     for c in concurrencies:
         results[c] = run_load(port, payload, c, seconds)
         r = results[c]
-        print(f"  c={c:3d}: {r['per_second']:9.0f} req/s  p50 {r['p50_us']:8.1f} us  p99 {r['p99_us']:8.1f} us  errors {r['errors']}", flush=True)
+        print(
+            f"  c={c:3d}: {r['per_second']:9.0f} req/s  p50 {r['p50_us']:8.1f} us  p99 {r['p99_us']:8.1f} us  errors {r['errors']}",
+            flush=True,
+        )
     return results
 
 
@@ -171,11 +193,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per point (after 0.5 s warm-up)")
     parser.add_argument("--concurrency", default="1,4,16,64")
-    parser.add_argument("--server-args", default="--runners 1 --intra-op-threads 1 --max-queue-delay-us 0",
-                        help="extra trtaoti-server flags")
+    parser.add_argument(
+        "--server-args",
+        default="--runners 1 --intra-op-threads 1 --max-queue-delay-us 0",
+        help="extra trtaoti-server flags",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda:N (the package is compiled for it)")
-    parser.add_argument("--skip-python", action="store_true",
-                        help="skip baseline (b), e.g. where FastAPI is not installed")
+    parser.add_argument(
+        "--skip-python", action="store_true", help="skip baseline (b), e.g. where FastAPI is not installed"
+    )
     parser.add_argument("--out", type=Path, default=None, help="default: bench/results/server-<cpu|gpu>.md")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
@@ -188,13 +214,18 @@ def main() -> None:
     package = support.build_package(1, 8, 64, device="cuda" if on_gpu else "cpu")
     body = _infer_body()
     script = Path(sys.argv[0])
-    command = "python " + shlex.join([str(script.relative_to(REPO)) if script.is_absolute() else sys.argv[0], *sys.argv[1:]])
+    command = "python " + shlex.join(
+        [str(script.relative_to(REPO)) if script.is_absolute() else sys.argv[0], *sys.argv[1:]]
+    )
 
     print("(c) floor: loader.run in a loop", flush=True)
     floor = _floor(package, max(2.0, args.seconds), threads=1, device=args.device)
     floor_max = _floor(package, max(2.0, args.seconds), threads=1, device=args.device, batch=64)
-    print(f"  batch 1: p50 {floor['p50_us']:.1f} us, {floor['per_second']:.0f} runs/s; "
-          f"batch 64: p50 {floor_max['p50_us']:.1f} us", flush=True)
+    print(
+        f"  batch 1: p50 {floor['p50_us']:.1f} us, {floor['per_second']:.0f} runs/s; "
+        f"batch 64: p50 {floor_max['p50_us']:.1f} us",
+        flush=True,
+    )
 
     print("(a) trtaoti-server", flush=True)
     server_args = [*args.server_args.split(), "--device", args.device]
@@ -213,7 +244,14 @@ def main() -> None:
         port = _free_port()
         env = dict(os.environ, OMP_NUM_THREADS="1")
         baseline = subprocess.Popen(
-            [sys.executable, str(REPO / "bench" / "python_baseline.py"), "--package", str(package), "--port", str(port)],
+            [
+                sys.executable,
+                str(REPO / "bench" / "python_baseline.py"),
+                "--package",
+                str(package),
+                "--port",
+                str(port),
+            ],
             env=env,
         )
         try:

@@ -67,7 +67,9 @@ def random_file(path: Path, size: int) -> None:
         f.write(os.urandom(size % (64 * MiB)))
 
 
-def paired(ours: Callable[[], object], bare: Callable[[], object], repeats: int, cleanup: Callable[[], object]) -> tuple[float, float]:
+def paired(
+    ours: Callable[[], object], bare: Callable[[], object], repeats: int, cleanup: Callable[[], object]
+) -> tuple[float, float]:
     """Median seconds of each, run as interleaved pairs (order alternating) so that
     load from other processes on a shared machine hits both sides alike."""
     samples: dict[str, list[float]] = {"ours": [], "bare": []}
@@ -87,7 +89,9 @@ def bare_download(store: object, relpath: str, target: Path) -> None:
             f.write(chunk)
 
 
-def bench_store(label: str, uri: str, bare_store: object, env: dict[str, str], sizes: list[int], repeats: int, scratch: Path) -> list[dict]:
+def bench_store(
+    label: str, uri: str, bare_store: object, env: dict[str, str], sizes: list[int], repeats: int, scratch: Path
+) -> list[dict]:
     store = open_store(uri, env)
     rows = []
     for size_mib in sizes:
@@ -98,7 +102,10 @@ def bench_store(label: str, uri: str, bare_store: object, env: dict[str, str], s
         target = scratch / "fetched.bin"
 
         upload_ours, upload_bare = paired(
-            lambda: store.upload_file(source, ours_rel), lambda: obstore.put(bare_store, bare_rel, source), repeats, lambda: None
+            lambda: store.upload_file(source, ours_rel),
+            lambda: obstore.put(bare_store, bare_rel, source),
+            repeats,
+            lambda: None,
         )
         sha = store.upload_file(source, ours_rel).sha256
         fetch_ours, fetch_bare = paired(
@@ -117,7 +124,10 @@ def bench_store(label: str, uri: str, bare_store: object, env: dict[str, str], s
                     "bare": size / bare / 1e6,
                 }
             )
-            print(f"{label:8} {operation:6} {size_mib:5} MiB  trtaoti {size / ours / 1e6:8.0f} MB/s  bare {size / bare / 1e6:8.0f} MB/s  ratio {bare / ours:5.2f}", flush=True)
+            print(
+                f"{label:8} {operation:6} {size_mib:5} MiB  trtaoti {size / ours / 1e6:8.0f} MB/s  bare {size / bare / 1e6:8.0f} MB/s  ratio {bare / ours:5.2f}",
+                flush=True,
+            )
         store.delete_prefix("bench")
         source.unlink()
         target.unlink(missing_ok=True)

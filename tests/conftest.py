@@ -65,8 +65,13 @@ def cluster(s3: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
         return
     state = tmp_path_factory.mktemp("control-plane")
     procs = ProcessSet(state, die_with_parent=True)
-    ports = Ports(etcd=free_port(), etcd_peer=free_port(), apiserver=free_port(),
-                  controller_manager=free_port(), scheduler=free_port())
+    ports = Ports(
+        etcd=free_port(),
+        etcd_peer=free_port(),
+        apiserver=free_port(),
+        controller_manager=free_port(),
+        scheduler=free_port(),
+    )
     plane = ControlPlane(state, bins, ports, procs)
     try:
         plane.up()
@@ -88,13 +93,18 @@ def _make_namespace(cluster: Cluster, request: pytest.FixtureRequest, labels: di
     name = f"t-{slug}-{secrets.token_hex(3)}"
     with cluster.api_client() as api:
         core = client.CoreV1Api(api)
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
-            name=name, labels={"trtaoti.dev/test": "true", **labels})))
+        core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"trtaoti.dev/test": "true", **labels}))
+        )
         try:
             # Pods are rejected until the controller-manager has created the namespace's
             # default ServiceAccount; tests should not have to know that.
-            wait_for(lambda: core.read_namespaced_service_account("default", name), timeout=30,
-                     what=f"ServiceAccount {name}/default", ignore=(client.ApiException,))
+            wait_for(
+                lambda: core.read_namespaced_service_account("default", name),
+                timeout=30,
+                what=f"ServiceAccount {name}/default",
+                ignore=(client.ApiException,),
+            )
             yield name
         finally:
             _delete_namespace(core, name)
@@ -128,7 +138,11 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
 @pytest.fixture
 def restricted_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """Like `namespace`, enforcing the `restricted` Pod Security Standard."""
-    yield from _make_namespace(cluster, request, {
-        "pod-security.kubernetes.io/enforce": "restricted",
-        "pod-security.kubernetes.io/enforce-version": "latest",
-    })
+    yield from _make_namespace(
+        cluster,
+        request,
+        {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+        },
+    )

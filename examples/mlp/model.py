@@ -14,7 +14,7 @@ CLASSES = 10
 
 class Mlp(nn.Module):
     # trtaoti reads output names from this attribute (else output__0, ...).
-    output_names = ["logits"]
+    output_names = ("logits",)
 
     def __init__(self, features: int = FEATURES, hidden: int = 256, classes: int = CLASSES) -> None:
         super().__init__()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import itertools
 import os
 import re
 import signal
@@ -29,6 +30,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from kubernetes import client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,7 +85,9 @@ class LocalPod:
                 # path; here the same identity comes as a TokenRequest kubeconfig instead.
                 pass
             elif volume.empty_dir is None:
-                raise NotImplementedError(f"volume {volume.name}: only emptyDir, configMap and projected are played here")
+                raise NotImplementedError(
+                    f"volume {volume.name}: only emptyDir, configMap and projected are played here"
+                )
             self.volumes[volume.name] = directory
 
     def container(self, name: str, *, init: bool = False) -> client.V1Container:
@@ -98,7 +102,7 @@ class LocalPod:
     def rewrite(self, value: str, container: client.V1Container) -> str:
         for mount, directory in self.mounts(container):
             if value == mount or value.startswith(mount + "/"):
-                return str(directory) + value[len(mount):]
+                return str(directory) + value[len(mount) :]
         return value
 
     def environment(self, container: client.V1Container, image: ImageFilesystem) -> dict[str, str]:
@@ -139,20 +143,27 @@ class LocalPod:
         if executable is None:
             raise FileNotFoundError(f"{words[0]} is not on the image PATH {image.path}")
         mapped = [str(executable)]
-        for previous, word in zip(words, words[1:]):
+        for previous, word in itertools.pairwise(words):
+            value = word
             if previous.startswith("--") and previous.endswith("port") and word.isdigit() and int(word) in port_map:
-                word = str(port_map[int(word)])
+                value = str(port_map[int(word)])
             elif listen := _LISTEN_URL.match(word):
                 # Every "pod" shares this host's network: listen on loopback, on the mapped port.
                 port = int(listen.group(2))
-                word = f"{listen.group(1)}http://127.0.0.1:{port_map.get(port, port)}{listen.group(3)}"
-            mapped.append(self.rewrite(word, container))
+                value = f"{listen.group(1)}http://127.0.0.1:{port_map.get(port, port)}{listen.group(3)}"
+            mapped.append(self.rewrite(value, container))
         return mapped
 
     def start(
-        self, name: str, image: ImageFilesystem, *, init: bool = False, port_map: dict[int, int] | None = None,
-        extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None,
-    ) -> tuple[subprocess.Popen, Path]:  # fmt: skip
+        self,
+        name: str,
+        image: ImageFilesystem,
+        *,
+        init: bool = False,
+        port_map: dict[int, int] | None = None,
+        extra_args: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
+    ) -> tuple[subprocess.Popen, Path]:
         """`extra_args`/`extra_env`: what the node would provide that the spec does not
         say (in-cluster credentials, the termination-log file)."""
         container = self.container(name, init=init)
@@ -162,13 +173,25 @@ class LocalPod:
         log_path = self.root / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )  # fmt: skip
+                argv,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - PR_SET_PDEATHSIG is the child's to set; the callback only calls prctl
+            )
         return process, log_path
 
-    def run(self, name: str, image: ImageFilesystem, *, init: bool = False, timeout: float,
-            extra_env: dict[str, str] | None = None) -> tuple[int, str]:  # fmt: skip
+    def run(
+        self,
+        name: str,
+        image: ImageFilesystem,
+        *,
+        init: bool = False,
+        timeout: float,
+        extra_env: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
         """Runs the container to completion: (exit code, its output)."""
         process, log_path = self.start(name, image, init=init, extra_env=extra_env)
         try:
@@ -194,4 +217,3 @@ def read_pod(core: client.CoreV1Api, namespace: str, selector: str) -> client.V1
     """The running, not deleted pod matching `selector` (KWOK marks it Running)."""
     pods = core.list_namespaced_pod(namespace, label_selector=selector).items
     return next((p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp), None)
-

@@ -267,6 +267,8 @@ def restricted_models(cluster: Cluster, restricted_namespace: str) -> Iterator[M
 
 
 @pytest.fixture
-def restricted_operator(operator_identity: Path, restricted_namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+def restricted_operator(
+    operator_identity: Path, restricted_namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
     """`trtaoti operator` watching the test's `restricted_namespace` (Pod Security: restricted)."""
     yield from _operator_for(operator_identity, restricted_namespace, tmp_path / "operator.log")

@@ -19,10 +19,10 @@ from collections.abc import Iterator
 import pytest
 import yaml
 from kubernetes import client
-from operator_support import (  # noqa: F401  (crd: fixture)
+
+from operator_support import (
     Models,
     OperatorProcess,
-    crd,
     model_manifest,
     storage_secret,
     storage_uri,
@@ -48,6 +48,7 @@ PERMISSION_DENIED = re.compile(
     r"|\bis forbidden\b|APIForbiddenError|Not enough permissions"
 )
 
+
 def release_name(namespace: str) -> str:
     # Unique per test: the chart's cluster-scoped RBAC objects are named after the release.
     return "op-" + namespace[-6:]
@@ -72,7 +73,9 @@ def installed(cluster, restricted_namespace) -> Iterator[callable]:
 
     yield install
     for release in releases:
-        cluster.helm("uninstall", release, "--namespace", restricted_namespace, "--wait", "--timeout", "60s", check=False)
+        cluster.helm(
+            "uninstall", release, "--namespace", restricted_namespace, "--wait", "--timeout", "60s", check=False
+        )
 
 
 def wait_for(predicate, what: str, timeout: float = DEADLINE_SECONDS):
@@ -99,10 +102,17 @@ def replica_set_failures(cluster, namespace: str) -> str:
 def service_account_api(cluster, namespace: str, service_account: str) -> client.ApiClient:
     """An API client authenticated only by a TokenRequest token of the ServiceAccount."""
     with cluster.api_client() as admin:
-        token = client.CoreV1Api(admin).create_namespaced_service_account_token(
-            service_account, namespace,
-            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)),
-        ).status.token  # fmt: skip
+        token = (
+            client.CoreV1Api(admin)
+            .create_namespaced_service_account_token(
+                service_account,
+                namespace,
+                client.AuthenticationV1TokenRequest(
+                    spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)
+                ),
+            )
+            .status.token
+        )
         admin_config = admin.configuration
     config = client.Configuration()
     config.host = admin_config.host
@@ -112,8 +122,14 @@ def service_account_api(cluster, namespace: str, service_account: str) -> client
     return client.ApiClient(config)
 
 
-def can_i(api: client.ApiClient, verb: str, resource: str, namespace: str | None = None,
-          group: str = "", subresource: str | None = None) -> bool:  # fmt: skip
+def can_i(
+    api: client.ApiClient,
+    verb: str,
+    resource: str,
+    namespace: str | None = None,
+    group: str = "",
+    subresource: str | None = None,
+) -> bool:
     review = client.V1SelfSubjectAccessReview(
         spec=client.V1SelfSubjectAccessReviewSpec(
             resource_attributes=client.V1ResourceAttributes(
@@ -150,10 +166,15 @@ def test_namespace_really_enforces_restricted(cluster, restricted_namespace, ins
     """Guards the test above: the namespace rejects the chart's own pod once it is made
     to escalate privileges, so an admitted pod means a compliant pod."""
     release, _ = installed({})
-    deployment = json.loads(cluster.kubectl(
-        "get", "deployment", f"{release}-trtaoti-operator", "-n", restricted_namespace, "-o", "json"))  # fmt: skip
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "guard", "namespace": restricted_namespace},
-           "spec": deployment["spec"]["template"]["spec"]}  # fmt: skip
+    deployment = json.loads(
+        cluster.kubectl("get", "deployment", f"{release}-trtaoti-operator", "-n", restricted_namespace, "-o", "json")
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "guard", "namespace": restricted_namespace},
+        "spec": deployment["spec"]["template"]["spec"],
+    }
     cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))  # admitted as installed
     pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
     with pytest.raises(subprocess.CalledProcessError) as rejected:
@@ -212,14 +233,18 @@ def test_watch_namespaces_confines_permissions(cluster, restricted_namespace, na
 def test_chart_crd_is_accepted_by_the_apiserver(cluster, restricted_namespace):
     """The chart's CRD, as rendered, passes the apiserver's CRD validation (server-side dry run)."""
     # --kube-version: offline rendering must not depend on the helm build's default.
-    rendered = cluster.helm("template", "crdcheck", CHART, "--namespace", restricted_namespace,
-                            "--kube-version", versions()["KUBERNETES_VERSION"].lstrip("v"),
-                            "--show-only", "templates/crds/trtaotimodels.yaml")  # fmt: skip
-    crd = yaml.safe_load(rendered)
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    rendered = cluster.helm(
+        "template", "crdcheck", CHART, "--namespace", restricted_namespace,
+        "--kube-version", versions()["KUBERNETES_VERSION"].lstrip("v"),
+        "--show-only", "templates/crds/trtaotimodels.yaml",
+    )  # fmt: skip # argv: flags beside their values
+    chart_crd = yaml.safe_load(rendered)
+    assert chart_crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     try:
-        cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=chart-test",
-                        "--dry-run=server", "-f", "-", input=json.dumps(crd))  # fmt: skip
+        cluster.kubectl(
+            "apply", "--server-side", "--force-conflicts", "--field-manager=chart-test",
+            "--dry-run=server", "-f", "-", input=json.dumps(chart_crd),
+        )  # fmt: skip # argv: flags beside their values
     except subprocess.CalledProcessError as rejected:
         pytest.fail(f"the apiserver rejects the chart's CRD: {rejected.stderr.strip()}", pytrace=False)
 
@@ -229,11 +254,10 @@ def test_uninstall_removes_cluster_scoped_rbac(cluster, restricted_namespace, in
     names = f"{release}-trtaoti-operator"
     assert cluster.kubectl("get", "clusterrole", names, "-o", "name").strip()
     cluster.helm("uninstall", release, "--namespace", restricted_namespace, "--wait", "--timeout", "60s")
-    leftover = cluster.kubectl("get", "clusterroles,clusterrolebindings", "-l", f"app.kubernetes.io/instance={release}",
-                               "-o", "name")  # fmt: skip
+    leftover = cluster.kubectl(
+        "get", "clusterroles,clusterrolebindings", "-l", f"app.kubernetes.io/instance={release}", "-o", "name"
+    )
     assert leftover.strip() == ""
-
-
 
 
 @pytest.mark.parametrize("scope", ["namespaced", "cluster-wide"])
@@ -246,12 +270,18 @@ def test_operator_reconciles_with_the_charts_rbac(
     watch, create the compile Job and write status, with no permission errors in its log."""
     watched = [namespace] if scope == "namespaced" else []
     release, _ = installed({"watchNamespaces": watched} if watched else {})
-    kubeconfig = service_account_kubeconfig(cluster, restricted_namespace, f"{release}-trtaoti-operator",
-                                            tmp_path / "kubeconfig")  # fmt: skip
+    kubeconfig = service_account_kubeconfig(
+        cluster, restricted_namespace, f"{release}-trtaoti-operator", tmp_path / "kubeconfig"
+    )
     operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", watched)
     storage_secret(cluster, namespace)
-    manifest = model_manifest("chartrbac", namespace, upload_model(cluster, namespace), storage_uri(cluster, namespace),
-                              profiles=[{"name": "online", "min": 1, "opt": 4, "max": 16}])  # fmt: skip
+    manifest = model_manifest(
+        "chartrbac",
+        namespace,
+        upload_model(cluster, namespace),
+        storage_uri(cluster, namespace),
+        profiles=[{"name": "online", "min": 1, "opt": 4, "max": 16}],
+    )
     models = Models(cluster, namespace)
     operator.start()
     try:
@@ -286,13 +316,16 @@ def test_upgrade_to_watch_namespaces_withdraws_cluster_wide_rights(cluster, rest
     other = "default"
     with service_account_api(cluster, restricted_namespace, service_account) as api:
         assert can_i(api, "create", "jobs", other, group="batch")
-    cluster.helm("upgrade", release, CHART, "--namespace", restricted_namespace, "--reuse-values",
-                 "--set-json", f'watchNamespaces=["{namespace}"]')  # fmt: skip
+    cluster.helm(
+        "upgrade", release, CHART, "--namespace", restricted_namespace, "--reuse-values",
+        "--set-json", f'watchNamespaces=["{namespace}"]',
+    )  # fmt: skip # argv: flags beside their values
     with service_account_api(cluster, restricted_namespace, service_account) as api:
         assert can_i(api, "create", "jobs", namespace, group="batch")
         assert not can_i(api, "create", "jobs", other, group="batch")
-    cluster_scoped = cluster.kubectl("get", "clusterroles,clusterrolebindings", "-o", "name",
-                                     "-l", f"app.kubernetes.io/instance={release}")  # fmt: skip
+    cluster_scoped = cluster.kubectl(
+        "get", "clusterroles,clusterrolebindings", "-o", "name", "-l", f"app.kubernetes.io/instance={release}"
+    )
     assert cluster_scoped.strip() == ""
     with cluster.api_client() as admin:
         deployment = client.AppsV1Api(admin).read_namespaced_deployment(service_account, restricted_namespace)

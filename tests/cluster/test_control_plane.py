@@ -26,10 +26,12 @@ def api(cluster):
         yield api_client
 
 
-def gpu_job(name: str, product: str, *, gpus: int = 1, annotations: dict | None = None,
-            backoff_limit: int = 0) -> client.V1Job:
+def gpu_job(
+    name: str, product: str, *, gpus: int = 1, annotations: dict | None = None, backoff_limit: int = 0
+) -> client.V1Job:
     container = client.V1Container(
-        name="work", image="registry.example/compile:1",
+        name="work",
+        image="registry.example/compile:1",
         resources=client.V1ResourceRequirements(limits={"nvidia.com/gpu": str(gpus), "cpu": "1", "memory": "1Gi"}),
     )
     return client.V1Job(
@@ -38,8 +40,9 @@ def gpu_job(name: str, product: str, *, gpus: int = 1, annotations: dict | None 
             backoff_limit=backoff_limit,
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(annotations=annotations),
-                spec=client.V1PodSpec(restart_policy="Never", containers=[container],
-                                      node_selector={"nvidia.com/gpu.product": product}),
+                spec=client.V1PodSpec(
+                    restart_policy="Never", containers=[container], node_selector={"nvidia.com/gpu.product": product}
+                ),
             ),
         ),
     )
@@ -90,8 +93,11 @@ def test_gpu_job_lands_on_its_product_and_completes_when_the_pod_succeeds(api, n
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
     batch.create_namespaced_job(namespace, gpu_job("compile", product, gpus=8))
 
-    pod = wait_for(lambda: next((p for p in job_pods(core, namespace, "compile") if p.status.phase == "Running"), None),
-                   timeout=30, what="the Job's pod to run")
+    pod = wait_for(
+        lambda: next((p for p in job_pods(core, namespace, "compile") if p.status.phase == "Running"), None),
+        timeout=30,
+        what="the Job's pod to run",
+    )
     node = core.read_node(pod.spec.node_name)
     assert node.metadata.labels["nvidia.com/gpu.product"] == product
     assert int(node.status.allocatable["nvidia.com/gpu"]) >= 8
@@ -99,8 +105,9 @@ def test_gpu_job_lands_on_its_product_and_completes_when_the_pod_succeeds(api, n
     assert job_condition(batch, namespace, "compile") is None
 
     assert finish_job_pods(core, namespace, "compile", "Succeeded") == [pod.metadata.name]
-    assert wait_for(lambda: job_condition(batch, namespace, "compile"), timeout=30,
-                    what="the Job to finish") == "Complete"
+    assert (
+        wait_for(lambda: job_condition(batch, namespace, "compile"), timeout=30, what="the Job to finish") == "Complete"
+    )
 
 
 def test_gpu_job_fails_with_the_exit_code_the_test_chose(api, namespace):
@@ -108,8 +115,9 @@ def test_gpu_job_fails_with_the_exit_code_the_test_chose(api, namespace):
     annotations = outcome_annotations("Failed", exit_code=3, message="engine build failed")
     batch.create_namespaced_job(namespace, gpu_job("compile", L4, annotations=annotations))
 
-    assert wait_for(lambda: job_condition(batch, namespace, "compile"), timeout=30,
-                    what="the Job to finish") == "Failed"
+    assert (
+        wait_for(lambda: job_condition(batch, namespace, "compile"), timeout=30, what="the Job to finish") == "Failed"
+    )
     [pod] = job_pods(core, namespace, "compile")
     terminated = pod.status.container_statuses[0].state.terminated
     assert (pod.status.phase, terminated.exit_code, terminated.message) == ("Failed", 3, "engine build failed")
@@ -120,8 +128,11 @@ def test_gpu_job_for_an_absent_product_stays_pending(api, namespace):
     batch.create_namespaced_job(namespace, gpu_job("compile", "NVIDIA-B200"))
 
     def failed_scheduling():
-        return [e for e in core.list_namespaced_event(namespace).items
-                if e.reason == "FailedScheduling" and e.involved_object.kind == "Pod"]
+        return [
+            e
+            for e in core.list_namespaced_event(namespace).items
+            if e.reason == "FailedScheduling" and e.involved_object.kind == "Pod"
+        ]
 
     [event, *_] = wait_for(failed_scheduling, timeout=30, what="a FailedScheduling event")
     assert "node affinity/selector" in event.message
@@ -143,22 +154,27 @@ def test_more_gpus_than_any_node_has_stays_pending(api, namespace):
 def test_deployment_becomes_available_and_its_dependents_are_garbage_collected(api, namespace):
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     labels = {"app": "web"}
-    apps.create_namespaced_deployment(namespace, client.V1Deployment(
-        metadata=client.V1ObjectMeta(name="web"),
-        spec=client.V1DeploymentSpec(
-            replicas=3,
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="registry.example/web:1")]),
+    apps.create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="web"),
+            spec=client.V1DeploymentSpec(
+                replicas=3,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="registry.example/web:1")]),
+                ),
             ),
         ),
-    ))
+    )
 
     def available():
         status = apps.read_namespaced_deployment_status("web", namespace).status
-        return any(c.type == "Available" and c.status == "True" for c in status.conditions or []) \
+        return (
+            any(c.type == "Available" and c.status == "True" for c in status.conditions or [])
             and status.available_replicas == 3
+        )
 
     wait_for(available, timeout=60, what="Deployment web to be Available with 3 replicas")
     assert len(apps.list_namespaced_replica_set(namespace, label_selector="app=web").items) == 1
@@ -167,26 +183,39 @@ def test_deployment_becomes_available_and_its_dependents_are_garbage_collected(a
     apps.delete_namespaced_deployment("web", namespace, propagation_policy="Background")
 
     def dependents_gone():
-        return not apps.list_namespaced_replica_set(namespace, label_selector="app=web").items \
+        return (
+            not apps.list_namespaced_replica_set(namespace, label_selector="app=web").items
             and not core.list_namespaced_pod(namespace, label_selector="app=web").items
+        )
 
     wait_for(dependents_gone, timeout=60, what="the ReplicaSet and pods to be garbage-collected")
 
 
 def test_service_account_is_denied_what_its_role_does_not_grant(api, namespace):
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader")))
-    rbac.create_namespaced_role(namespace, client.V1Role(
-        metadata=client.V1ObjectMeta(name="configmap-reader"),
-        rules=[client.V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["get", "list"])],
-    ))
-    rbac.create_namespaced_role_binding(namespace, client.V1RoleBinding(
-        metadata=client.V1ObjectMeta(name="reader"),
-        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="configmap-reader"),
-        subjects=[client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
-    ))
-    token = core.create_namespaced_service_account_token("reader", namespace, client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600))).status.token
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
+    )
+    rbac.create_namespaced_role(
+        namespace,
+        client.V1Role(
+            metadata=client.V1ObjectMeta(name="configmap-reader"),
+            rules=[client.V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["get", "list"])],
+        ),
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="reader"),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="configmap-reader"),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
+        ),
+    )
+    token = core.create_namespaced_service_account_token(
+        "reader",
+        namespace,
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)),
+    ).status.token
 
     sa_config = client.Configuration()
     sa_config.host = api.configuration.host
@@ -200,8 +229,9 @@ def test_service_account_is_denied_what_its_role_does_not_grant(api, namespace):
 
         denied = [
             lambda: sa_core.list_namespaced_secret(namespace),
-            lambda: sa_core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-                metadata=client.V1ObjectMeta(name="x"))),
+            lambda: sa_core.create_namespaced_config_map(
+                namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="x"))
+            ),
             lambda: sa_core.list_namespaced_config_map("default"),
         ]
         for call in denied:
@@ -214,29 +244,37 @@ def test_restricted_namespace_rejects_a_privileged_pod(api, restricted_namespace
     core = client.CoreV1Api(api)
     privileged = client.V1Pod(
         metadata=client.V1ObjectMeta(name="privileged"),
-        spec=client.V1PodSpec(containers=[client.V1Container(
-            name="c", image="registry.example/x:1",
-            security_context=client.V1SecurityContext(privileged=True))]),
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(
+                    name="c", image="registry.example/x:1", security_context=client.V1SecurityContext(privileged=True)
+                )
+            ]
+        ),
     )
     with pytest.raises(client.ApiException) as err:
         core.create_namespaced_pod(restricted_namespace, privileged)
     assert err.value.status == 403
     message = json.loads(err.value.body)["message"]
     assert 'violates PodSecurity "restricted:latest"' in message
-    assert "privileged (container \"c\" must not set securityContext.privileged=true)" in message
+    assert 'privileged (container "c" must not set securityContext.privileged=true)' in message
 
     # The same namespace admits a pod that meets the restricted profile.
     compliant = client.V1Pod(
         metadata=client.V1ObjectMeta(name="compliant"),
         spec=client.V1PodSpec(
             security_context=client.V1PodSecurityContext(
-                run_as_non_root=True, run_as_user=65532,
-                seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault")),
-            containers=[client.V1Container(
-                name="c", image="registry.example/x:1",
-                security_context=client.V1SecurityContext(
-                    allow_privilege_escalation=False,
-                    capabilities=client.V1Capabilities(drop=["ALL"])))],
+                run_as_non_root=True, run_as_user=65532, seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault")
+            ),
+            containers=[
+                client.V1Container(
+                    name="c",
+                    image="registry.example/x:1",
+                    security_context=client.V1SecurityContext(
+                        allow_privilege_escalation=False, capabilities=client.V1Capabilities(drop=["ALL"])
+                    ),
+                )
+            ],
         ),
     )
     core.create_namespaced_pod(restricted_namespace, compliant)

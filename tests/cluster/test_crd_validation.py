@@ -11,7 +11,6 @@ import pytest
 import yaml
 from kubernetes import client
 
-from operator_support import crd  # noqa: F401  (fixture)
 from trtaoti.api.models import GROUP, PLURAL, VERSION
 
 VALID = {
@@ -94,13 +93,18 @@ INVALID = {
     "tensorrt on cpu": (setp((*S, "device"), "cpu"), "spec.backend", "backend tensorrt requires device cuda"),
     "cuda without gpu product": (delp((*S, "compile")), "spec.compile", "requires compile.gpu.product"),
     "grpc on the http port": (
-        setp((*S, "serving"), {"port": 8000, "grpcPort": 8000}), "spec.serving.grpcPort", "grpcPort must differ from port"
+        setp((*S, "serving"), {"port": 8000, "grpcPort": 8000}),
+        "spec.serving.grpcPort",
+        "grpcPort must differ from port",
     ),
     "file storage": (
-        setp((*S, "storage", "uri"), "file:///var/lib/trtaoti"), "spec.storage.uri", "works only with trtaoti run"
+        setp((*S, "storage", "uri"), "file:///var/lib/trtaoti"),
+        "spec.storage.uri",
+        "works only with trtaoti run",
     ),
     "file model": (
-        setp((*S, "model"), {"exportedProgram": "file:///home/me/ep.pt2"}), "spec.model.exportedProgram",
+        setp((*S, "model"), {"exportedProgram": "file:///home/me/ep.pt2"}),
+        "spec.model.exportedProgram",
         "a compile Job reads it from s3://",
     ),
     "replicas above autoscaling max": (
@@ -157,7 +161,7 @@ def create(custom, namespace, body, dry_run=True):
 
 
 @pytest.mark.parametrize("case", sorted(INVALID), ids=str)
-def test_invalid_spec_is_rejected_naming_the_field(crd, custom, namespace, case):  # noqa: F811
+def test_invalid_spec_is_rejected_naming_the_field(crd, custom, namespace, case):
     mutate, field, text = INVALID[case]
     with pytest.raises(client.ApiException) as caught:
         create(custom, namespace, mutated(mutate))
@@ -167,7 +171,7 @@ def test_invalid_spec_is_rejected_naming_the_field(crd, custom, namespace, case)
     assert text in message, f"{case}: {text!r} not in {message}"
 
 
-def test_valid_model_is_accepted_with_defaults(crd, custom, namespace):  # noqa: F811
+def test_valid_model_is_accepted_with_defaults(crd, custom, namespace):
     created = create(custom, namespace, copy.deepcopy(VALID), dry_run=False)
     spec = created["spec"]
     assert spec["backend"] == "tensorrt" and spec["precision"] == "fp16" and spec["device"] == "cuda"
@@ -178,7 +182,7 @@ def test_valid_model_is_accepted_with_defaults(crd, custom, namespace):  # noqa:
     assert spec["serving"]["port"] == 8000 and spec["serving"]["numRunners"] == 2
 
 
-def test_cpu_inductor_model_needs_no_gpu(crd, custom, namespace):  # noqa: F811
+def test_cpu_inductor_model_needs_no_gpu(crd, custom, namespace):
     body = mutated(setp(("spec",), {**VALID["spec"], "device": "cpu", "backend": "inductor", "compile": {}}))
     created = create(custom, namespace, body)
     assert created["spec"]["device"] == "cpu"
@@ -188,7 +192,7 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").rglob("*.ya
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_examples_are_accepted(crd, custom, namespace, path):  # noqa: F811
+def test_examples_are_accepted(crd, custom, namespace, path):
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "TrtAotiModel"]
     assert docs, f"{path} holds no TrtAotiModel"
     for doc in docs:

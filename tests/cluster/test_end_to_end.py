@@ -30,17 +30,17 @@ import pytest
 import requests
 import yaml
 from kubernetes import client
-from operator_support import S3_SECRET, Models, crd, storage_secret, storage_uri  # noqa: F401  (crd: fixture)
 
 from local_kubelet import (
     COMPILER_IMAGE,
     OPERATOR_IMAGE,
-    SERVER_IMAGE,
     SERVER_BUILD,
+    SERVER_IMAGE,
     LocalPod,
     read_pod,
     stop,
 )
+from operator_support import S3_SECRET, Models, storage_secret, storage_uri
 from support.credentials import service_account_kubeconfig
 from support.examples import mlp_eager_logits, served_mlp_logits
 from support.kwok import finish_pod
@@ -56,12 +56,14 @@ COMPILE_TIMEOUT = 600
 
 
 @pytest.fixture
-def release(cluster, crd, restricted_namespace) -> Iterator[str]:  # noqa: ANN001, F811
+def release(cluster, crd, restricted_namespace) -> Iterator[str]:
     """The chart, installed as a user would, watching the test namespace."""
     name = "e2e-" + restricted_namespace[-6:]
     # The CRD is shared by the session (the `crd` fixture); the chart must not own it.
-    cluster.helm("install", name, CHART, "--namespace", restricted_namespace, "--set", "crds.enabled=false",
-                 "--set-json", f'watchNamespaces=["{restricted_namespace}"]')  # fmt: skip
+    cluster.helm(
+        "install", name, CHART, "--namespace", restricted_namespace, "--set", "crds.enabled=false",
+        "--set-json", f'watchNamespaces=["{restricted_namespace}"]',
+    )  # fmt: skip # argv: flags beside their values
     try:
         yield name
     finally:
@@ -86,9 +88,7 @@ def example_manifest(namespace: str, storage: str) -> dict:
     return document
 
 
-
-
-def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, release, processes, tmp_path):  # noqa: ANN001
+def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, release, processes, tmp_path):
     namespace = restricted_namespace
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -98,9 +98,14 @@ def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, 
     models = Models(cluster, namespace)
     try:
         # 1. The chart's operator container, run here with its ServiceAccount's token.
-        operator_pod = wait_for(lambda: read_pod(core, namespace, f"app.kubernetes.io/instance={release}"),
-                                timeout=60, what="the chart's operator pod admitted and running")  # fmt: skip
-        kubeconfig = service_account_kubeconfig(cluster, namespace, f"{release}-trtaoti-operator", tmp_path / "kubeconfig")
+        operator_pod = wait_for(
+            lambda: read_pod(core, namespace, f"app.kubernetes.io/instance={release}"),
+            timeout=60,
+            what="the chart's operator pod admitted and running",
+        )
+        kubeconfig = service_account_kubeconfig(
+            cluster, namespace, f"{release}-trtaoti-operator", tmp_path / "kubeconfig"
+        )
         operator = LocalPod(core, operator_pod, tmp_path / "operator")
         operator_process, operator_log = operator.start(
             "operator", OPERATOR_IMAGE, port_map={8080: free_port()}, extra_args=("--kubeconfig", str(kubeconfig))
@@ -122,16 +127,23 @@ def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, 
         # 3. The compile pod, run as the kubelet would.
         def compile_pod() -> client.V1Pod | None:
             operator_alive()
-            return read_pod(core, namespace, f"{names.LABEL_MODEL}={MODEL},{names.LABEL_PROFILE}={PROFILE},"
-                                             f"batch.kubernetes.io/job-name")  # fmt: skip
+            return read_pod(
+                core,
+                namespace,
+                f"{names.LABEL_MODEL}={MODEL},{names.LABEL_PROFILE}={PROFILE},batch.kubernetes.io/job-name",
+            )
 
         pod = wait_for(compile_pod, timeout=120, what="the compile Job's pod running")
         timings["compile pod running"] = time.monotonic() - started
         compiler = LocalPod(core, pod, tmp_path / "compile")
         termination_log = compiler.root / "termination-log"  # the kubelet provides /dev/termination-log
         termination_log.touch()
-        code, output = compiler.run("compile", COMPILER_IMAGE, timeout=COMPILE_TIMEOUT,
-                                    extra_env={"TRTAOTI_TERMINATION_LOG": str(termination_log)})  # fmt: skip
+        code, output = compiler.run(
+            "compile",
+            COMPILER_IMAGE,
+            timeout=COMPILE_TIMEOUT,
+            extra_env={"TRTAOTI_TERMINATION_LOG": str(termination_log)},
+        )
         message = termination_log.read_text()
         if code != 0:
             finish_pod(core, namespace, pod.metadata.name, "Failed", exit_code=code, message=message)
@@ -162,7 +174,9 @@ def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, 
 
         def server_ready() -> bool:
             if server.poll() is not None:
-                pytest.fail(f"trtaoti-server exited {server.returncode}:\n{server_log.read_text()[-4000:]}", pytrace=False)
+                pytest.fail(
+                    f"trtaoti-server exited {server.returncode}:\n{server_log.read_text()[-4000:]}", pytrace=False
+                )
             return requests.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200
 
         wait_for(server_ready, timeout=120, what="trtaoti-server ready", ignore=(requests.ConnectionError,))
@@ -172,8 +186,9 @@ def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, 
         logits = served_mlp_logits(f"127.0.0.1:{port}", features, model=MODEL)
         np.testing.assert_allclose(logits, mlp_eager_logits(features), rtol=1e-4, atol=1e-5)
         # The Deployment's gRPC port (8001, named in the Service) serves the same model.
-        np.testing.assert_allclose(served_mlp_logits(f"127.0.0.1:{grpc_port}", features, model=MODEL, grpc=True),
-                                   logits, rtol=1e-6)
+        np.testing.assert_allclose(
+            served_mlp_logits(f"127.0.0.1:{grpc_port}", features, model=MODEL, grpc=True), logits, rtol=1e-6
+        )
 
         # 5. Ready, as the user sees it.
         ready = models.wait_condition(MODEL, "Ready", "True", timeout=120)
@@ -191,7 +206,9 @@ def test_example_compiles_serves_and_turns_ready(cluster, restricted_namespace, 
         timings["ready"] = time.monotonic() - started
         print("end-to-end timings (s):", {k: round(v, 1) for k, v in timings.items()})
     except BaseException:
-        print(f"operator log:\n{operator_log.read_text(errors='replace')[-6000:]}" if "operator_log" in locals() else "")
+        print(
+            f"operator log:\n{operator_log.read_text(errors='replace')[-6000:]}" if "operator_log" in locals() else ""
+        )
         raise
     finally:
         models.close()

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from operator_support import (  # noqa: F401 - fixtures
+from operator_support import (
     Models,
-    crd,
     model_manifest,
-    models,
-    operator,
-    operator_identity,
     play_compile,
     storage_uri,
     upload_model,
@@ -48,7 +44,7 @@ def profile_entries(owner: Models, name: str) -> dict[tuple[str, str], dict]:
     return {(p["name"], p["gpuProduct"]): p for p in owner.get(name)["status"].get("profiles", [])}
 
 
-def test_a_fleet_compiles_and_serves_each_product_its_own_package(cluster, models, operator):  # noqa: F811
+def test_a_fleet_compiles_and_serves_each_product_its_own_package(cluster, models, operator):
     ns = models.namespace
     storage = storage_uri(cluster, ns)
     products = [H100, L4, A100]
@@ -89,7 +85,9 @@ def test_a_fleet_compiles_and_serves_each_product_its_own_package(cluster, model
         pods = models.core.list_namespaced_pod(
             ns, label_selector=",".join(f"{k}={v}" for k, v in deployment.spec.selector.match_labels.items())
         ).items
-        assert pods and {models.core.read_node(p.spec.node_name).metadata.labels[GPU_PRODUCT_LABEL] for p in pods} == {product}
+        assert pods and {models.core.read_node(p.spec.node_name).metadata.labels[GPU_PRODUCT_LABEL] for p in pods} == {
+            product
+        }
     for profile in ("online", "bulk"):
         service = models.core.read_namespaced_service(f"fleet-{profile}", ns)
         selected = models.core.list_namespaced_pod(
@@ -129,11 +127,18 @@ def test_a_fleet_compiles_and_serves_each_product_its_own_package(cluster, model
     models.apply(manifest)
 
     def cleaned_up() -> bool:
-        left = {d.metadata.name for d in models.apps.list_namespaced_deployment(ns, label_selector=f"{names.LABEL_MODEL}=fleet").items}
+        left = {
+            d.metadata.name
+            for d in models.apps.list_namespaced_deployment(ns, label_selector=f"{names.LABEL_MODEL}=fleet").items
+        }
         job_products = {j.metadata.labels[names.LABEL_GPU_PRODUCT] for j in models.jobs("fleet")}
-        return left == {names.serving_name("fleet", p, g) for p in ("online", "bulk") for g in (H100, A100)} and job_products <= {H100, A100}
+        return left == {
+            names.serving_name("fleet", p, g) for p in ("online", "bulk") for g in (H100, A100)
+        } and job_products <= {H100, A100}
 
     wait_for(cleaned_up, timeout=90, what="the L4 and GB200 objects removed")
     models.wait_condition("fleet", "Ready", "True", timeout=90)
     assert set(profile_entries(models, "fleet")) == {(p, g) for p in ("online", "bulk") for g in (H100, A100)}
-    assert not models.policy.list_namespaced_pod_disruption_budget(ns, label_selector=f"{names.LABEL_MODEL}=fleet").items
+    assert not models.policy.list_namespaced_pod_disruption_budget(
+        ns, label_selector=f"{names.LABEL_MODEL}=fleet"
+    ).items

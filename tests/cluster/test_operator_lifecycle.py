@@ -15,18 +15,12 @@ import yaml
 from kubernetes import watch
 from minio import Minio
 
-from operator_support import (  # noqa: F401  (fixtures)
+from operator_support import (
     GPU,
     SECRET_KEYS,
     Models,
-    crd,
     model_manifest,
-    models,
-    operator,
-    operator_identity,
     play_compile,
-    restricted_models,
-    restricted_operator,
     running_operator,
     storage_uri,
     store_for,
@@ -64,7 +58,7 @@ def load_example(path: str, namespace: str, storage: str) -> dict:
     return manifest
 
 
-def test_apply_compiles_on_the_gpu_then_serves(cluster, restricted_models, restricted_operator):  # noqa: F811
+def test_apply_compiles_on_the_gpu_then_serves(cluster, restricted_models, restricted_operator):
     models = restricted_models
     ns = models.namespace
     storage = storage_uri(cluster, ns)
@@ -110,13 +104,15 @@ def test_apply_compiles_on_the_gpu_then_serves(cluster, restricted_models, restr
         fetch = template.spec.init_containers[0]
         assert fetch.command[:3] == ["trtaoti", "fetch", manifest_written["uri"]]
         assert models.core.read_namespaced_service(f"{name}-{profile}", ns).spec.ports[0].port == 8000
-        pods = models.core.list_namespaced_pod(ns, label_selector=f"{names.LABEL_MODEL}={name},{names.LABEL_PROFILE}={profile},"
-                                               f"{names.LABEL_COMPONENT}=serving").items  # fmt: skip
+        selector = f"{names.LABEL_MODEL}={name},{names.LABEL_PROFILE}={profile},{names.LABEL_COMPONENT}=serving"
+        pods = models.core.list_namespaced_pod(ns, label_selector=selector).items
         assert pods and all(models.core.read_node(p.spec.node_name).metadata.labels["nvidia.com/gpu.product"] == GPU
                             for p in pods)  # fmt: skip
     # replicas 2 -> a PodDisruptionBudget; replicas 1 -> none.
     assert models.policy.read_namespaced_pod_disruption_budget(f"{name}-online", ns).spec.max_unavailable == 1
-    assert not models.policy.list_namespaced_pod_disruption_budget(ns, label_selector=f"{names.LABEL_MODEL}={name},{names.LABEL_PROFILE}=bulk").items
+    assert not models.policy.list_namespaced_pod_disruption_budget(
+        ns, label_selector=f"{names.LABEL_MODEL}={name},{names.LABEL_PROFILE}=bulk"
+    ).items
 
     table = cluster.kubectl("get", "trtaotimodels", "-n", ns, name)
     header, row = table.strip().splitlines()
@@ -126,7 +122,7 @@ def test_apply_compiles_on_the_gpu_then_serves(cluster, restricted_models, restr
     assert {"Compiled", "Ready"} <= {e.reason for e in events}
 
 
-def test_identical_compile_inputs_share_one_compile_and_one_artifact(cluster, models, operator):  # noqa: F811
+def test_identical_compile_inputs_share_one_compile_and_one_artifact(cluster, models, operator):
     ns = models.namespace
     storage = storage_uri(cluster, ns)
     model_uri = upload_model(cluster, ns)
@@ -162,7 +158,7 @@ def test_identical_compile_inputs_share_one_compile_and_one_artifact(cluster, mo
     assert len(keys) == 1
 
 
-def test_failed_compile_reports_the_compiler_message_and_a_fix_recovers(cluster, models, operator):  # noqa: F811
+def test_failed_compile_reports_the_compiler_message_and_a_fix_recovers(cluster, models, operator):
     ns = models.namespace
     storage = storage_uri(cluster, ns)
     manifest = model_manifest("broken", ns, upload_model(cluster, ns), storage, profiles=[{**ONLINE, "replicas": 1}])
@@ -196,9 +192,7 @@ def test_failed_compile_reports_the_compiler_message_and_a_fix_recovers(cluster,
              timeout=30, what="only the fixed Job left")  # fmt: skip
 
 
-def test_operator_killed_mid_compile_neither_duplicates_nor_loses_the_job(
-    cluster, models, operator, tmp_path  # noqa: F811
-):
+def test_operator_killed_mid_compile_neither_duplicates_nor_loses_the_job(cluster, models, operator, tmp_path):
     ns = models.namespace
     storage = storage_uri(cluster, ns)
     manifest = model_manifest("crashy", ns, upload_model(cluster, ns), storage, profiles=[{**ONLINE, "replicas": 1}])
@@ -220,7 +214,7 @@ def test_operator_killed_mid_compile_neither_duplicates_nor_loses_the_job(
     assert [j.metadata.uid for j in jobs] == [job.metadata.uid], "the restarted operator made another Job"
 
 
-def test_spec_change_rolls_only_after_the_new_artifact_compiled(cluster, models, operator):  # noqa: F811
+def test_spec_change_rolls_only_after_the_new_artifact_compiled(cluster, models, operator):
     ns = models.namespace
     storage = storage_uri(cluster, ns)
     manifest = model_manifest("rolling", ns, upload_model(cluster, ns), storage, profiles=[{**ONLINE, "replicas": 1}])
@@ -246,7 +240,7 @@ def test_spec_change_rolls_only_after_the_new_artifact_compiled(cluster, models,
     assert status["observedGeneration"] == models.get("rolling")["metadata"]["generation"]
 
 
-def test_removed_profile_loses_its_serving_objects(cluster, models, operator):  # noqa: F811
+def test_removed_profile_loses_its_serving_objects(cluster, models, operator):
     ns = models.namespace
     storage = storage_uri(cluster, ns)
     manifest = model_manifest("two", ns, upload_model(cluster, ns), storage, profiles=[ONLINE, BULK])
@@ -271,7 +265,7 @@ def test_removed_profile_loses_its_serving_objects(cluster, models, operator):  
 
 
 @pytest.mark.parametrize("policy", ["Retain", "Delete"])
-def test_deletion_follows_the_retention_policy(cluster, models, operator, policy):  # noqa: F811
+def test_deletion_follows_the_retention_policy(cluster, models, operator, policy):
     ns = models.namespace
     storage = storage_uri(cluster, ns)
     manifest = model_manifest("gone", ns, upload_model(cluster, ns), storage,
@@ -297,7 +291,7 @@ def test_deletion_follows_the_retention_policy(cluster, models, operator, policy
         assert kept == (policy == "Retain"), key
 
 
-def test_serving_changes_apply_without_recompiling(cluster, models, operator):  # noqa: F811
+def test_serving_changes_apply_without_recompiling(cluster, models, operator):
     ns = models.namespace
     storage = storage_uri(cluster, ns)
     manifest = model_manifest("tuned", ns, upload_model(cluster, ns), storage, profiles=[{**ONLINE, "replicas": 1}])
@@ -330,7 +324,7 @@ def test_serving_changes_apply_without_recompiling(cluster, models, operator):  
     wait_for(lambda: models.deployment("tuned-online").spec.replicas == 2, timeout=60, what="replicas back to 2")
 
 
-def test_switching_autoscaling_on_keeps_the_running_replicas(cluster, models, operator):  # noqa: F811
+def test_switching_autoscaling_on_keeps_the_running_replicas(cluster, models, operator):
     """Handing `spec.replicas` to an HPA must not scale a serving Deployment down to the
     default of 1 on the way, not even for the seconds until the HPA's first sync."""
     ns = models.namespace
@@ -372,7 +366,7 @@ def test_switching_autoscaling_on_keeps_the_running_replicas(cluster, models, op
     assert "trtaoti-operator" not in managers, "the operator still claims replicas beside the HPA"
 
 
-def test_a_compile_in_flight_survives_its_storage_secret_going_away(cluster, models, operator):  # noqa: F811
+def test_a_compile_in_flight_survives_its_storage_secret_going_away(cluster, models, operator):
     """Rotating the storage Secret (delete, then create) while a compile runs: the
     operator reports the missing Secret but keeps the Job, whose key it cannot
     recompute without the model's ETag, and carries on once the Secret is back."""
@@ -402,24 +396,33 @@ def test_a_compile_in_flight_survives_its_storage_secret_going_away(cluster, mod
     assert [j.metadata.uid for j in models.jobs("rotated")] == [job.metadata.uid]
 
 
-def test_a_compile_no_node_can_take_reports_the_schedulers_reason(cluster, models, operator):  # noqa: F811
+def test_a_compile_no_node_can_take_reports_the_schedulers_reason(cluster, models, operator):
     ns = models.namespace
-    manifest = model_manifest("nowhere", ns, upload_model(cluster, ns), storage_uri(cluster, ns),
-                              profiles=[{**ONLINE, "replicas": 1}], compile={"gpu": {"product": "NVIDIA-B200"}})  # fmt: skip
+    manifest = model_manifest(
+        "nowhere",
+        ns,
+        upload_model(cluster, ns),
+        storage_uri(cluster, ns),
+        profiles=[{**ONLINE, "replicas": 1}],
+        compile={"gpu": {"product": "NVIDIA-B200"}},
+    )
     models.apply(manifest)
 
     def waiting_message() -> str | None:
-        profiles = (models.get("nowhere").get("status") or {}).get("profiles") or []
+        status = models.get("nowhere").get("status") or {}
+        profiles = status.get("profiles") or []
         message = profiles[0].get("message") if profiles else None
         return message if message and "waiting for a node" in message else None
 
     message = wait_for(waiting_message, timeout=90, what="the profile to say its compile pod waits for a node")
     assert "node affinity/selector" in message  # the scheduler's own words
     compiled = models.condition("nowhere", "Compiled")
-    assert (compiled["status"], compiled["reason"]) == ("False", "Compiling") and "waiting for a node" in compiled["message"]
+    assert (compiled["status"], compiled["reason"]) == ("False", "Compiling") and "waiting for a node" in compiled[
+        "message"
+    ]
 
 
-def test_an_image_outside_the_allowed_prefixes_runs_nothing(cluster, models, operator_identity, tmp_path):  # noqa: F811
+def test_an_image_outside_the_allowed_prefixes_runs_nothing(cluster, models, operator_identity, tmp_path):
     """With --allowed-image-prefix, a model naming another compiler or server image gets
     ImageNotAllowed and no Job; naming an allowed one compiles as usual."""
     ns = models.namespace
@@ -439,7 +442,7 @@ def test_an_image_outside_the_allowed_prefixes_runs_nothing(cluster, models, ope
         assert job.spec.template.spec.containers[0].image == "registry.example.com/ml/compiler:2"
 
 
-def test_two_models_wanting_the_same_child_names_do_not_fight(cluster, models, operator):  # noqa: F811
+def test_two_models_wanting_the_same_child_names_do_not_fight(cluster, models, operator):
     """'bert-base' + profile 'online' and 'bert' + profile 'base-online' both want
     Deployment and Service 'bert-base-online': the first keeps them, the second is told."""
     ns = models.namespace
@@ -451,14 +454,16 @@ def test_two_models_wanting_the_same_child_names_do_not_fight(cluster, models, o
     second = model_manifest("bert", ns, model_uri, storage, profiles=[{**ONLINE, "name": "base-online", "replicas": 1}])
     models.apply(second)
     conflict = models.wait_condition("bert", "Ready", "False", reason="NameConflict")
-    assert f"Deployment {ns}/bert-base-online" in conflict["message"] and "TrtAotiModel bert-base" in conflict["message"]
+    assert (
+        f"Deployment {ns}/bert-base-online" in conflict["message"] and "TrtAotiModel bert-base" in conflict["message"]
+    )
     assert models.jobs("bert") == []  # no GPU time for a profile that could never be served
     deployment = models.deployment("bert-base-online")
     assert [ref.uid for ref in deployment.metadata.owner_references] == [owner_uid]
     models.wait_condition("bert-base", "Ready", "True", timeout=30)
 
 
-def test_missing_secret_and_model_are_reported_then_recovered(cluster, models, operator):  # noqa: F811
+def test_missing_secret_and_model_are_reported_then_recovered(cluster, models, operator):
     ns = models.namespace
     storage = storage_uri(cluster, ns)
     model_uri = f"s3://{cluster.s3_env['TRTAOTI_TEST_BUCKET']}/{ns}/models/not-yet.pt2"
@@ -484,7 +489,7 @@ def test_missing_secret_and_model_are_reported_then_recovered(cluster, models, o
     models.wait_condition("early", "Ready", "True", timeout=60)
 
 
-def test_storage_problems_are_reported_before_any_compile_job(cluster, models, operator):  # noqa: F811
+def test_storage_problems_are_reported_before_any_compile_job(cluster, models, operator):
     """A bucket that does not exist, no credentials anywhere, credentials the store
     refuses: each a Compiled=False condition that names the bucket and what is missing,
     with a Warning event, and no compile Job (it could only fail at upload). Creating

@@ -24,7 +24,9 @@ def _env(s3: dict[str, str], **changes: str) -> dict[str, str]:
 def test_a_missing_bucket_is_not_a_missing_manifest(s3):
     bucket = f"trtaoti-missing-{secrets.token_hex(4)}"
     store = open_store(f"s3://{bucket}/models", env=_env(s3))
-    with pytest.raises(BucketNotFound, match=rf"bucket s3://{bucket} does not exist \(404 Not Found: NoSuchBucket") as raised:
+    with pytest.raises(
+        BucketNotFound, match=rf"bucket s3://{bucket} does not exist \(404 Not Found: NoSuchBucket"
+    ) as raised:
         read_manifest(store, KEY)
     assert raised.value.bucket_uri == f"s3://{bucket}"
     # Still "not there" to callers that only ask that.

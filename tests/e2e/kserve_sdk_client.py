@@ -36,7 +36,9 @@ async def main(base: str, model: str, requests_path: str, results_path: str) -> 
             for key in requests.files:
                 if key.startswith(f"{name}/"):
                     array = requests[key]
-                    tensor = InferInput(name=key.split("/", 1)[1], shape=list(array.shape), datatype=DATATYPES[array.dtype])
+                    tensor = InferInput(
+                        name=key.split("/", 1)[1], shape=list(array.shape), datatype=DATATYPES[array.dtype]
+                    )
                     tensor.set_data_from_numpy(array, binary_data=encoding == "binary")
                     inputs.append(tensor)
             try:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import re
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -22,7 +22,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_DIR = REPO / "images" / "server"
@@ -51,7 +57,7 @@ def build_server(python: str | None = None) -> Path:
     return SERVER_BIN
 
 
-def tiny_model():
+def tiny_model() -> torch.nn.Module:
     """The fixture model: two inputs (FP32 features, INT64 mask), two outputs of
     different ranks and dtypes, so the protocol's conversions are all exercised."""
     import torch
@@ -63,7 +69,7 @@ def tiny_model():
                 torch.nn.Linear(IN_FEATURES, 64), torch.nn.ReLU(), torch.nn.Linear(64, OUT_FEATURES)
             )
 
-        def forward(self, x, mask):
+        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             logits = self.net(x) + mask.to(x.dtype)
             return logits, logits.argmax(dim=1)
 
@@ -71,7 +77,7 @@ def tiny_model():
     return TinyMlp().eval()
 
 
-def example_inputs(batch: int, seed: int = 0):
+def example_inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -81,19 +87,20 @@ def example_inputs(batch: int, seed: int = 0):
 
 
 _eager_lock = threading.Lock()
-_eager_model = None
 
 
-def eager_outputs(x, mask):
+@cache
+def _eager_model() -> torch.nn.Module:
+    return tiny_model()
+
+
+def eager_outputs(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The reference: the same module run eagerly. Built once, under a lock, because
     its weights come from the global RNG (threads seeding it at once would race)."""
     import torch
 
-    global _eager_model
     with _eager_lock:
-        if _eager_model is None:
-            _eager_model = tiny_model()
-        model = _eager_model
+        model = _eager_model()
     with torch.no_grad():
         logits, argmax = model(torch.as_tensor(x), torch.as_tensor(mask))
     return logits.numpy(), argmax.numpy()
@@ -102,6 +109,7 @@ def eager_outputs(x, mask):
 def _package_metadata(batch_min: int, batch_opt: int, batch_max: int, device: str = "cpu") -> dict[str, str]:
     import torch
 
+    range_hash = hashlib.sha256(f"{batch_min}/{batch_opt}/{batch_max}".encode()).hexdigest()[:16]
     return {
         "trtaoti.format": "1",
         "trtaoti.model_name": MODEL_NAME,
@@ -125,7 +133,7 @@ def _package_metadata(batch_min: int, batch_opt: int, batch_max: int, device: st
         "trtaoti.backend": "inductor",
         "trtaoti.precision": "fp32",
         "trtaoti.device": device,
-        "trtaoti.artifact_key": "test-" + hashlib.sha256(f"{batch_min}/{batch_opt}/{batch_max}".encode()).hexdigest()[:16],
+        "trtaoti.artifact_key": f"test-{range_hash}",
         "trtaoti.versions": json.dumps({"torch": torch.__version__.split("+")[0]}, separators=(",", ":")),
     }
 
@@ -157,14 +165,17 @@ def build_package(
         program,
         package_path=str(tmp),
         inductor_configs={
-            "aot_inductor.metadata": {**_package_metadata(batch_min, batch_opt, batch_max, device), **(extra_metadata or {})}
+            "aot_inductor.metadata": {
+                **_package_metadata(batch_min, batch_opt, batch_max, device),
+                **(extra_metadata or {}),
+            }
         },
     )
     tmp.rename(path)  # atomic: concurrent builders never see half a package
     return path
 
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
@@ -213,7 +224,7 @@ class ServerProcess:
         return next((entry for entry in self.logs if entry.get("msg") == message), None)
 
 
-def _pump(stream, server: ServerProcess, serving: threading.Event) -> None:
+def _pump(stream: IO[str], server: ServerProcess, serving: threading.Event) -> None:
     for line in stream:
         server.raw.append(line)
         try:

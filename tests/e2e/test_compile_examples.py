@@ -46,7 +46,9 @@ class Artifact:
     stdout: str
 
 
-def trtaoti(args: list[str], env: Mapping[str, str] | None = None, timeout: float = COMPILE_TIMEOUT) -> subprocess.CompletedProcess:
+def trtaoti(
+    args: list[str], env: Mapping[str, str] | None = None, timeout: float = COMPILE_TIMEOUT
+) -> subprocess.CompletedProcess:
     """Run the CLI the way the compile Job and the init container do."""
     return subprocess.run(
         [sys.executable, "-m", "trtaoti.cli", *args],
@@ -60,7 +62,9 @@ def trtaoti(args: list[str], env: Mapping[str, str] | None = None, timeout: floa
 
 def compile_example(spec_path: Path, profile: str, store_uri: str, env: dict[str, str]) -> Artifact:
     result = trtaoti(["compile", "--spec", str(spec_path), "--profile", profile, "--output", store_uri], env)
-    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}\n--- stdout:\n{result.stdout[-3000:]}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}: {result.stderr[-3000:]}\n--- stdout:\n{result.stdout[-3000:]}"
+    )
     store = open_store(store_uri, env)
     keys = {path.split("/")[0] for path in store.list() if path.endswith("manifest.json")}
     spec = yaml.safe_load(spec_path.read_text())
@@ -69,7 +73,7 @@ def compile_example(spec_path: Path, profile: str, store_uri: str, env: dict[str
     return Artifact(store_uri, env, key, read_manifest(store, key).to_wire(), spec_path, factory, result.stdout)
 
 
-def example_factory(factory: str):  # noqa: ANN201 - the factory callable
+def example_factory(factory: str):
     if str(EXAMPLES) not in sys.path:
         sys.path.insert(0, str(EXAMPLES))
     module_name, _, attribute = factory.partition(":")
@@ -151,7 +155,9 @@ def test_fetched_package_matches_eager_across_the_range(
     assert metadata["trtaoti.artifact_key"] == artifact.key
     assert json.loads(metadata["trtaoti.inputs"]) == manifest["inputs"]
     assert json.loads(metadata["trtaoti.outputs"]) == manifest["outputs"]
-    assert [metadata[f"trtaoti.batch_{k}"] for k in ("min", "opt", "max")] == [str(batch[k]) for k in ("min", "opt", "max")]
+    assert [metadata[f"trtaoti.batch_{k}"] for k in ("min", "opt", "max")] == [
+        str(batch[k]) for k in ("min", "opt", "max")
+    ]
     assert "trtaoti.requires_torchtrt_runtime" not in metadata
     assert manifest["validation"]["batches"] == sorted({batch["min"], batch["opt"], batch["max"]})
     assert set(manifest["latencyMs"]) == {"opt", "max"} and manifest["peakMemoryBytes"] > 0
@@ -170,7 +176,7 @@ def test_fetched_package_matches_eager_across_the_range(
             expected = tree_flatten(model(*inputs))[0]
         actual = tree_flatten(runner(*inputs))[0]
         assert len(actual) == len(manifest["outputs"])
-        for out, got, want in zip(manifest["outputs"], actual, expected):
+        for out, got, want in zip(manifest["outputs"], actual, expected, strict=True):
             assert list(got.shape) == [size, *out["shape"][1:]], out["name"]
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4, msg=f"{out['name']} at batch {size}")
 
@@ -181,7 +187,10 @@ def test_outputs_are_named_by_the_model(mlp_file: Artifact, twoinput_s3: Artifac
         ("logits", [-1, 10]),
         ("embedding", [-1, 32]),
     ]  # the keys of the dict the model returns
-    assert [(i["name"], i["datatype"]) for i in twoinput_s3.manifest["inputs"]] == [("image", "FP32"), ("class_id", "INT64")]
+    assert [(i["name"], i["datatype"]) for i in twoinput_s3.manifest["inputs"]] == [
+        ("image", "FP32"),
+        ("class_id", "INT64"),
+    ]
 
 
 @pytest.mark.parametrize("artifact_name", ["mlp_file", "twoinput_s3"])
@@ -209,7 +218,14 @@ def test_corrupted_object_fails_fetch_and_leaves_nothing(twoinput_s3: Artifact, 
     store.put_bytes("corrupted/model.pt2", bytes(data))
     target = tmp_path / "models" / "model.pt2"
     result = trtaoti(
-        ["fetch", f"{twoinput_s3.store_uri}/corrupted/model.pt2", "--sha256", twoinput_s3.manifest["sha256"], "--to", str(target)],
+        [
+            "fetch",
+            f"{twoinput_s3.store_uri}/corrupted/model.pt2",
+            "--sha256",
+            twoinput_s3.manifest["sha256"],
+            "--to",
+            str(target),
+        ],
         twoinput_s3.env,
         timeout=120,
     )
@@ -253,9 +269,13 @@ def test_a_package_that_disagrees_with_eager_fails_validation_naming_batch_input
 
     store = open_store(mlp_file.store_uri)
     package = tmp_path / "model.pt2"
-    store.download_file(package_relpath(mlp_file.key, mlp_file.manifest["sha256"]), package, expected_sha256=mlp_file.manifest["sha256"])
+    store.download_file(
+        package_relpath(mlp_file.key, mlp_file.manifest["sha256"]), package, expected_sha256=mlp_file.manifest["sha256"]
+    )
     model = TrtAotiModel.model_validate(yaml.safe_load(mlp_file.spec_path.read_text()))
-    plan = CompilePlan.from_spec(model.name, model.spec, model.spec.batch_profiles[0], key=mlp_file.key, compiler_image="x")
+    plan = CompilePlan.from_spec(
+        model.name, model.spec, model.spec.batch_profiles[0], key=mlp_file.key, compiler_image="x"
+    )
     eager = eager_model(mlp_file.factory)
     cases = []
     for batch in plan.validation_batches:
@@ -266,7 +286,9 @@ def test_a_package_that_disagrees_with_eager_fails_validation_naming_batch_input
             expected = expected + 0.5  # what a miscompiled package would look like
         cases.append(ValidationCase(batch, (x,), [expected]))
     with pytest.raises(ValidationFailed) as failure:
-        validate_package(package, plan, cases, output_names=["logits"], workdir=tmp_path, requires_torchtrt_runtime=False)
+        validate_package(
+            package, plan, cases, output_names=["logits"], workdir=tmp_path, requires_torchtrt_runtime=False
+        )
     message = str(failure.value)
     assert "batch 32" in message and "'features' [32, 64] FP32" in message and "output 'logits'" in message
     assert "max abs error 0.5" in message
@@ -276,8 +298,9 @@ def test_trtaoti_server_serves_the_compiled_package(twoinput_s3: Artifact, tmp_p
     """The package contract end to end: what `trtaoti compile` stamps is what
     trtaoti-server reads, and a KServe V2 client gets the eager model's answers."""
     import numpy as np
-    import server_support
     import tritonclient.http as httpclient
+
+    import server_support
 
     server_support.build_server()
     manifest = twoinput_s3.manifest
@@ -296,11 +319,20 @@ def test_trtaoti_server_serves_the_compiled_package(twoinput_s3: Artifact, tmp_p
         for batch in (1, 3, manifest["batch"]["max"]):
             image = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32), dtype=np.float32)
             class_id = np.arange(batch, dtype=np.int64) % 16
-            inputs = [httpclient.InferInput("image", list(image.shape), "FP32"), httpclient.InferInput("class_id", [batch], "INT64")]
+            inputs = [
+                httpclient.InferInput("image", list(image.shape), "FP32"),
+                httpclient.InferInput("class_id", [batch], "INT64"),
+            ]
             inputs[0].set_data_from_numpy(image, binary_data=True)
             inputs[1].set_data_from_numpy(class_id, binary_data=True)
             result = client.infer("twoinput", inputs)
             with torch.no_grad():
                 expected = model(torch.from_numpy(image), torch.from_numpy(class_id))
             for name in ("logits", "embedding"):
-                np.testing.assert_allclose(result.as_numpy(name), expected[name].numpy(), rtol=1e-4, atol=1e-4, err_msg=f"{name} at batch {batch}")
+                np.testing.assert_allclose(
+                    result.as_numpy(name),
+                    expected[name].numpy(),
+                    rtol=1e-4,
+                    atol=1e-4,
+                    err_msg=f"{name} at batch {batch}",
+                )

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 import yaml
+from tritonclient.utils import InferenceServerException
 
 import server_support
 from support.examples import mlp_eager_logits
@@ -83,7 +84,9 @@ class RunProcess:
                         return match
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
-                    raise AssertionError(f"no line matching {pattern.pattern!r} (rc={self.process.poll()}):\n{self.output}")
+                    raise AssertionError(
+                        f"no line matching {pattern.pattern!r} (rc={self.process.poll()}):\n{self.output}"
+                    )
                 self._changed.wait(min(remaining, 1.0))
 
     def wait(self, timeout: float) -> int:
@@ -95,8 +98,6 @@ class RunProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-
-
 
 
 def process_gone(pid: int) -> bool:
@@ -135,7 +136,8 @@ def test_run_serves_until_ctrl_c(server_binary: Path, tmp_path: Path) -> None:
         assert run.wait(60) == 0, run.output
         assert "stopped" in run.lines
         assert process_gone(pid), f"trtaoti-server pid {pid} still running after trtaoti run exited"
-        with pytest.raises(Exception):
+        # Nothing listens there any more: the connection itself is refused.
+        with pytest.raises((OSError, InferenceServerException)):
             httpclient.InferenceServerClient(f"127.0.0.1:{served_port}", connection_timeout=2).is_server_live()
     finally:
         run.kill()
@@ -154,15 +156,15 @@ def test_run_once_infers_and_exits_reusing_the_stored_compile(server_binary: Pat
         assert run.wait(120) == 0, run.output
     finally:
         run.kill()
-    assert re.search(r"^cache hit mlp/online: file://", run.output, re.M), run.output
+    assert re.search(r"^cache hit mlp/online: file://", run.output, re.MULTILINE), run.output
     assert "AOTInductor: compiling the package" not in run.output
-    assert re.search(r"^inference mlp/online, batch 4 of random inputs:$", run.output, re.M), run.output
-    assert re.search(r"^  logits FP32 \[4, 10\]: \[", run.output, re.M), run.output
-    pid = int(re.search(r"^serving mlp/online at \S+ \(pid (\d+),", run.output, re.M).group(1))
+    assert re.search(r"^inference mlp/online, batch 4 of random inputs:$", run.output, re.MULTILINE), run.output
+    assert re.search(r"^  logits FP32 \[4, 10\]: \[", run.output, re.MULTILINE), run.output
+    pid = int(re.search(r"^serving mlp/online at \S+ \(pid (\d+),", run.output, re.MULTILINE).group(1))
     assert process_gone(pid)
 
 
-def test_run_with_the_specs_s3_storage_downloads_the_verified_package(server_binary: Path, s3, tmp_path: Path) -> None:  # noqa: ANN001
+def test_run_with_the_specs_s3_storage_downloads_the_verified_package(server_binary: Path, s3, tmp_path: Path) -> None:
     """--use-spec-storage: the artifact goes to MinIO (spec.storage.uri) and the server
     runs a sha256-verified download of it, as a serving pod's init container would."""
     document = yaml.safe_load(SPEC.read_text())
@@ -178,7 +180,8 @@ def test_run_with_the_specs_s3_storage_downloads_the_verified_package(server_bin
         assert run.wait(RUN_TIMEOUT) == 0, run.output
     finally:
         run.kill()
-    match = re.search(r"^compiled mlp/online: (s3://\S+/([0-9a-f]+)/model-[0-9a-f]{16}\.pt2)$", run.output, re.M)
+    compiled = r"^compiled mlp/online: (s3://\S+/([0-9a-f]+)/model-[0-9a-f]{16}\.pt2)$"
+    match = re.search(compiled, run.output, re.MULTILINE)
     assert match, run.output
     key = match.group(2)
     store = open_store(f"s3://{s3['TRTAOTI_TEST_BUCKET']}/{prefix}", env=credentials)
@@ -186,13 +189,13 @@ def test_run_with_the_specs_s3_storage_downloads_the_verified_package(server_bin
     assert manifest is not None
     downloaded = tmp_path / "run" / "packages" / key / manifest.model
     assert hashlib.sha256(downloaded.read_bytes()).hexdigest() == manifest.sha256
-    assert re.search(r"^  logits FP32 \[4, 10\]: \[", run.output, re.M), run.output
+    assert re.search(r"^  logits FP32 \[4, 10\]: \[", run.output, re.MULTILINE), run.output
 
 
 def test_run_refuses_an_unknown_profile(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "trtaoti.cli", "run", str(SPEC), "--profile", "nope", "--store", f"file://{tmp_path}"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 2
     assert "--profile nope: mlp has no such batch profile (have: online)" in result.stderr

@@ -28,15 +28,17 @@ def test_concurrent_clients_are_batched_and_answered_exactly():
                 for i in range(per_client):
                     batch = 1 + (index + i) % 3
                     x, mask = (t.numpy() for t in support.example_inputs(batch, seed=index * 1000 + i))
-                    inputs = [httpclient.InferInput("x", list(x.shape), "FP32"),
-                              httpclient.InferInput("mask", list(mask.shape), "INT64")]
+                    inputs = [
+                        httpclient.InferInput("x", list(x.shape), "FP32"),
+                        httpclient.InferInput("mask", list(mask.shape), "INT64"),
+                    ]
                     inputs[0].set_data_from_numpy(x, binary_data=True)
                     inputs[1].set_data_from_numpy(mask, binary_data=bool(i % 2))
                     result = triton.infer(support.MODEL_NAME, inputs)
                     logits, label = support.eager_outputs(x, mask)
                     np.testing.assert_allclose(result.as_numpy("logits"), logits, rtol=1e-5, atol=1e-5)
                     np.testing.assert_array_equal(result.as_numpy("label"), label)
-            except Exception as exc:  # collected: a thread's assert would otherwise vanish
+            except Exception as exc:  # noqa: BLE001 - collected: a thread's assert would otherwise vanish
                 errors.append(f"client {index}: {exc!r}")
             finally:
                 triton.close()
@@ -69,13 +71,20 @@ def _big_request_storm(server, rows: int, clients: int) -> list[tuple[int, str, 
 
     x, mask = (t.numpy() for t in support.example_inputs(rows, seed=rows))
     logits, _ = support.eager_outputs(x, mask)
-    header = _json.dumps({
-        "inputs": [
-            {"name": "x", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}},
-            {"name": "mask", "datatype": "INT64", "shape": list(mask.shape), "parameters": {"binary_data_size": mask.nbytes}},
-        ],
-        "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
-    }).encode()
+    header = _json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}},
+                {
+                    "name": "mask",
+                    "datatype": "INT64",
+                    "shape": list(mask.shape),
+                    "parameters": {"binary_data_size": mask.nbytes},
+                },
+            ],
+            "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
     body = header + x.tobytes() + mask.tobytes()
     results: list[tuple[int, str, bool]] = []
     lock = threading.Lock()
@@ -84,8 +93,10 @@ def _big_request_storm(server, rows: int, clients: int) -> list[tuple[int, str, 
     def send() -> None:
         start.wait(timeout=30)
         response = requests.post(
-            f"{server.base}/v2/models/{support.MODEL_NAME}/infer", data=body,
-            headers={"Inference-Header-Content-Length": str(len(header))}, timeout=120,
+            f"{server.base}/v2/models/{support.MODEL_NAME}/infer",
+            data=body,
+            headers={"Inference-Header-Content-Length": str(len(header))},
+            timeout=120,
         )
         correct = False
         error = ""

@@ -28,12 +28,14 @@ def server():
 def _body(size: int) -> bytes:
     """A valid inference request padded with trailing whitespace to exactly `size` bytes."""
     x, mask = (t.numpy() for t in support.example_inputs(2))
-    request = json.dumps({
-        "inputs": [
-            {"name": "x", "datatype": "FP32", "shape": list(x.shape), "data": x.flatten().tolist()},
-            {"name": "mask", "datatype": "INT64", "shape": list(mask.shape), "data": mask.flatten().tolist()},
-        ]
-    }).encode()  # fmt: skip
+    request = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": list(x.shape), "data": x.flatten().tolist()},
+                {"name": "mask", "datatype": "INT64", "shape": list(mask.shape), "data": mask.flatten().tolist()},
+            ]
+        }
+    ).encode()
     assert len(request) <= size
     return request + b" " * (size - len(request))
 

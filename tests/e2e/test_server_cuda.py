@@ -45,7 +45,9 @@ def json_request(x, mask) -> dict:
 @pytest.mark.parametrize("batch", [1, 2, 4, 8, 20])
 def test_cuda_outputs_equal_the_eager_model(server, batch):
     x, mask = (t.numpy() for t in support.example_inputs(batch, seed=batch))
-    response = requests.post(f"{server.base}/v2/models/{support.MODEL_NAME}/infer", json=json_request(x, mask), timeout=30)
+    response = requests.post(
+        f"{server.base}/v2/models/{support.MODEL_NAME}/infer", json=json_request(x, mask), timeout=30
+    )
     assert response.status_code == 200, response.text
     outputs = {o["name"]: o for o in response.json()["outputs"]}
     logits, label = support.eager_outputs(x, mask)
@@ -60,17 +62,32 @@ def test_cuda_binary_tensors_and_concurrent_batching(server):
         session = requests.Session()
         for i in range(30):
             x, mask = (t.numpy() for t in support.example_inputs(1 + i % 3, seed=index * 100 + i))
-            header = json.dumps({
-                "inputs": [
-                    {"name": "x", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}},
-                    {"name": "mask", "datatype": "INT64", "shape": list(mask.shape), "parameters": {"binary_data_size": mask.nbytes}},
-                ],
-                "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
-            }).encode()
+            header = json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "x",
+                            "datatype": "FP32",
+                            "shape": list(x.shape),
+                            "parameters": {"binary_data_size": x.nbytes},
+                        },
+                        {
+                            "name": "mask",
+                            "datatype": "INT64",
+                            "shape": list(mask.shape),
+                            "parameters": {"binary_data_size": mask.nbytes},
+                        },
+                    ],
+                    "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
+                }
+            ).encode()
             response = session.post(
                 f"{server.base}/v2/models/{support.MODEL_NAME}/infer",
                 data=header + x.tobytes() + mask.tobytes(),
-                headers={"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"},
+                headers={
+                    "Inference-Header-Content-Length": str(len(header)),
+                    "Content-Type": "application/octet-stream",
+                },
                 timeout=30,
             )
             if response.status_code != 200:
@@ -86,4 +103,6 @@ def test_cuda_binary_tensors_and_concurrent_batching(server):
     assert not errors, errors[:3]
     text = server.metrics()
     model = {"model": support.MODEL_NAME, "version": "1"}
-    assert support.metric(text, "nv_inference_exec_count", **model) < support.metric(text, "nv_inference_request_success", **model)
+    assert support.metric(text, "nv_inference_exec_count", **model) < support.metric(
+        text, "nv_inference_request_success", **model
+    )

@@ -3,16 +3,18 @@ package, the same validation and batcher as REST."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import requests
 
 import server_support as support
 from support.threads import ClientThreads
+from support.tools import import_tool, tool_missing
 
-grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (grpcio, protobuf) not installed")
-InferenceServerException = pytest.importorskip("tritonclient.utils").InferenceServerException
+grpcclient = import_tool("tritonclient.grpc", "tritonclient[grpc] (grpcio, protobuf) is in the test extra")
+InferenceServerException = import_tool(
+    "tritonclient.utils", "tritonclient is in the test extra"
+).InferenceServerException
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +28,7 @@ def server():
             yield running
     except RuntimeError as exc:
         if "built without gRPC support" in str(exc):
-            pytest.skip("trtaoti-server was built without gRPC (no grpc++/protoc at build time)")
+            tool_missing("trtaoti-server was built without gRPC (no grpc++/protoc at build time: make system-deps)")
         raise
 
 
@@ -38,7 +40,10 @@ def client(server):
 
 
 def infer(client, x, mask, outputs=None, request_id=""):
-    inputs = [grpcclient.InferInput("x", list(x.shape), "FP32"), grpcclient.InferInput("mask", list(mask.shape), "INT64")]
+    inputs = [
+        grpcclient.InferInput("x", list(x.shape), "FP32"),
+        grpcclient.InferInput("mask", list(mask.shape), "INT64"),
+    ]
     inputs[0].set_data_from_numpy(x)
     inputs[1].set_data_from_numpy(mask)
     requested = [grpcclient.InferRequestedOutput(name) for name in outputs] if outputs else None
@@ -67,8 +72,11 @@ def test_model_config_matches_the_http_one(server, client):
     ]
     assert config["instance_group"][0]["kind"] == "KIND_CPU"
     over_http = requests.get(f"{server.base}/v2/models/{support.MODEL_NAME}/config", timeout=10).json()
-    assert int(config["dynamic_batching"]["max_queue_delay_microseconds"]) == over_http["dynamic_batching"][
-        "max_queue_delay_microseconds"] == 500  # fmt: skip
+    assert (
+        int(config["dynamic_batching"]["max_queue_delay_microseconds"])
+        == over_http["dynamic_batching"]["max_queue_delay_microseconds"]
+        == 500
+    )
     with pytest.raises(InferenceServerException, match="unknown model"):
         client.get_model_config("no-such-model")
 
@@ -101,7 +109,10 @@ def test_bad_requests_are_invalid_argument_and_unknown_model_not_found(client):
     assert error.value.status() == "StatusCode.INVALID_ARGUMENT"
     assert "dimension 1 is 8" in error.value.message()
 
-    wrong_type = [grpcclient.InferInput("x", list(x.shape), "FP64"), grpcclient.InferInput("mask", list(mask.shape), "INT64")]
+    wrong_type = [
+        grpcclient.InferInput("x", list(x.shape), "FP64"),
+        grpcclient.InferInput("mask", list(mask.shape), "INT64"),
+    ]
     wrong_type[0].set_data_from_numpy(x.astype(np.float64))
     wrong_type[1].set_data_from_numpy(mask)
     with pytest.raises(InferenceServerException) as error:
@@ -122,8 +133,10 @@ def test_concurrent_grpc_clients_are_batched(server):
             for i in range(20):
                 x, mask = (t.numpy() for t in support.example_inputs(1 + i % 2, seed=index * 50 + i))
                 result = infer(triton, x, mask)
-                np.testing.assert_allclose(result.as_numpy("logits"), support.eager_outputs(x, mask)[0], rtol=1e-5, atol=1e-5)
-        except Exception as exc:  # collected: an assert in a thread would vanish
+                np.testing.assert_allclose(
+                    result.as_numpy("logits"), support.eager_outputs(x, mask)[0], rtol=1e-5, atol=1e-5
+                )
+        except Exception as exc:  # noqa: BLE001 - collected: an assert in a thread would vanish
             errors.append(f"client {index}: {exc!r}")
         finally:
             triton.close()
@@ -135,8 +148,10 @@ def test_concurrent_grpc_clients_are_batched(server):
     after = server.metrics()
     model = {"model": support.MODEL_NAME, "version": "1"}
     requests_done = support.metric(after, "nv_inference_request_success", **model) - support.metric(
-        before, "nv_inference_request_success", **model)
+        before, "nv_inference_request_success", **model
+    )
     executions = support.metric(after, "nv_inference_exec_count", **model) - support.metric(
-        before, "nv_inference_exec_count", **model)
+        before, "nv_inference_exec_count", **model
+    )
     assert requests_done == 240
     assert executions < requests_done

@@ -58,8 +58,11 @@ def _start(package: Path, *args: str, env: dict | None = None, timeout: float = 
     exit code (None when it served) and its stderr."""
     process = subprocess.Popen(
         [str(support.SERVER_BIN), "--model", str(package), "--host", "127.0.0.1", "--port", "0", "--no-warmup", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     lines = []
     watchdog = threading.Timer(timeout, process.kill)  # a hang ends the stderr loop too
     watchdog.start()

@@ -34,7 +34,10 @@ def client(server):
 
 
 def infer(client, x, mask, binary: bool, outputs=("logits", "label"), request_id=""):
-    inputs = [httpclient.InferInput("x", list(x.shape), "FP32"), httpclient.InferInput("mask", list(mask.shape), "INT64")]
+    inputs = [
+        httpclient.InferInput("x", list(x.shape), "FP32"),
+        httpclient.InferInput("mask", list(mask.shape), "INT64"),
+    ]
     inputs[0].set_data_from_numpy(x, binary_data=binary)
     inputs[1].set_data_from_numpy(mask, binary_data=binary)
     requested = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in outputs]
@@ -156,10 +159,14 @@ BAD_REQUESTS = {
     "unknown-output": (_mutated(lambda b: b.update(outputs=[{"name": "nope"}])), "unknown output 'nope'"),
     "string-in-data": (_mutated(lambda b: b["inputs"][1]["data"].__setitem__(0, "x")), "not an integer"),
     # Finite in a double, not in FP32: converted it would be infinity (served as null).
-    "fp32-out-of-range": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(1, 1e308)),
-                          "input 'x': element 1e+308 is out of range for FP32"),
-    "fp32-negative-out-of-range": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, -3.5e38)),
-                                   "is out of range for FP32"),
+    "fp32-out-of-range": (
+        _mutated(lambda b: b["inputs"][0]["data"].__setitem__(1, 1e308)),
+        "input 'x': element 1e+308 is out of range for FP32",
+    ),
+    "fp32-negative-out-of-range": (
+        _mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, -3.5e38)),
+        "is out of range for FP32",
+    ),
     # JSON has no NaN or Infinity literals (binary tensor data carries them).
     "nan-literal": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, float("nan"))), "malformed JSON"),
     "infinity-literal": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, float("inf"))), "malformed JSON"),
@@ -190,13 +197,21 @@ def test_bad_requests_get_400_naming_the_problem(server, case):
 
 def test_bad_binary_framing_gets_400(server):
     header = json.dumps(
-        {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16], "parameters": {"binary_data_size": 64}},
-                    {"name": "mask", "datatype": "INT64", "shape": [1, 8], "parameters": {"binary_data_size": 64}}]}
+        {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [1, 16], "parameters": {"binary_data_size": 64}},
+                {"name": "mask", "datatype": "INT64", "shape": [1, 8], "parameters": {"binary_data_size": 64}},
+            ]
+        }
     ).encode()
     url = f"{server.base}/v2/models/{support.MODEL_NAME}/infer"
-    short = requests.post(url, data=header + b"\0" * 100, headers={"Inference-Header-Content-Length": str(len(header))}, timeout=10)
+    short = requests.post(
+        url, data=header + b"\0" * 100, headers={"Inference-Header-Content-Length": str(len(header))}, timeout=10
+    )
     assert short.status_code == 400 and "runs past the end" in short.json()["error"]
-    bogus = requests.post(url, data=header + b"\0" * 128, headers={"Inference-Header-Content-Length": "abc"}, timeout=10)
+    bogus = requests.post(
+        url, data=header + b"\0" * 128, headers={"Inference-Header-Content-Length": "abc"}, timeout=10
+    )
     assert bogus.status_code == 400 and "Inference-Header-Content-Length" in bogus.json()["error"]
 
 
@@ -204,7 +219,9 @@ def test_unknown_model_and_version_get_404(server, client):
     with pytest.raises(InferenceServerException) as error:
         client.get_model_metadata("no-such-model")
     assert "unknown model" in str(error.value)
-    response = requests.post(f"{server.base}/v2/models/{support.MODEL_NAME}/versions/7/infer", json=_valid_body(), timeout=10)
+    response = requests.post(
+        f"{server.base}/v2/models/{support.MODEL_NAME}/versions/7/infer", json=_valid_body(), timeout=10
+    )
     assert response.status_code == 404 and "unknown version '7'" in response.json()["error"]
 
 
@@ -229,7 +246,9 @@ def test_a_number_overflow_is_the_clients_error_not_the_models(server):
     the model (reason BACKEND), which pages whoever watches model failures."""
     model = {"model": support.MODEL_NAME, "version": "1"}
     before = server.metrics()
-    response = requests.post(f"{server.base}/v2/models/{support.MODEL_NAME}/infer", data=_with_number("1e999"), timeout=10)
+    response = requests.post(
+        f"{server.base}/v2/models/{support.MODEL_NAME}/infer", data=_with_number("1e999"), timeout=10
+    )
     assert response.status_code == 400, response.text
     assert "input 'x'" in response.json()["error"]
     after = server.metrics()

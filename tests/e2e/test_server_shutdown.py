@@ -98,8 +98,10 @@ def test_sigterm_while_the_model_loads_exits_instead_of_serving():
     package = support.build_package(2, 4, 8)
     process = subprocess.Popen(
         [str(support.SERVER_BIN), "--model", str(package), "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     try:
         for line in process.stderr:
@@ -124,12 +126,19 @@ def _request_and_answer(seed: int) -> tuple[str, np.ndarray]:
     """A batch-3 JSON inference request and the logits eager PyTorch gives for it."""
     x, mask = (t.numpy() for t in support.example_inputs(3, seed=seed))
     expected_logits, _ = support.eager_outputs(x, mask)
-    body = json.dumps({
-        "inputs": [
-            {"name": "x", "datatype": "FP32", "shape": [3, support.IN_FEATURES], "data": x.flatten().tolist()},
-            {"name": "mask", "datatype": "INT64", "shape": [3, support.MASK_FEATURES], "data": mask.flatten().tolist()},
-        ]
-    })  # fmt: skip
+    body = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [3, support.IN_FEATURES], "data": x.flatten().tolist()},
+                {
+                    "name": "mask",
+                    "datatype": "INT64",
+                    "shape": [3, support.MASK_FEATURES],
+                    "data": mask.flatten().tolist(),
+                },
+            ]
+        }
+    )
     return body, expected_logits
 
 
@@ -168,14 +177,16 @@ def test_sigterm_loses_no_request_on_keep_alive_connections():
                         try:
                             conn.connect()
                         except ConnectionRefusedError:
-                            return record("refused")
+                            record("refused")
+                            return
                         reused = False
                     try:
                         conn.request("POST", path, body, {"Content-Type": "application/json"})
                         response = conn.getresponse()
                         data = response.read()
                     except (OSError, http.client.HTTPException) as error:
-                        return record(f"lost: {error!r}" if reused else "reset before accept")
+                        record(f"lost: {error!r}" if reused else "reset before accept")
+                        return
                     reused = not response.will_close
                     if response.status == 200:
                         logits = np.array(json.loads(data)["outputs"][0]["data"]).reshape(3, -1)
@@ -189,7 +200,8 @@ def test_sigterm_loses_no_request_on_keep_alive_connections():
                             continue  # the server kept the connection open: use it
                         return  # told to go away; a real client turns to another replica
                     else:
-                        return record(f"http {response.status}: {data[:200]!r}")
+                        record(f"http {response.status}: {data[:200]!r}")
+                        return
             finally:
                 conn.close()
 

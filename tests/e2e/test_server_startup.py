@@ -15,7 +15,9 @@ pytestmark = pytest.mark.e2e
 
 def start(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     support.build_server()
-    return subprocess.run([str(support.SERVER_BIN), *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [str(support.SERVER_BIN), *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
 
 
 def fatal_error(result: subprocess.CompletedProcess) -> str:

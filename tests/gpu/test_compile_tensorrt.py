@@ -39,7 +39,7 @@ def require_cuda() -> None:
         pytest.skip(f"no CUDA device visible to torch {torch.__version__}")
 
 
-def require_torch_tensorrt():  # noqa: ANN201 - the module
+def require_torch_tensorrt():
     require_cuda()
     try:
         import torch_tensorrt
@@ -97,10 +97,14 @@ def compile_and_check(example: str, backend: str, profile: str, tmp_path: Path) 
         with torch.no_grad():
             want = tree_flatten(reference(*[t.float() if t.is_floating_point() else t for t in inputs]))[0]
         got = tree_flatten(runner(*inputs))[0]
-        for out, g, w in zip(manifest["outputs"], got, want):
+        for out, g, w in zip(manifest["outputs"], got, want, strict=True):
             assert list(g.shape) == [size, *out["shape"][1:]]
             torch.testing.assert_close(g.float(), w.float(), rtol=2e-2, atol=2e-2, msg=f"{out['name']} at batch {size}")
-    print(json.dumps({k: manifest[k] for k in ("backend", "latencyMs", "peakMemoryBytes", "peakGpuMemoryBytes", "validation")}))
+    print(
+        json.dumps(
+            {k: manifest[k] for k in ("backend", "latencyMs", "peakMemoryBytes", "peakGpuMemoryBytes", "validation")}
+        )
+    )
     return manifest
 
 

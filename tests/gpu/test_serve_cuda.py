@@ -16,6 +16,7 @@ kernels), which checks this file itself where no GPU is at hand.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -30,10 +31,12 @@ import torch
 import yaml
 from torch.utils._pytree import tree_flatten
 
+from trtaoti.compiler.validate import DEFAULT_TOLERANCES
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
-import server_support as support  # noqa: E402
+import server_support as support  # noqa: E402 - tests/e2e is put on sys.path just above
 
 pytestmark = pytest.mark.gpu
 DEVICE = os.environ.get("TRTAOTI_SERVE_TEST_DEVICE", "cuda")
@@ -41,7 +44,6 @@ if DEVICE == "cuda" and not torch.cuda.is_available():
     pytest.skip(f"no CUDA device visible to torch {torch.__version__}", allow_module_level=True)
 
 http = pytest.importorskip("tritonclient.http")
-from trtaoti.compiler.validate import DEFAULT_TOLERANCES  # noqa: E402
 
 PRECISIONS = {"fp16": ("float16", "FP16"), "bf16": ("bfloat16", "BF16")}
 CASES = [(example, precision) for example in ("mlp", "twoinput") for precision in PRECISIONS]
@@ -82,30 +84,48 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
     """All four packages, compiled by the CLI in parallel processes."""
     work = tmp_path_factory.mktemp("serve")
     store = work / "store"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "operator"), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "operator"), os.environ.get("PYTHONPATH")]))
+    )
     running = {}
+    logs = contextlib.ExitStack()  # every log stays open until its compile is read back
     for example, precision in CASES:
         spec_path = work / f"{example}-{precision}.yaml"
         spec_path.write_text(yaml.safe_dump(spec_for(example, precision, store)))
         profile = yaml.safe_load(spec_path.read_text())["spec"]["batchProfiles"][0]["name"]
-        log = open(work / f"{example}-{precision}.log", "w+")
-        command = [sys.executable, "-m", "trtaoti.cli", "compile", "--spec", str(spec_path), "--profile", profile,
-                   "--output", f"file://{store}", "--device", DEVICE, "--compiler-image", "gpu-serve-test"]
+        log = logs.enter_context((work / f"{example}-{precision}.log").open("w+"))
+        command = [
+            sys.executable,
+            "-m",
+            "trtaoti.cli",
+            "compile",
+            "--spec",
+            str(spec_path),
+            "--profile",
+            profile,
+            "--output",
+            f"file://{store}",
+            "--device",
+            DEVICE,
+            "--compiler-image",
+            "gpu-serve-test",
+        ]
         running[(example, precision)] = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log)
     results = {}
-    for (example, precision), (process, log) in running.items():
-        try:
-            returncode = process.wait(timeout=COMPILE_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            returncode = process.wait()
-        log.seek(0)
-        text = log.read()
-        log.close()
-        name = f"{example}-{precision}"
-        manifest = next((m for m in (json.loads(p.read_text()) for p in store.glob("*/manifest.json")) if m["modelName"] == name), None)
-        package = store / manifest["key"] / manifest["model"] if manifest else None
-        results[(example, precision)] = Compiled(example, precision, name, returncode, text, manifest, package)
+    with logs:
+        for (example, precision), (process, log) in running.items():
+            try:
+                returncode = process.wait(timeout=COMPILE_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                returncode = process.wait()
+            log.seek(0)
+            text = log.read()
+            name = f"{example}-{precision}"
+            manifests = (json.loads(p.read_text()) for p in store.glob("*/manifest.json"))
+            manifest = next((m for m in manifests if m["modelName"] == name), None)
+            package = store / manifest["key"] / manifest["model"] if manifest else None
+            results[(example, precision)] = Compiled(example, precision, name, returncode, text, manifest, package)
     support.build_server()
     return results
 
@@ -118,8 +138,9 @@ def served(request: pytest.FixtureRequest, compiled: dict[tuple[str, str], Compi
     )
     device = "cuda:0" if DEVICE == "cuda" else "cpu"
     # A 2 ms queue delay, so concurrent requests can share executions.
-    with support.run_server(artifact.package, "--device", device, "--runners", "2", "--max-queue-delay-us", "2000",
-                            startup_timeout=300) as server:
+    with support.run_server(
+        artifact.package, "--device", device, "--runners", "2", "--max-queue-delay-us", "2000", startup_timeout=300
+    ) as server:
         client = http.InferenceServerClient(url=server.url, concurrency=1, network_timeout=120)
         yield artifact, server, client
         client.close()
@@ -175,8 +196,13 @@ def check_against_eager(artifact: Compiled, result, drawn) -> None:
         got = result.as_numpy(spec["name"])
         assert got is not None, f"no output {spec['name']}"
         assert list(got.shape) == [batch, *spec["shape"][1:]]
-        np.testing.assert_allclose(got.astype(np.float32), expected, rtol=rtol, atol=atol,
-                                   err_msg=f"{artifact.name} {spec['name']} at batch {batch}")
+        np.testing.assert_allclose(
+            got.astype(np.float32),
+            expected,
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"{artifact.name} {spec['name']} at batch {batch}",
+        )
 
 
 def test_metadata_is_the_compiled_signature(served) -> None:
@@ -219,7 +245,9 @@ def test_concurrent_requests_are_correct_and_counted(served) -> None:
     try:
         drawn = [draw_inputs(artifact.manifest, 1 + i % 4, seed=100 + i) for i in range(48)]
         text = server.metrics()
-        before = {name: support.metric(text, name, **labels) for name in ("nv_inference_count", "nv_inference_exec_count")}
+        before = {
+            name: support.metric(text, name, **labels) for name in ("nv_inference_count", "nv_inference_exec_count")
+        }
         pending = []
         for d in drawn:
             inputs = []

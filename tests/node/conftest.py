@@ -8,7 +8,6 @@ that cannot run it fails the tier instead of skipping it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +17,7 @@ from support.cluster import Cluster
 from support.node import NodeUnavailable
 from support.node_cluster import ImagesMissing, NodeCluster
 from support.processes import ProcessSet
-
+from support.tools import tool_missing
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,8 +39,8 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
         problem = RuntimeError(f"the real node did not start: {exc} (logs: {state / 'logs'})")
     if problem is not None:
         cluster.stop()
-        if isinstance(problem, NodeUnavailable) and os.environ.get("CI") != "true":
-            pytest.skip(f"the real-node tier cannot run here: {problem}")
+        if isinstance(problem, NodeUnavailable):
+            tool_missing(f"the real-node tier cannot run here: {problem}")
         pytest.fail(f"the real-node tier cannot run: {problem}", pytrace=False)
     print("real-node cluster up (s):", {k: round(v, 1) for k, v in cluster.timings.items()})
     try:

@@ -58,11 +58,20 @@ def _split(image: str) -> tuple[str, str]:
 def namespace(cluster_on_node: Cluster) -> Iterator[str]:
     name = f"t-node-{secrets.token_hex(3)}"
     cluster_on_node.kubectl("create", "namespace", name)
-    cluster_on_node.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted",
-                            "pod-security.kubernetes.io/enforce-version=latest")
+    cluster_on_node.kubectl(
+        "label",
+        "namespace",
+        name,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
     with cluster_on_node.api_client() as api:
-        wait_for(lambda: client.CoreV1Api(api).read_namespaced_service_account("default", name), timeout=30,
-                 what=f"ServiceAccount {name}/default", ignore=(client.ApiException,))
+        wait_for(
+            lambda: client.CoreV1Api(api).read_namespaced_service_account("default", name),
+            timeout=30,
+            what=f"ServiceAccount {name}/default",
+            ignore=(client.ApiException,),
+        )
     yield name
     cluster_on_node.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
@@ -73,15 +82,26 @@ def release(node_cluster: NodeCluster, cluster_on_node: Cluster, namespace: str)
     returns once the operator pod is Ready on the real node."""
     images = node_cluster.images
     values = {
-        "image": dict(zip(("repository", "tag"), _split(images["OPERATOR_IMAGE"]))),
-        "compiler": {"image": dict(zip(("repository", "tag"), _split(images["COMPILER_IMAGE"])))},
-        "server": {"image": dict(zip(("repository", "tag"), _split(images["SERVER_IMAGE"])))},
+        "image": dict(zip(("repository", "tag"), _split(images["OPERATOR_IMAGE"]), strict=True)),
+        "compiler": {"image": dict(zip(("repository", "tag"), _split(images["COMPILER_IMAGE"]), strict=True))},
+        "server": {"image": dict(zip(("repository", "tag"), _split(images["SERVER_IMAGE"]), strict=True))},
         "watchNamespaces": [namespace],
     }
     name = "node-" + namespace[-6:]
     try:
-        cluster_on_node.helm("install", name, CHART, "--namespace", namespace, "--values", "-", "--wait",
-                             "--timeout", "300s", input=yaml.safe_dump(values))
+        cluster_on_node.helm(
+            "install",
+            name,
+            CHART,
+            "--namespace",
+            namespace,
+            "--values",
+            "-",
+            "--wait",
+            "--timeout",
+            "300s",
+            input=yaml.safe_dump(values),
+        )
     except subprocess.CalledProcessError as error:
         pytest.fail(f"helm install failed: {error.stderr}\n{_pods_report(cluster_on_node, namespace)}", pytrace=False)
     yield name
@@ -98,11 +118,16 @@ def models(cluster_on_node: Cluster, namespace: str) -> Iterator[Models]:
 
 def _pods_report(cluster: Cluster, namespace: str) -> str:
     """What a user would look at when something hangs: pods, events, container logs."""
-    parts = [cluster.kubectl("get", "pods", "-n", namespace, "-o", "wide", check=False),
-             cluster.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False)[-4000:]]
-    for pod in cluster.kubectl("get", "pods", "-n", namespace, "-o", "name", check=False).split():
-        parts.append(f"--- logs {pod}\n" + cluster.kubectl("logs", "-n", namespace, pod, "--all-containers",
-                                                           "--tail=40", check=False))
+    parts = [
+        cluster.kubectl("get", "pods", "-n", namespace, "-o", "wide", check=False),
+        cluster.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False)[-4000:],
+    ]
+    pods = cluster.kubectl("get", "pods", "-n", namespace, "-o", "name", check=False).split()
+    parts += [
+        f"--- logs {pod}\n"
+        + cluster.kubectl("logs", "-n", namespace, pod, "--all-containers", "--tail=40", check=False)
+        for pod in pods
+    ]
     return "\n".join(parts)
 
 
@@ -123,12 +148,14 @@ def _service_ip(models: Models) -> str:
 
 # Its setup starts the node, which imports the images into containerd the first time.
 @pytest.mark.timeout(2400)
-def test_model_compiles_serves_and_turns_ready_in_real_pods(cluster_on_node, namespace, release, models):  # noqa: ANN001
+def test_model_compiles_serves_and_turns_ready_in_real_pods(cluster_on_node, namespace, release, models):
     started = time.monotonic()
     cluster = cluster_on_node
     try:
         # 1. The operator: a real pod from the operator image, admitted as restricted.
-        operator_pods = models.core.list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release}")
+        operator_pods = models.core.list_namespaced_pod(
+            namespace, label_selector=f"app.kubernetes.io/instance={release}"
+        )
         assert [p.spec.node_name for p in operator_pods.items] == [NODE_NAME]
         assert operator_pods.items[0].status.container_statuses[0].ready
 
@@ -161,8 +188,9 @@ def test_model_compiles_serves_and_turns_ready_in_real_pods(cluster_on_node, nam
     features = np.random.default_rng(3).standard_normal((7, 64)).astype(np.float32)
     logits = served_mlp_logits(f"{address}:8000", features, model=MODEL)
     np.testing.assert_allclose(logits, mlp_eager_logits(features), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(served_mlp_logits(f"{address}:8001", features, model=MODEL, grpc=True), logits,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        served_mlp_logits(f"{address}:8001", features, model=MODEL, grpc=True), logits, rtol=1e-6
+    )
     print(f"real pods: Compiled after {compiled_at:.0f} s, Ready after {ready_at:.0f} s")
 
 
@@ -173,8 +201,9 @@ class SteadyLoad:
     def __init__(self, address: str, clients: int) -> None:
         features = np.random.default_rng(5).standard_normal((2, 64)).astype(np.float32)
         self.expected = mlp_eager_logits(features)
-        self.body = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 64],
-                                 "data": features.flatten().tolist()}]}
+        self.body = {
+            "inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 64], "data": features.flatten().tolist()}]
+        }
         self.url = f"http://{address}:8000/v2/models/{MODEL}/infer"
         self.outcomes: Counter[str] = Counter()
         self.failures: list[str] = []
@@ -215,32 +244,53 @@ class SteadyLoad:
 
     def wait_for_successes(self, count: int, timeout: float) -> None:
         start = self.outcomes["ok"]
-        wait_for(lambda: self.outcomes["ok"] >= start + count, timeout=timeout,
-                 what=f"{count} more successful requests (outcomes so far: {dict(self.outcomes)})")
+        wait_for(
+            lambda: self.outcomes["ok"] >= start + count,
+            timeout=timeout,
+            what=f"{count} more successful requests (outcomes so far: {dict(self.outcomes)})",
+        )
 
 
 def _ready_serving_pods(models: Models) -> list[client.V1Pod]:
     selector = ",".join(f"{k}={v}" for k, v in names.serving_selector(MODEL, PROFILE).items())
     pods = models.core.list_namespaced_pod(models.namespace, label_selector=selector).items
-    return [p for p in pods if not p.metadata.deletion_timestamp and p.status.container_statuses
-            and all(c.ready for c in p.status.container_statuses)]
+    return [
+        p
+        for p in pods
+        if not p.metadata.deletion_timestamp
+        and p.status.container_statuses
+        and all(c.ready for c in p.status.container_statuses)
+    ]
 
 
 def _ready_endpoints(models: Models) -> int:
-    slices = client.DiscoveryV1Api(models.api).list_namespaced_endpoint_slice(
-        models.namespace, label_selector=f"kubernetes.io/service-name={names.serving_name(MODEL, PROFILE)}").items
+    slices = (
+        client.DiscoveryV1Api(models.api)
+        .list_namespaced_endpoint_slice(
+            models.namespace, label_selector=f"kubernetes.io/service-name={names.serving_name(MODEL, PROFILE)}"
+        )
+        .items
+    )
     return sum(1 for s in slices for e in s.endpoints or [] if e.conditions and e.conditions.ready)
 
 
 def _scale_to(cluster: Cluster, models: Models, replicas: int) -> None:
     storage = storage_uri(cluster, models.namespace)
-    cluster.kubectl("apply", "--server-side", "-f", "-",
-                    input=yaml.safe_dump(_example(models.namespace, storage, replicas=replicas)))
-    wait_for(lambda: len(_ready_serving_pods(models)) == replicas and _ready_endpoints(models) == replicas,
-             timeout=300, what=f"{replicas} ready serving pods behind the Service")
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input=yaml.safe_dump(_example(models.namespace, storage, replicas=replicas)),
+    )
+    wait_for(
+        lambda: len(_ready_serving_pods(models)) == replicas and _ready_endpoints(models) == replicas,
+        timeout=300,
+        what=f"{replicas} ready serving pods behind the Service",
+    )
 
 
-def test_deleting_a_serving_pod_under_load_loses_no_request(cluster_on_node, models):  # noqa: ANN001
+def test_deleting_a_serving_pod_under_load_loses_no_request(cluster_on_node, models):
     if models.condition(MODEL, "Ready") is None:
         pytest.skip("needs the model the first test of this module made Ready")
     _scale_to(cluster_on_node, models, 2)
@@ -248,15 +298,18 @@ def test_deleting_a_serving_pod_under_load_loses_no_request(cluster_on_node, mod
     with SteadyLoad(_service_ip(models), clients=8) as load:
         load.wait_for_successes(200, timeout=120)
         models.core.delete_namespaced_pod(victim, models.namespace)  # the default grace period: preStop, SIGTERM
-        wait_for(lambda: victim not in {p.metadata.name for p in models.core.list_namespaced_pod(models.namespace).items},
-                 timeout=120, what=f"pod {victim} to terminate")
+        wait_for(
+            lambda: victim not in {p.metadata.name for p in models.core.list_namespaced_pod(models.namespace).items},
+            timeout=120,
+            what=f"pod {victim} to terminate",
+        )
         wait_for(lambda: len(_ready_serving_pods(models)) == 2, timeout=300, what="the replacement pod ready")
         load.wait_for_successes(200, timeout=120)
     print("requests while a pod was deleted:", dict(load.outcomes))
     assert not load.failures, f"{len(load.failures)} failed requests, first: {load.failures[:5]}"
 
 
-def test_drain_of_the_node_respects_the_serving_disruption_budget(cluster_on_node, models):  # noqa: ANN001
+def test_drain_of_the_node_respects_the_serving_disruption_budget(cluster_on_node, models):
     if len(_ready_serving_pods(models)) != 2:
         _scale_to(cluster_on_node, models, 2)
     address = _service_ip(models)
@@ -265,23 +318,31 @@ def test_drain_of_the_node_respects_the_serving_disruption_budget(cluster_on_nod
         # The only schedulable node: an evicted pod's replacement has nowhere to go, so
         # the budget (maxUnavailable 1) must stop the second eviction.
         drain = subprocess.run(
-            [str(cluster_on_node.bin_dir / "kubectl"), f"--kubeconfig={cluster_on_node.kubeconfig}", "drain",
-             NODE_NAME, "--ignore-daemonsets", "--delete-emptydir-data", "--pod-selector",
-             ",".join(f"{k}={v}" for k, v in names.serving_selector(MODEL, PROFILE).items()), "--timeout=40s"],
-            capture_output=True, text=True)  # fmt: skip
+            [
+                str(cluster_on_node.bin_dir / "kubectl"), f"--kubeconfig={cluster_on_node.kubeconfig}",
+                "drain", NODE_NAME, "--ignore-daemonsets", "--delete-emptydir-data",
+                "--pod-selector", ",".join(f"{k}={v}" for k, v in names.serving_selector(MODEL, PROFILE).items()),
+                "--timeout=40s",
+            ],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip # argv: flags beside their values
         assert drain.returncode != 0, f"drain evicted every serving pod:\n{drain.stdout}"
         assert "disruption budget" in drain.stderr + drain.stdout, drain.stderr
         remaining = _ready_serving_pods(models)
         assert len(remaining) == 1, [p.metadata.name for p in remaining]
         # The pod the budget kept still answers through the Service.
-        np.testing.assert_allclose(served_mlp_logits(f"{address}:8000", features, model=MODEL), mlp_eager_logits(features),
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            served_mlp_logits(f"{address}:8000", features, model=MODEL),
+            mlp_eager_logits(features),
+            rtol=1e-4,
+            atol=1e-5,
+        )
     finally:
         cluster_on_node.kubectl("uncordon", NODE_NAME)
     wait_for(lambda: len(_ready_serving_pods(models)) == 2, timeout=300, what="both serving pods ready after uncordon")
 
 
-def test_a_compile_killed_mid_way_is_retried_and_serves_a_whole_package(cluster_on_node, namespace, node_cluster):  # noqa: ANN001
+def test_a_compile_killed_mid_way_is_retried_and_serves_a_whole_package(cluster_on_node, namespace, node_cluster):
     models = Models(cluster_on_node, namespace)
     name = "mlp-retried"
     document = _example(namespace, storage_uri(cluster_on_node, namespace))
@@ -301,14 +362,22 @@ def test_a_compile_killed_mid_way_is_retried_and_serves_a_whole_package(cluster_
 
         container = wait_for(compiling_container, timeout=300, what="the compile container running")
         # Mid-compile: exported, AOTInductor at work.
-        wait_for(lambda: "compiling the package" in cluster_on_node.kubectl("logs", "-n", namespace, f"job/{job.metadata.name}",
-                                                            check=False),
-                 timeout=300, what="the compiler to reach its AOTInductor stage")  # fmt: skip
+        wait_for(
+            lambda: (
+                "compiling the package"
+                in cluster_on_node.kubectl("logs", "-n", namespace, f"job/{job.metadata.name}", check=False)
+            ),
+            timeout=300,
+            what="the compiler to reach its AOTInductor stage",
+        )
         assert node_cluster.node is not None
         node_cluster.node.ctr("tasks", "kill", "--signal", "SIGKILL", container)
 
-        wait_for(lambda: (models.batch.read_namespaced_job(job.metadata.name, namespace).status.failed or 0) >= 1,
-                 timeout=120, what="the killed attempt counted as failed")  # fmt: skip
+        wait_for(
+            lambda: (models.batch.read_namespaced_job(job.metadata.name, namespace).status.failed or 0) >= 1,
+            timeout=120,
+            what="the killed attempt counted as failed",
+        )
 
         # The model's status says what happened while the retry runs.
         def retry_reported() -> str | None:

@@ -49,7 +49,11 @@ def sample_manifest(
         "latency_ms": {"opt": 1.2, "max": 4.5},
         "validation": ValidationSummary(max_abs_error=1e-3, rtol=1e-2, atol=1e-2, batches=[lo, opt, hi]),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **({"gpu_product": GPU_PRODUCT, "gpu_name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"} if cuda else {}),
+        **(
+            {"gpu_product": GPU_PRODUCT, "gpu_name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
+            if cuda
+            else {}
+        ),
     }
     values.update(fields)
     return Manifest(**values)

@@ -20,8 +20,8 @@ class BinariesMissing(RuntimeError):
 def versions() -> dict[str, str]:
     """The pins in hack/versions.env (KEY=VALUE lines), the single source of versions."""
     pins = {}
-    for line in (HACK_DIR / "versions.env").read_text().splitlines():
-        line = line.strip()
+    for raw in (HACK_DIR / "versions.env").read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#"):
             key, _, value = line.partition("=")
             pins[key.strip()] = value.strip()

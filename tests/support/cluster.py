@@ -37,10 +37,20 @@ class Cluster:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig}
         if tool == "helm":
             helm_home = Path(self.kubeconfig).parent / "helm"
-            env.update(HELM_CACHE_HOME=str(helm_home / "cache"), HELM_CONFIG_HOME=str(helm_home / "config"),
-                       HELM_DATA_HOME=str(helm_home / "data"))
-        proc = subprocess.run([str(self.bin_dir / tool), *args], input=input, capture_output=True,
-                              text=True, env=env, cwd=REPO_ROOT)
+            env.update(
+                HELM_CACHE_HOME=str(helm_home / "cache"),
+                HELM_CONFIG_HOME=str(helm_home / "config"),
+                HELM_DATA_HOME=str(helm_home / "data"),
+            )
+        proc = subprocess.run(
+            [str(self.bin_dir / tool), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO_ROOT,
+            check=False,
+        )
         if check and proc.returncode != 0:
             raise subprocess.CalledProcessError(proc.returncode, proc.args, proc.stdout, proc.stderr)
         return proc.stdout

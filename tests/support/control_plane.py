@@ -10,7 +10,6 @@ included).
 
 from __future__ import annotations
 
-import base64
 import shutil
 import subprocess
 import time
@@ -22,7 +21,7 @@ import urllib3
 import yaml
 
 from .binaries import HACK_DIR
-from .pki import CertPair, Pki
+from .pki import CertPair, Pki, base64_file
 from .ports import HOST
 from .processes import ProcessSet
 from .waiting import wait_for
@@ -44,8 +43,11 @@ class Ports:
 
     def as_dict(self) -> dict[str, int]:
         return {
-            "etcd": self.etcd, "etcd peer": self.etcd_peer, "kube-apiserver": self.apiserver,
-            "kube-controller-manager": self.controller_manager, "kube-scheduler": self.scheduler,
+            "etcd": self.etcd,
+            "etcd peer": self.etcd_peer,
+            "kube-apiserver": self.apiserver,
+            "kube-controller-manager": self.controller_manager,
+            "kube-scheduler": self.scheduler,
         }
 
 
@@ -78,20 +80,36 @@ class ControlPlane:
         """Starts every component and returns once nodes are Ready and controllers work."""
         t0 = time.monotonic()
         pki = self.pki = Pki(self.state_dir / "pki")
-        serving = pki.issue("apiserver", "kube-apiserver", server_hosts=(
-            self.api_host, HOST, "localhost", "10.96.0.1", "kubernetes", "kubernetes.default",
-            "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"))
+        serving = pki.issue(
+            "apiserver",
+            "kube-apiserver",
+            server_hosts=(
+                self.api_host,
+                HOST,
+                "localhost",
+                "10.96.0.1",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+        )
         sa = pki.service_account_keys()
         admin = pki.issue("admin", "trtaoti-admin", ("system:masters",))
         self._write_kubeconfig(self.kubeconfig, pki.ca, admin)
-        kcm_kc = self._write_kubeconfig(self.state_dir / "controller-manager.kubeconfig", pki.ca,
-                                        pki.issue("controller-manager", "system:kube-controller-manager"))
-        sched_kc = self._write_kubeconfig(self.state_dir / "scheduler.kubeconfig", pki.ca,
-                                          pki.issue("scheduler", "system:kube-scheduler"))
+        kcm_kc = self._write_kubeconfig(
+            self.state_dir / "controller-manager.kubeconfig",
+            pki.ca,
+            pki.issue("controller-manager", "system:kube-controller-manager"),
+        )
+        sched_kc = self._write_kubeconfig(
+            self.state_dir / "scheduler.kubeconfig", pki.ca, pki.issue("scheduler", "system:kube-scheduler")
+        )
         # KWOK plays every kubelet (nodes, leases, pod status for all namespaces); there is
         # no narrower built-in role for that, so it runs as an admin, as kwokctl does.
-        kwok_kc = self._write_kubeconfig(self.state_dir / "kwok.kubeconfig", pki.ca,
-                                         pki.issue("kwok", "kwok-controller", ("system:masters",)))
+        kwok_kc = self._write_kubeconfig(
+            self.state_dir / "kwok.kubeconfig", pki.ca, pki.issue("kwok", "kwok-controller", ("system:masters",))
+        )
         self.timings["certificates"] = time.monotonic() - t0
 
         self._start_etcd()
@@ -111,14 +129,24 @@ class ControlPlane:
         data = self.state_dir / "etcd"
         peer = f"http://{HOST}:{self.ports.etcd_peer}"
         client = f"http://{HOST}:{self.ports.etcd}"
-        self.procs.start("etcd", [
-            self._bin("etcd"), "--name=trtaoti", f"--data-dir={data}",
-            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=trtaoti={peer}", "--initial-cluster-state=new",
-            # Throwaway test data: skipping fsync makes every apiserver write much cheaper.
-            "--unsafe-no-fsync", "--log-level=warn", "--quota-backend-bytes=2147483648",
-        ])
+        self.procs.start(
+            "etcd",
+            [
+                self._bin("etcd"),
+                "--name=trtaoti",
+                f"--data-dir={data}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=trtaoti={peer}",
+                "--initial-cluster-state=new",
+                # Throwaway test data: skipping fsync makes every apiserver write much cheaper.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+                "--quota-backend-bytes=2147483648",
+            ],
+        )
 
     def _start_apiserver(self, pki: Pki, serving: CertPair, sa: CertPair) -> None:
         if self.api_host == HOST:
@@ -131,61 +159,80 @@ class ControlPlane:
             # which it reaches by InternalIP (node names do not resolve here).
             kubelet_client = pki.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",))
             node_flags = [
-                f"--kubelet-client-certificate={kubelet_client.cert}", f"--kubelet-client-key={kubelet_client.key}",
-                f"--kubelet-certificate-authority={pki.ca.cert}", "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={kubelet_client.cert}",
+                f"--kubelet-client-key={kubelet_client.key}",
+                f"--kubelet-certificate-authority={pki.ca.cert}",
+                "--kubelet-preferred-address-types=InternalIP",
             ]
-        self.procs.start("kube-apiserver", [
-            self._bin("kube-apiserver"),
-            f"--etcd-servers=http://{HOST}:{self.ports.etcd}",
-            f"--bind-address={self.api_host}", f"--advertise-address={self.api_host}",
-            f"--secure-port={self.ports.apiserver}",
-            f"--cert-dir={self.state_dir / 'pki' / 'generated'}",
-            f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
-            f"--client-ca-file={pki.ca.cert}",
-            f"--service-account-issuer={SA_ISSUER}",
-            f"--service-account-key-file={sa.cert}",
-            f"--service-account-signing-key-file={sa.key}",
-            "--authorization-mode=Node,RBAC",
-            # Privileged pods are allowed cluster-wide so PodSecurity admission, per
-            # namespace, is what decides (as on a real cluster).
-            "--allow-privileged=true",
-            "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            *node_flags,
-            "--profiling=false",
-            "--v=1",
-        ])
+        self.procs.start(
+            "kube-apiserver",
+            [
+                self._bin("kube-apiserver"),
+                f"--etcd-servers=http://{HOST}:{self.ports.etcd}",
+                f"--bind-address={self.api_host}",
+                f"--advertise-address={self.api_host}",
+                f"--secure-port={self.ports.apiserver}",
+                f"--cert-dir={self.state_dir / 'pki' / 'generated'}",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={pki.ca.cert}",
+                f"--service-account-issuer={SA_ISSUER}",
+                f"--service-account-key-file={sa.cert}",
+                f"--service-account-signing-key-file={sa.key}",
+                "--authorization-mode=Node,RBAC",
+                # Privileged pods are allowed cluster-wide so PodSecurity admission, per
+                # namespace, is what decides (as on a real cluster).
+                "--allow-privileged=true",
+                "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                *node_flags,
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
 
     def _start_controller_manager(self, kubeconfig: Path, pki: Pki, sa: CertPair) -> None:
-        self.procs.start("kube-controller-manager", [
-            self._bin("kube-controller-manager"),
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-            f"--bind-address={HOST}", f"--secure-port={self.ports.controller_manager}",
-            f"--cert-dir={self.state_dir / 'pki' / 'generated'}",
-            "--leader-elect=false",
-            # Each controller acts as its own ServiceAccount, so RBAC is exercised as in production.
-            "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={sa.key}",
-            f"--root-ca-file={pki.ca.cert}",
-            f"--cluster-signing-cert-file={pki.ca.cert}", f"--cluster-signing-key-file={pki.ca.key}",
-            "--controllers=*",
-            # Client-side rate limits, tuned for a shared cluster, dominate start-up here.
-            "--kube-api-qps=200", "--kube-api-burst=400",
-            "--profiling=false",
-            "--v=1",
-        ])
+        self.procs.start(
+            "kube-controller-manager",
+            [
+                self._bin("kube-controller-manager"),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                f"--bind-address={HOST}",
+                f"--secure-port={self.ports.controller_manager}",
+                f"--cert-dir={self.state_dir / 'pki' / 'generated'}",
+                "--leader-elect=false",
+                # Each controller acts as its own ServiceAccount, so RBAC is exercised as in production.
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={sa.key}",
+                f"--root-ca-file={pki.ca.cert}",
+                f"--cluster-signing-cert-file={pki.ca.cert}",
+                f"--cluster-signing-key-file={pki.ca.key}",
+                "--controllers=*",
+                # Client-side rate limits, tuned for a shared cluster, dominate start-up here.
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
 
     def _start_scheduler(self, kubeconfig: Path) -> None:
-        self.procs.start("kube-scheduler", [
-            self._bin("kube-scheduler"),
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-            f"--bind-address={HOST}", f"--secure-port={self.ports.scheduler}",
-            "--leader-elect=false",
-            "--profiling=false",
-            "--v=1",
-        ])
+        self.procs.start(
+            "kube-scheduler",
+            [
+                self._bin("kube-scheduler"),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                f"--bind-address={HOST}",
+                f"--secure-port={self.ports.scheduler}",
+                "--leader-elect=false",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
 
     def _start_kwok(self, kubeconfig: Path) -> None:
         # Stages are passed explicitly (KWOK v0.8 has no built-in defaults): upstream
@@ -195,13 +242,19 @@ class ControlPlane:
         with config.open("w") as out:
             for name in ("node-stages.yaml", "pod-stages.yaml", "pod-outcome-stages.yaml"):
                 out.write((KWOK_DIR / name).read_text().rstrip() + "\n---\n")
-        self.procs.start("kwok", [
-            self._bin("kwok"), f"--kubeconfig={kubeconfig}", f"--config={config}",
-            "--manage-all-nodes=false",
-            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}",
-            f"--cidr={POD_CIDR}", f"--node-ip={HOST}",
-            "--node-lease-duration-seconds=40",
-        ])
+        self.procs.start(
+            "kwok",
+            [
+                self._bin("kwok"),
+                f"--kubeconfig={kubeconfig}",
+                f"--config={config}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}",
+                f"--cidr={POD_CIDR}",
+                f"--node-ip={HOST}",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
 
     # --- readiness -------------------------------------------------------------------
 
@@ -246,8 +299,11 @@ class ControlPlane:
             self._check_alive()
             items = s.get(f"{self.server}/api/v1/nodes", timeout=5).json()["items"]
             ready = {
-                n["metadata"]["name"] for n in items
-                if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))
+                n["metadata"]["name"]
+                for n in items
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", [])
+                )
             }
             return expected <= ready
 
@@ -257,7 +313,11 @@ class ControlPlane:
 
         errors = (requests.RequestException,)
         checks = [
-            ("kube-controller-manager", lambda: healthy(self.ports.controller_manager), "kube-controller-manager /healthz"),
+            (
+                "kube-controller-manager",
+                lambda: healthy(self.ports.controller_manager),
+                "kube-controller-manager /healthz",
+            ),
             ("kube-scheduler", lambda: healthy(self.ports.scheduler), "kube-scheduler /healthz"),
             ("nodes", nodes_ready, f"KWOK nodes {sorted(expected)} Ready"),
             ("controllers", default_service_account, "the default ServiceAccount"),
@@ -269,19 +329,34 @@ class ControlPlane:
     # --- helpers ---------------------------------------------------------------------
 
     def kubectl_apply(self, path: Path) -> None:
-        done = subprocess.run([self._bin("kubectl"), f"--kubeconfig={self.kubeconfig}", "apply", "-f", str(path)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [self._bin("kubectl"), f"--kubeconfig={self.kubeconfig}", "apply", "-f", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"kubectl apply -f {path} failed: {done.stderr.strip()}")
 
     def _write_kubeconfig(self, path: Path, ca: CertPair, client: CertPair) -> Path:
-        b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731
         config = {
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "trtaoti", "cluster": {
-                "server": self.server, "certificate-authority-data": b64(ca.cert)}}],
-            "users": [{"name": "user", "user": {
-                "client-certificate-data": b64(client.cert), "client-key-data": b64(client.key)}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "trtaoti",
+                    "cluster": {"server": self.server, "certificate-authority-data": base64_file(ca.cert)},
+                }
+            ],
+            "users": [
+                {
+                    "name": "user",
+                    "user": {
+                        "client-certificate-data": base64_file(client.cert),
+                        "client-key-data": base64_file(client.key),
+                    },
+                }
+            ],
             "contexts": [{"name": "trtaoti", "context": {"cluster": "trtaoti", "user": "user"}}],
             "current-context": "trtaoti",
         }
@@ -294,9 +369,22 @@ class ControlPlane:
 
 
 # What a start writes into its state directory; `.dev/` may hold other tools' files too.
-STATE_ENTRIES = ("etcd", "minio", "pki", "logs", "pids", "helm", "node", "gpu-nodes-tainted.yaml", "kubeconfig",
-                 "controller-manager.kubeconfig",
-                 "scheduler.kubeconfig", "kwok.kubeconfig", "kwok.yaml", "s3.env")
+STATE_ENTRIES = (
+    "etcd",
+    "minio",
+    "pki",
+    "logs",
+    "pids",
+    "helm",
+    "node",
+    "gpu-nodes-tainted.yaml",
+    "kubeconfig",
+    "controller-manager.kubeconfig",
+    "scheduler.kubeconfig",
+    "kwok.kubeconfig",
+    "kwok.yaml",
+    "s3.env",
+)
 
 
 def fresh_state_dir(path: Path) -> Path:

@@ -32,8 +32,13 @@ DEV_DIR = REPO_ROOT / ".dev"
 def dev_ports() -> tuple[Ports, int, int]:
     base = int(os.environ.get("TRTAOTI_DEV_PORT_BASE", "16000"))
     return (
-        Ports(etcd=base + 379, etcd_peer=base + 380, apiserver=base + 443,
-              controller_manager=base + 257, scheduler=base + 259),
+        Ports(
+            etcd=base + 379,
+            etcd_peer=base + 380,
+            apiserver=base + 443,
+            controller_manager=base + 257,
+            scheduler=base + 259,
+        ),
         base + 900,  # MinIO S3 API
         base + 901,  # MinIO console (browser off; MinIO still binds it)
     )
@@ -59,8 +64,10 @@ REAL_NODE_MARK = "real-node.json"  # in the state dir: what `down` needs to undo
 def up(state: Path, real_node: bool = False) -> int:
     running = live_recorded(state / "pids")
     if running:
-        print(f"a dev cluster is already running from {state} ({', '.join(running)}): "
-              "make dev-cluster-down first", file=sys.stderr)
+        print(
+            f"a dev cluster is already running from {state} ({', '.join(running)}): make dev-cluster-down first",
+            file=sys.stderr,
+        )
         return 1
     bins = require_binaries()
     ports, s3_port, console_port = dev_ports()
@@ -80,8 +87,10 @@ def up(state: Path, real_node: bool = False) -> int:
         procs.stop_all()
         raise
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in plane.timings.items())
-    print(f"dev cluster ready in {time.monotonic() - started:.1f}s ({phases}): "
-          f"KUBECONFIG={plane.kubeconfig} ({plane.server}); S3 env in {state / 's3.env'}; logs in {state / 'logs'}")
+    print(
+        f"dev cluster ready in {time.monotonic() - started:.1f}s ({phases}): "
+        f"KUBECONFIG={plane.kubeconfig} ({plane.server}); S3 env in {state / 's3.env'}; logs in {state / 'logs'}"
+    )
     return 0
 
 
@@ -96,9 +105,11 @@ def _up_with_real_node(state: Path, ports: Ports) -> int:
     (state / REAL_NODE_MARK).write_text(json.dumps({"sysctls": cluster.sysctls, "bin_dir": str(handle.bin_dir)}))
     write_env_file(state / "s3.env", handle.s3_env)
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in cluster.timings.items())
-    print(f"dev cluster with a real node ready in {time.monotonic() - started:.1f}s ({phases}): "
-          f"KUBECONFIG={handle.kubeconfig} ({handle.server}); node {NODE_IP}; images {cluster.images}; "
-          f"S3 env in {state / 's3.env'}; logs in {state / 'logs'}")
+    print(
+        f"dev cluster with a real node ready in {time.monotonic() - started:.1f}s ({phases}): "
+        f"KUBECONFIG={handle.kubeconfig} ({handle.server}); node {NODE_IP}; images {cluster.images}; "
+        f"S3 env in {state / 's3.env'}; logs in {state / 'logs'}"
+    )
     return 0
 
 

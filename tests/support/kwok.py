@@ -33,15 +33,29 @@ def outcome_annotations(outcome: str, *, exit_code: int | None = None, message: 
     return annotations
 
 
-def finish_pod(core: client.CoreV1Api, namespace: str, name: str, outcome: str = "Succeeded", *,
-               exit_code: int | None = None, message: str | None = None) -> None:
+def finish_pod(
+    core: client.CoreV1Api,
+    namespace: str,
+    name: str,
+    outcome: str = "Succeeded",
+    *,
+    exit_code: int | None = None,
+    message: str | None = None,
+) -> None:
     """Makes the running fake pod `name` end with `outcome` (KWOK applies it within a second)."""
     body = {"metadata": {"annotations": outcome_annotations(outcome, exit_code=exit_code, message=message)}}
     core.patch_namespaced_pod(name, namespace, body)
 
 
-def finish_job_pods(core: client.CoreV1Api, namespace: str, job_name: str, outcome: str = "Succeeded", *,
-                    exit_code: int | None = None, message: str | None = None) -> list[str]:
+def finish_job_pods(
+    core: client.CoreV1Api,
+    namespace: str,
+    job_name: str,
+    outcome: str = "Succeeded",
+    *,
+    exit_code: int | None = None,
+    message: str | None = None,
+) -> list[str]:
     """Finishes every active pod of Job `job_name`; returns their names (empty if none run yet)."""
     pods = core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}").items
     names = []

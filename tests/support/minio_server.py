@@ -40,8 +40,14 @@ def start_minio(
     proc = procs.start(
         "minio",
         [
-            str(bin_dir / "minio"), "server", str(data_dir), "--quiet",
-            "--address", f"{host}:{port}", "--console-address", f"{host}:{console_port}",
+            str(bin_dir / "minio"),
+            "server",
+            str(data_dir),
+            "--quiet",
+            "--address",
+            f"{host}:{port}",
+            "--console-address",
+            f"{host}:{console_port}",
         ],
         env={
             "MINIO_ROOT_USER": access_key,
@@ -69,9 +75,14 @@ def minio_answers(env: dict[str, str]) -> bool:
     endpoint = env.get("AWS_ENDPOINT_URL", "")
     host = endpoint.removeprefix("http://")
     try:
-        client = Minio(host, access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"],
-                       secure=False, region=env.get("AWS_REGION", REGION),
-                       http_client=urllib3.PoolManager(timeout=2.0, retries=False))
+        client = Minio(
+            host,
+            access_key=env["AWS_ACCESS_KEY_ID"],
+            secret_key=env["AWS_SECRET_ACCESS_KEY"],
+            secure=False,
+            region=env.get("AWS_REGION", REGION),
+            http_client=urllib3.PoolManager(timeout=2.0, retries=False),
+        )
         return client.bucket_exists(env["TRTAOTI_TEST_BUCKET"])
     except Exception:  # noqa: BLE001 - any failure means "not usable", the caller starts its own
         return False

@@ -21,9 +21,10 @@ def storage_secret(cluster: Cluster, namespace: str) -> None:
     with cluster.api_client() as api:
         client.CoreV1Api(api).create_namespaced_secret(
             namespace,
-            client.V1Secret(metadata=client.V1ObjectMeta(name=S3_SECRET),
-                            string_data={k: cluster.s3_env[k] for k in SECRET_KEYS}),
-        )  # fmt: skip
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=S3_SECRET), string_data={k: cluster.s3_env[k] for k in SECRET_KEYS}
+            ),
+        )
 
 
 def storage_uri(cluster: Cluster, namespace: str) -> str:
@@ -46,9 +47,16 @@ class Models:
 
     def apply(self, manifest: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, manifest["metadata"]["name"], manifest,
-            field_manager="trtaoti-tests", force=True, _content_type="application/apply-patch+yaml",
-        )  # fmt: skip
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            manifest["metadata"]["name"],
+            manifest,
+            field_manager="trtaoti-tests",
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
 
     def get(self, name: str) -> dict[str, Any] | None:
         try:
@@ -65,8 +73,9 @@ class Models:
         body = self.get(name) or {}
         return next((c for c in (body.get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
 
-    def wait_condition(self, name: str, type_: str, status: str, timeout: float = 60,
-                       reason: str | None = None) -> dict[str, Any]:  # fmt: skip
+    def wait_condition(
+        self, name: str, type_: str, status: str, timeout: float = 60, reason: str | None = None
+    ) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
             cond = self.condition(name, type_)
             if cond and cond["status"] == status and (reason is None or cond["reason"] == reason):
@@ -79,7 +88,9 @@ class Models:
         selector = f"{names.LABEL_MODEL}={model}"
         return self.batch.list_namespaced_job(self.namespace, label_selector=selector).items
 
-    def wait_job(self, model: str, profile: str, exclude_keys: set[str] = frozenset(), timeout: float = 60) -> client.V1Job:  # noqa: E501
+    def wait_job(
+        self, model: str, profile: str, exclude_keys: set[str] = frozenset(), timeout: float = 60
+    ) -> client.V1Job:
         def probe() -> client.V1Job | None:
             for job in self.jobs(model):
                 labels = job.metadata.labels

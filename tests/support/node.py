@@ -18,7 +18,7 @@ iptables chains and cgroups.
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import json
 import os
 import shutil
@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from .control_plane import KWOK_DIR
-from .pki import CertPair, Pki
+from .pki import CertPair, Pki, base64_file
 from .ports import HOST, free_port
 from .processes import ProcessSet, live_recorded
 from .waiting import wait_for
@@ -102,8 +102,11 @@ stream_server_port = "0"
 [plugins."io.containerd.internal.v1.opt"]
 path = "{state}/opt"
 """
-SYSCTLS = {"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1",
-           "net/bridge/bridge-nf-call-ip6tables": "1"}
+SYSCTLS = {
+    "net/ipv4/ip_forward": "1",
+    "net/bridge/bridge-nf-call-iptables": "1",
+    "net/bridge/bridge-nf-call-ip6tables": "1",
+}
 
 
 class NodeUnavailable(RuntimeError):
@@ -115,8 +118,9 @@ def check_host() -> None:
         owner = Path(OWNER_FILE.read_text())
         running = [n for n in live_recorded(owner / "pids") if n in ("containerd", "kubelet", "kube-proxy")]
         if running:
-            raise NodeUnavailable(f"a real node already runs from {owner} ({', '.join(running)}): "
-                                  "stop it first (make dev-cluster-down)")
+            raise NodeUnavailable(
+                f"a real node already runs from {owner} ({', '.join(running)}): stop it first (make dev-cluster-down)"
+            )
     if os.geteuid() != 0:
         raise NodeUnavailable("a real node needs root (namespaces, mounts, iptables, cgroups)")
     for tool in ("ip", "iptables", "ip6tables", "buildah", RUNC):
@@ -126,19 +130,22 @@ def check_host() -> None:
     if missing:
         raise NodeUnavailable(f"CNI plugins {missing} missing in {CNI_BIN_DIR}: run hack/install-system-deps.sh")
     if not Path("/proc/sys/net/bridge").is_dir():
-        subprocess.run(["modprobe", "br_netfilter"], capture_output=True)
+        subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False)
         if not Path("/proc/sys/net/bridge").is_dir():
             raise NodeUnavailable("br_netfilter is not available: Services could not reach pods on the same bridge")
 
 
 def _run(*argv: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run(argv, capture_output=True, input=input)
+    done = subprocess.run(argv, capture_output=True, input=input, check=False)
     if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()}")
+        raise RuntimeError(
+            f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()}"
+        )
     return done
 
 
 # --- the network ------------------------------------------------------------------------
+
 
 def network_up(saved_sysctls: dict[str, str]) -> None:
     """The bridge with NODE_IP, forwarding and bridge netfilter on, and the guard chain."""
@@ -167,16 +174,19 @@ def network_down(saved_sysctls: dict[str, str] | None = None) -> None:
         (Path("/proc/sys") / key).write_text(value)
 
 
+def _ours(chain: str) -> bool:
+    return chain.startswith(KUBE_CHAIN_PREFIXES)
+
+
 def _remove_chains(tool: str) -> None:
     for table in ("filter", "nat", "mangle"):
         listing = _run(tool, "-t", table, "-S", check=False).stdout.decode().splitlines()
-        ours = lambda chain: chain.startswith(KUBE_CHAIN_PREFIXES)  # noqa: E731
         # Rules in built-in chains that jump to ours first, then our chains themselves.
         for rule in listing:
             words = rule.split()
-            if words[:1] == ["-A"] and not ours(words[1]) and "-j" in words and ours(words[words.index("-j") + 1]):
+            if words[:1] == ["-A"] and not _ours(words[1]) and "-j" in words and _ours(words[words.index("-j") + 1]):
                 _run(tool, "-t", table, "-D", *words[1:], check=False)
-        chains = [line.split()[1] for line in listing if line.startswith("-N ") and ours(line.split()[1])]
+        chains = [line.split()[1] for line in listing if line.startswith("-N ") and _ours(line.split()[1])]
         for chain in chains:
             _run(tool, "-t", table, "-F", chain, check=False)
         for chain in chains:
@@ -184,6 +194,7 @@ def _remove_chains(tool: str) -> None:
 
 
 # --- cgroups and mounts --------------------------------------------------------------------
+
 
 def _cgroup_hierarchies() -> list[Path]:
     """The v1 hierarchies the kubelet uses (the unified mount of hybrid mode has no controllers)."""
@@ -218,10 +229,8 @@ def kill_strays(bin_dir: Path) -> None:
             except OSError:
                 continue
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
 
 
 def cgroups_down() -> None:
@@ -263,16 +272,33 @@ def unmount_under(*roots: Path) -> None:
 
 # --- the node --------------------------------------------------------------------------------
 
+
 def _kubeconfig(path: Path, server: str, ca: CertPair, client: CertPair) -> Path:
-    b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "trtaoti", "cluster": {"server": server, "certificate-authority-data": b64(ca.cert)}}],
-        "users": [{"name": "node", "user": {"client-certificate-data": b64(client.cert),
-                                            "client-key-data": b64(client.key)}}],
-        "contexts": [{"name": "trtaoti", "context": {"cluster": "trtaoti", "user": "node"}}],
-        "current-context": "trtaoti",
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "trtaoti",
+                        "cluster": {"server": server, "certificate-authority-data": base64_file(ca.cert)},
+                    }
+                ],
+                "users": [
+                    {
+                        "name": "node",
+                        "user": {
+                            "client-certificate-data": base64_file(client.cert),
+                            "client-key-data": base64_file(client.key),
+                        },
+                    }
+                ],
+                "contexts": [{"name": "trtaoti", "context": {"cluster": "trtaoti", "user": "node"}}],
+                "current-context": "trtaoti",
+            }
+        )
+    )
     path.chmod(0o600)
     return path
 
@@ -281,8 +307,11 @@ def tainted_gpu_nodes(state_dir: Path) -> Path:
     """KWOK's fake nodes for a cluster with a real node: the GPU nodes only, tainted as
     GPU nodes usually are (nvidia.com/gpu NoSchedule, which GPU pods tolerate), so CPU
     pods land on the real node and nowhere else."""
-    nodes = [n for n in yaml.safe_load_all((KWOK_DIR / "gpu-nodes.yaml").read_text())
-             if n and n["metadata"].get("labels", {}).get("nvidia.com/gpu.present") == "true"]
+    nodes = [
+        n
+        for n in yaml.safe_load_all((KWOK_DIR / "gpu-nodes.yaml").read_text())
+        if n and n["metadata"].get("labels", {}).get("nvidia.com/gpu.present") == "true"
+    ]
     for node in nodes:
         node.setdefault("spec", {})["taints"] = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
     path = state_dir / "gpu-nodes-tainted.yaml"
@@ -353,14 +382,24 @@ class RealNode:
     # -- containerd --
 
     def ctr(self, *args: str, check: bool = True) -> str:
-        return _run(str(self.bin_dir / "ctr"), "--address", str(self.socket), "--namespace", "k8s.io",
-                    *args, check=check).stdout.decode()
+        return _run(
+            str(self.bin_dir / "ctr"), "--address", str(self.socket), "--namespace", "k8s.io", *args, check=check
+        ).stdout.decode()
 
     def _start_containerd(self) -> None:
         config = self.dir / "containerd.toml"
-        config.write_text(CONTAINERD_CONFIG.format(
-            root=CONTAINERD_ROOT, state=self.containerd_state, socket=self.socket, cni_bin=CNI_BIN_DIR,
-            cni_conf=self.dir / "cni", runc=RUNC, sandbox=self.pause_image, stream_host=HOST))
+        config.write_text(
+            CONTAINERD_CONFIG.format(
+                root=CONTAINERD_ROOT,
+                state=self.containerd_state,
+                socket=self.socket,
+                cni_bin=CNI_BIN_DIR,
+                cni_conf=self.dir / "cni",
+                runc=RUNC,
+                sandbox=self.pause_image,
+                stream_host=HOST,
+            )
+        )
         self.procs.start("containerd", [str(self.bin_dir / "containerd"), "--config", str(config)], env=self.env)
 
         def answers() -> bool:
@@ -389,16 +428,34 @@ class RealNode:
         for image in (*self.images, self.pause_image):
             if image in present:
                 continue
-            push = subprocess.Popen(["buildah", "push", "--quiet", image, f"docker-archive:/dev/stdout:{image}"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            imported = subprocess.run([str(self.bin_dir / "ctr"), "--address", str(self.socket), "--namespace",
-                                       "k8s.io", "images", "import", "-"], stdin=push.stdout, capture_output=True)
+            push = subprocess.Popen(
+                ["buildah", "push", "--quiet", image, f"docker-archive:/dev/stdout:{image}"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            imported = subprocess.run(
+                [
+                    str(self.bin_dir / "ctr"),
+                    "--address",
+                    str(self.socket),
+                    "--namespace",
+                    "k8s.io",
+                    "images",
+                    "import",
+                    "-",
+                ],
+                stdin=push.stdout,
+                capture_output=True,
+                check=False,
+            )
             push.stdout.close()
             pushed = push.wait()
             if pushed != 0 or imported.returncode != 0:
-                raise RuntimeError(f"importing {image} into containerd failed: "
-                                   f"{push.stderr.read().decode(errors='replace').strip()} "
-                                   f"{imported.stderr.decode(errors='replace').strip()}")
+                raise RuntimeError(
+                    f"importing {image} into containerd failed: "
+                    f"{push.stderr.read().decode(errors='replace').strip()} "
+                    f"{imported.stderr.decode(errors='replace').strip()}"
+                )
         self._remove_stale_images({*self.images, self.pause_image})
 
     def _remove_stale_images(self, wanted: set[str]) -> None:
@@ -411,9 +468,11 @@ class RealNode:
             if len(words) >= 3:
                 targets[words[0]] = words[2]  # REF TYPE DIGEST ...
         kept = {targets[name] for name in wanted if name in targets}
-        stale = [name for name, digest in targets.items()
-                 if name not in wanted and digest not in kept
-                 and (name.startswith("localhost/trtaoti/") or name.startswith("sha256:"))]
+        stale = [
+            name
+            for name, digest in targets.items()
+            if name not in wanted and digest not in kept and name.startswith(("localhost/trtaoti/", "sha256:"))
+        ]
         if stale:
             self.ctr("images", "rm", "--sync", *stale, check=False)
 
@@ -422,29 +481,39 @@ class RealNode:
     def _write_cni_config(self) -> None:
         directory = self.dir / "cni"
         directory.mkdir(exist_ok=True)
-        (directory / "10-trtaoti.conflist").write_text(json.dumps({
-            "cniVersion": "1.0.0",
-            "name": "trtaoti",
-            "plugins": [
+        (directory / "10-trtaoti.conflist").write_text(
+            json.dumps(
                 {
-                    "type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False,
-                    # A pod reaching itself through its own Service comes back on its port.
-                    "hairpinMode": True,
-                    "ipam": {
-                        "type": "host-local", "dataDir": str(self.dir / "cni-ipam"),
-                        "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
-                        "routes": [{"dst": "0.0.0.0/0"}],
-                    },
+                    "cniVersion": "1.0.0",
+                    "name": "trtaoti",
+                    "plugins": [
+                        {
+                            "type": "bridge",
+                            "bridge": BRIDGE,
+                            "isGateway": True,
+                            "ipMasq": False,
+                            # A pod reaching itself through its own Service comes back on its port.
+                            "hairpinMode": True,
+                            "ipam": {
+                                "type": "host-local",
+                                "dataDir": str(self.dir / "cni-ipam"),
+                                "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
+                                "routes": [{"dst": "0.0.0.0/0"}],
+                            },
+                        },
+                        {"type": "portmap", "capabilities": {"portMappings": True}},
+                    ],
                 },
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        }, indent=2))
+                indent=2,
+            )
+        )
 
     # -- kubelet --
 
     def _start_kubelet(self) -> None:
-        serving = self.pki.issue("kubelet-serving", f"system:node:{NODE_NAME}", ("system:nodes",),
-                                 server_hosts=(NODE_IP, NODE_NAME))
+        serving = self.pki.issue(
+            "kubelet-serving", f"system:node:{NODE_NAME}", ("system:nodes",), server_hosts=(NODE_IP, NODE_NAME)
+        )
         client = self.pki.issue("kubelet-client", f"system:node:{NODE_NAME}", ("system:nodes",))
         kubeconfig = _kubeconfig(self.dir / "kubelet.kubeconfig", self.server, self.pki.ca, client)
         config = {
@@ -464,8 +533,11 @@ class RealNode:
             "tlsPrivateKeyFile": str(serving.key),
             # Only clients with a certificate of the cluster's CA (the apiserver, for logs
             # and exec) get in; with no webhook, the kubelet needs no API grants of its own.
-            "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False},
-                               "x509": {"clientCAFile": str(self.pki.ca.cert)}},
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": False},
+                "x509": {"clientCAFile": str(self.pki.ca.cert)},
+            },
             "authorization": {"mode": "AlwaysAllow"},
             # The host's resolv.conf names resolvers pods may not reach; there is no cluster DNS.
             "resolvConf": "",
@@ -474,8 +546,13 @@ class RealNode:
             "volumePluginDir": str(self.dir / "volume-plugins"),
             "failSwapOn": False,
             # A shared development disk: never evict test pods or collect their images.
-            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%",
-                             "nodefs.inodesFree": "1%", "imagefs.inodesFree": "1%"},
+            "evictionHard": {
+                "memory.available": "100Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+                "nodefs.inodesFree": "1%",
+                "imagefs.inodesFree": "1%",
+            },
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
             "serializeImagePulls": False,
@@ -487,14 +564,21 @@ class RealNode:
         }
         config_path = self.dir / "kubelet.yaml"
         config_path.write_text(yaml.safe_dump(config))
-        self.procs.start("kubelet", [
-            str(self.bin_dir / "kubelet"),
-            f"--config={config_path}", f"--kubeconfig={kubeconfig}",
-            f"--root-dir={self.kubelet_root}", f"--cert-dir={self.dir / 'kubelet-pki'}",
-            f"--hostname-override={NODE_NAME}", f"--node-ip={NODE_IP}",
-            f"--node-labels={NODE_LABEL}=true",
-            "--v=1",
-        ], env=self.env)
+        self.procs.start(
+            "kubelet",
+            [
+                str(self.bin_dir / "kubelet"),
+                f"--config={config_path}",
+                f"--kubeconfig={kubeconfig}",
+                f"--root-dir={self.kubelet_root}",
+                f"--cert-dir={self.dir / 'kubelet-pki'}",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={NODE_IP}",
+                f"--node-labels={NODE_LABEL}=true",
+                "--v=1",
+            ],
+            env=self.env,
+        )
 
     def _start_kube_proxy(self) -> None:
         client = self.pki.issue("kube-proxy", "system:kube-proxy")
@@ -514,8 +598,11 @@ class RealNode:
         }
         self.kube_proxy_config = self.dir / "kube-proxy.yaml"
         self.kube_proxy_config.write_text(yaml.safe_dump(config))
-        self.procs.start("kube-proxy", [str(self.bin_dir / "kube-proxy"), f"--config={self.kube_proxy_config}", "--v=1"],
-                         env=self.env)
+        self.procs.start(
+            "kube-proxy",
+            [str(self.bin_dir / "kube-proxy"), f"--config={self.kube_proxy_config}", "--v=1"],
+            env=self.env,
+        )
 
     def _cleanup_kube_proxy(self) -> None:
         proxy = self.bin_dir / "kube-proxy"
@@ -545,4 +632,3 @@ class RealNode:
             return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
         wait_for(ready, timeout=120, what=f"node {NODE_NAME} Ready")
-

@@ -28,7 +28,7 @@ class ImagesMissing(RuntimeError):
 def built_images() -> dict[str, str]:
     """OPERATOR_IMAGE, COMPILER_IMAGE, SERVER_IMAGE, PAUSE_IMAGE for the tree as it is now;
     ImagesMissing unless every one is in local container storage (`make images`)."""
-    check = subprocess.run(["bash", str(IMAGES_SCRIPT), "--check"], capture_output=True, text=True)
+    check = subprocess.run(["bash", str(IMAGES_SCRIPT), "--check"], capture_output=True, text=True, check=False)
     if check.returncode != 0:
         raise ImagesMissing(check.stderr.strip() or check.stdout.strip())
     out = subprocess.run(["bash", str(IMAGES_SCRIPT), "--print"], capture_output=True, text=True, check=True).stdout
@@ -56,15 +56,25 @@ class NodeCluster:
         require_binaries(NODE_BINARIES)
         network_up(self.sysctls)
         s3 = start_minio(self.procs, bins, self.state_dir / "minio", free_port(), free_port(), host=NODE_IP)
-        ports = self.ports or Ports(etcd=free_port(), etcd_peer=free_port(), apiserver=free_port(),
-                                    controller_manager=free_port(), scheduler=free_port())
-        plane = ControlPlane(self.state_dir, bins, ports, self.procs, api_host=NODE_IP,
-                             fake_nodes=tainted_gpu_nodes(self.state_dir))
+        ports = self.ports or Ports(
+            etcd=free_port(),
+            etcd_peer=free_port(),
+            apiserver=free_port(),
+            controller_manager=free_port(),
+            scheduler=free_port(),
+        )
+        plane = ControlPlane(
+            self.state_dir, bins, ports, self.procs, api_host=NODE_IP, fake_nodes=tainted_gpu_nodes(self.state_dir)
+        )
         plane.up()
         self.timings.update(plane.timings)
         assert plane.pki is not None
         self.node = RealNode(
-            self.state_dir, bins, plane.server, plane.pki, self.procs,
+            self.state_dir,
+            bins,
+            plane.server,
+            plane.pki,
+            self.procs,
             images=(self.images["OPERATOR_IMAGE"], self.images["COMPILER_IMAGE"], self.images["SERVER_IMAGE"]),
             pause_image=self.images["PAUSE_IMAGE"],
         )

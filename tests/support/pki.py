@@ -7,6 +7,7 @@ signs ServiceAccount tokens.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 from dataclasses import dataclass
@@ -26,7 +27,12 @@ class CertPair:
     key: Path
 
 
-def _write_key(path: Path, key) -> None:
+def base64_file(path: Path) -> str:
+    """A PEM file as a kubeconfig's `*-data` fields carry it."""
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
     path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -50,7 +56,7 @@ class Pki:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self._ca_key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         subject = _name("trtaoti-test-ca")
         self._ca_cert = (
             x509.CertificateBuilder()
@@ -64,9 +70,15 @@ class Pki:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._ca_key.public_key()), critical=False)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, key_cert_sign=True, crl_sign=True,
-                    content_commitment=False, key_encipherment=False, data_encipherment=False,
-                    key_agreement=False, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -86,7 +98,7 @@ class Pki:
     ) -> CertPair:
         """A client certificate, or a serving one when `server_hosts` (DNS names/IPs) is set."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         usage = [ExtendedKeyUsageOID.SERVER_AUTH] if server_hosts else [ExtendedKeyUsageOID.CLIENT_AUTH]
         builder = (
             x509.CertificateBuilder()
@@ -123,9 +135,7 @@ class Pki:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pair = CertPair(self.dir / "sa.pub", self.dir / "sa.key")
         pair.cert.write_bytes(
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
         _write_key(pair.key, key)
         return pair

@@ -9,6 +9,7 @@ the kernel sends SIGTERM to the child if the owning process dies without cleanin
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -46,7 +47,7 @@ class ProcessSet:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 env={**os.environ, **(env or {})},
-                preexec_fn=_die_with_parent if self._die_with_parent else None,
+                preexec_fn=_die_with_parent if self._die_with_parent else None,  # noqa: PLW1509 - PR_SET_PDEATHSIG is the child's to set; the callback only calls prctl
             )
         (self.pid_dir / f"{name}.pid").write_text(f"{proc.pid} {argv[0]}\n")
         self._started[name] = proc
@@ -78,10 +79,8 @@ class ProcessSet:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _runs(pid: int, binary: str) -> bool:
@@ -110,11 +109,8 @@ def stop_recorded(pid_dir: Path, timeout: float = 15.0) -> list[str]:
     """
     if not pid_dir.is_dir():
         return []
-    stopped = []
-    for pid_file in sorted(pid_dir.glob("*.pid"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
-        if _stop_recorded_one(pid_file, timeout):
-            stopped.append(pid_file.stem)
-    return stopped
+    newest_first = sorted(pid_dir.glob("*.pid"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    return [pid_file.stem for pid_file in newest_first if _stop_recorded_one(pid_file, timeout)]
 
 
 def _stop_recorded_one(pid_file: Path, timeout: float) -> bool:
@@ -137,7 +133,5 @@ def _stop_recorded_one(pid_file: Path, timeout: float) -> bool:
 
 def _reap(pid: int) -> None:
     """Collects our own exited child so it does not linger as a zombie that /proc still lists."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -23,7 +23,9 @@ class ClientThreads:
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._threads = [
-            threading.Thread(target=self._run, args=(target, tuple(args(i)), f"{name} {i}"), name=f"{name}-{i}", daemon=True)
+            threading.Thread(
+                target=self._run, args=(target, tuple(args(i)), f"{name} {i}"), name=f"{name}-{i}", daemon=True
+            )
             for i in range(count)
         ]
 
@@ -46,7 +48,9 @@ class ClientThreads:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         alive = [t.name for t in self._threads if t.is_alive()]
-        assert not alive, f"{len(alive)} of {len(self._threads)} client threads still running after {self.timeout} s: {alive[:5]}"
+        assert not alive, (
+            f"{len(alive)} of {len(self._threads)} client threads still running after {self.timeout} s: {alive[:5]}"
+        )
         assert not self.errors, f"{len(self.errors)} client threads failed: {self.errors[:5]}"
 
     def __enter__(self) -> ClientThreads:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -33,7 +34,7 @@ def wait_for(
             if result:
                 return result
             last = result
-        except ignore as exc:  # noqa: PERF203 - the point is to retry
+        except ignore as exc:
             last = exc
         if time.monotonic() >= deadline:
             raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def plan_for(model: TrtAotiModel, profile: str | None = None, key: str = "k" * 3
     return CompilePlan.from_spec(model.name, model.spec, chosen, key=key, compiler_image="img:1")
 
 
-def example_factory(factory: str):  # noqa: ANN201 - the factory callable
+def example_factory(factory: str) -> Callable[[], tuple[Any, ...]]:
     if str(EXAMPLES) not in sys.path:
         sys.path.insert(0, str(EXAMPLES))
     module_name, _, attribute = factory.partition(":")

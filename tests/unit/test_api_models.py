@@ -45,7 +45,7 @@ def test_minimal_manifest_gets_defaults():
 
 
 @pytest.mark.parametrize(
-    "change,field",
+    ("change", "field"),
     [
         ({"batchProfiles": [{"name": "x", "min": 0, "opt": 1, "max": 1}]}, "min"),
         ({"inputs": [{"name": "x", "dtype": "complex64", "shape": [-1]}]}, "dtype"),

@@ -36,7 +36,7 @@ BASE_KEY = key_of(spec())
 
 
 @pytest.mark.parametrize(
-    "path,value",
+    ("path", "value"),
     [
         ("batchProfiles.0.replicas", 7),
         ("batchProfiles.0.maxQueueDelayMicroseconds", 5000),
@@ -52,7 +52,7 @@ def test_serving_and_job_settings_keep_the_key(path, value):
 
 
 @pytest.mark.parametrize(
-    "path,value",
+    ("path", "value"),
     [
         ("batchProfiles.0.max", 32),
         ("batchProfiles.0.opt", 8),
@@ -72,7 +72,7 @@ def test_compile_inputs_change_the_key(path, value):
 
 def test_compiler_image_and_model_etag_are_part_of_the_identity():
     assert key_of(spec(), image="registry.example/compiler:2") != BASE_KEY
-    unpinned = spec(**{"model": {"exportedProgram": "s3://models/resnet/ep.pt2"}})
+    unpinned = spec(model={"exportedProgram": "s3://models/resnet/ep.pt2"})
     assert key_of(unpinned, etag='"v1"') != key_of(unpinned, etag='"v2"')
     # The key is stable across processes: a restarted operator computes the same one.
     assert key_of(spec()) == BASE_KEY and len(BASE_KEY) == 32

@@ -17,7 +17,9 @@ GENERATOR = REPO / "charts" / "trtaoti-operator" / "hack" / "generate-crd-templa
 
 
 def test_chart_crd_template_is_up_to_date():
-    proc = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
 
 

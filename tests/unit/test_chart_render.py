@@ -18,7 +18,9 @@ import jsonschema
 import pytest
 import yaml
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate (test extra)")
+from support.tools import import_tool, tool_missing
+
+kubernetes_validate = import_tool("kubernetes_validate", "kubernetes-validate is in the test extra")
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "trtaoti-operator"
@@ -46,12 +48,12 @@ def helm() -> str:
     out = subprocess.run(["bash", str(script), "--print-dir"], capture_output=True, text=True, check=True)
     binary = pathlib.Path(out.stdout.strip()) / "helm"
     if not binary.is_file():
-        pytest.skip(f"helm not built ({binary} missing): run 'make bins'")
+        tool_missing(f"helm not built ({binary} missing): run 'make bins'")
     return str(binary)
 
 
 def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}")
     return proc
@@ -70,7 +72,7 @@ def _render(frozen: str) -> tuple[dict, ...]:
     out = run_helm(
         "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
         "--kube-version", KUBERNETES_VERSION.lstrip("v"), *set_args(values),
-    ).stdout  # fmt: skip
+    ).stdout  # fmt: skip # argv: flags beside their values
     return tuple(doc for doc in yaml.safe_load_all(out) if doc)
 
 
@@ -122,8 +124,10 @@ def test_helm_lint_strict_passes_for_every_value_set(tmp_path):
     for name, values in VALUE_SETS.items():
         values_file = tmp_path / f"{name}.yaml"
         values_file.write_text(yaml.safe_dump(values))
-        proc = run_helm("lint", "--strict", str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
-                        "-f", str(values_file), check=False)  # fmt: skip
+        proc = run_helm(
+            "lint", "--strict", str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
+            "-f", str(values_file), check=False,
+        )  # fmt: skip # argv: flags beside their values
         assert proc.returncode == 0, f"{name}: {proc.stdout}{proc.stderr}"
 
 
@@ -145,15 +149,19 @@ def test_manifests_validate_against_kubernetes_schemas(name: str):
 
 
 def test_schema_rejects_bad_values_at_template_time():
-    proc = run_helm("template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
-                    "--set-json", 'watchNamespaces=["Not_A_Namespace"]', check=False)  # fmt: skip
+    proc = run_helm(
+        "template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
+        "--set-json", 'watchNamespaces=["Not_A_Namespace"]', check=False,
+    )  # fmt: skip # argv: flags beside their values
     assert proc.returncode != 0
     assert "watchNamespaces" in proc.stderr
 
 
 def test_existing_service_account_requires_a_name():
-    proc = run_helm("template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
-                    "--set", "serviceAccount.create=false", check=False)  # fmt: skip
+    proc = run_helm(
+        "template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION.lstrip("v"),
+        "--set", "serviceAccount.create=false", check=False,
+    )  # fmt: skip # argv: flags beside their values
     assert proc.returncode != 0
     assert "serviceAccount.name is required" in proc.stderr
 
@@ -161,17 +169,21 @@ def test_existing_service_account_requires_a_name():
 # --- the operator pod -------------------------------------------------------------
 
 RESTRICTED_VOLUME_TYPES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
-}  # fmt: skip
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def restricted_violations(pod: dict) -> list[str]:
     """The checks of the `restricted` Pod Security Standard (Kubernetes docs, v1.37)."""
-    problems = []
     pod_sc = pod.get("securityContext", {})
-    for field in ("hostNetwork", "hostPID", "hostIPC"):
-        if pod.get(field):
-            problems.append(f"{field} is set")
+    problems = [f"{field} is set" for field in ("hostNetwork", "hostPID", "hostIPC") if pod.get(field)]
     for volume in pod.get("volumes", []):
         kinds = set(volume) - {"name"}
         if not kinds <= RESTRICTED_VOLUME_TYPES:
@@ -197,9 +209,7 @@ def restricted_violations(pod: dict) -> list[str]:
         seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type")
         if seccomp not in ("RuntimeDefault", "Localhost"):
             problems.append(f"{name}: seccompProfile {seccomp!r}")
-        for port in container.get("ports", []):
-            if port.get("hostPort"):
-                problems.append(f"{name}: hostPort")
+        problems += [f"{name}: hostPort" for port in container.get("ports", []) if port.get("hostPort")]
     return problems
 
 
@@ -230,7 +240,10 @@ def test_operator_container_hardening_and_probe():
     # the liveness probe hits the endpoint the operator is told to serve
     liveness_flag = next(a for a in container["args"] if a.startswith("--liveness="))
     port = next(p for p in container["ports"] if p["name"] == container["livenessProbe"]["httpGet"]["port"])
-    assert liveness_flag == f"--liveness=http://0.0.0.0:{port['containerPort']}{container['livenessProbe']['httpGet']['path']}"
+    assert (
+        liveness_flag
+        == f"--liveness=http://0.0.0.0:{port['containerPort']}{container['livenessProbe']['httpGet']['path']}"
+    )
 
 
 def test_single_replica_recreate():
@@ -336,7 +349,9 @@ def test_cluster_wide_rbac_grants_the_operators_rules():
     docs = render()
     rules = yaml.safe_load(RULES_FILE.read_text())
     operator_role = next(r for r in of_kind(docs, "ClusterRole") if r["rules"] == rules)
-    binding = next(b for b in of_kind(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == operator_role["metadata"]["name"])
+    binding = next(
+        b for b in of_kind(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == operator_role["metadata"]["name"]
+    )
     sa = one(docs, "ServiceAccount")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}]
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]

@@ -90,7 +90,7 @@ def test_every_key_is_documented_by_a_comment():
     documented_paths = set()
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#") or stripped.startswith("-") or ":" not in stripped:
+        if not stripped or stripped.startswith(("#", "-")) or ":" not in stripped:
             continue
         indent = len(line) - len(line.lstrip())
         key = stripped.split(":", 1)[0].strip()
@@ -119,7 +119,7 @@ def test_every_key_is_documented_by_a_comment():
 
 
 @pytest.mark.parametrize(
-    "bad, where",
+    ("bad", "where"),
     [
         ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
         ({"watchNamespaces": ["a", "a"]}, "watchNamespaces"),

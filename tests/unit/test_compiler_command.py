@@ -85,7 +85,11 @@ def test_the_operators_job_command_parses_and_its_key_is_used(monkeypatch: pytes
     argv = compile_job.compile_command("online", "s3://artifacts/trtaoti", "registry/compiler:1.0")[1:]
     parser, _ = build_parser(argv)
     args = parser.parse_args(argv)
-    assert (args.profile, args.output, args.compiler_image) == ("online", "s3://artifacts/trtaoti", "registry/compiler:1.0")
+    assert (args.profile, args.output, args.compiler_image) == (
+        "online",
+        "s3://artifacts/trtaoti",
+        "registry/compiler:1.0",
+    )
     assert str(args.spec) == f"{compile_job.SPEC_DIR}/{compile_job.SPEC_FILE}"
     assert args.key == "key-from-the-operator"
     assert EXIT_INVALID_INPUT == compile_job.EXIT_INVALID_INPUT

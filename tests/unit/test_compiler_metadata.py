@@ -33,7 +33,7 @@ def documented_metadata_keys() -> set[str]:
 
 
 def documented_manifest_keys() -> set[str]:
-    block = re.search(r"`manifest.json`:\s*```json\n(.*?)```", FORMAT_DOC.read_text(), re.S).group(1)
+    block = re.search(r"`manifest.json`:\s*```json\n(.*?)```", FORMAT_DOC.read_text(), re.DOTALL).group(1)
     block = block.replace('"inputs": [...], "outputs": [...]', '"inputs": [], "outputs": []')
     return set(json.loads(block))
 
@@ -59,7 +59,11 @@ def test_metadata_values() -> None:
     ]
     assert [metadata[f"trtaoti.batch_{k}"] for k in ("min", "opt", "max")] == ["2", "6", "24"]
     assert metadata["trtaoti.artifact_key"] == "0123456789abcdef0123456789abcdef"
-    assert (metadata["trtaoti.model_name"], metadata["trtaoti.precision"], metadata["trtaoti.device"]) == ("twoinput", "bf16", "cpu")
+    assert (metadata["trtaoti.model_name"], metadata["trtaoti.precision"], metadata["trtaoti.device"]) == (
+        "twoinput",
+        "bf16",
+        "cpu",
+    )
     assert metadata["trtaoti.format"] == "1"
     assert "trtaoti.requires_torchtrt_runtime" not in metadata
     assert ":" in metadata["trtaoti.inputs"] and ", " not in metadata["trtaoti.inputs"]  # compact JSON
@@ -107,7 +111,9 @@ def untouchable_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrtA
     return TrtAotiModel.model_validate(document)
 
 
-def test_existing_manifest_under_the_key_makes_compile_a_no_op(untouchable_factory: TrtAotiModel, tmp_path: Path) -> None:
+def test_existing_manifest_under_the_key_makes_compile_a_no_op(
+    untouchable_factory: TrtAotiModel, tmp_path: Path
+) -> None:
     store_uri = f"file://{tmp_path}/store"
     spec = untouchable_factory.spec
     key = artifact_key(spec, spec.batch_profiles[0], compiler_image="img:7")
@@ -164,4 +170,6 @@ def test_a_different_compiler_image_is_a_different_artifact(untouchable_factory:
         compile_profile(
             CompileRequest(model=untouchable_factory, profile="online", output_uri=store_uri, compiler_image="img:8")
         )
-    assert read_manifest(open_store(store_uri), artifact_key(spec, spec.batch_profiles[0], compiler_image="img:8")) is None
+    assert (
+        read_manifest(open_store(store_uri), artifact_key(spec, spec.batch_profiles[0], compiler_image="img:8")) is None
+    )

@@ -16,11 +16,13 @@ import pytest
 import torch
 
 from compiler_fixtures import example_factory, example_model, plan_for
+from support.tools import tool_missing
 from trtaoti.compiler.errors import CompileFailed
 from trtaoti.compiler.export import export_model, prepare_module
 from trtaoti.compiler.metadata import package_metadata, versions
 from trtaoti.compiler.samples import SampleInputs
 from trtaoti.compiler.tensorrt import compile_options, compile_tensorrt, import_torch_tensorrt
+
 
 def _pinned_torch_tensorrt() -> str:
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -56,25 +58,44 @@ class RecordingTorchTensorRT:
                 recorder.inputs.append(kwargs)
 
         def compile_2_14(
-            exported_program, inputs=None, *, arg_inputs=None, device=None, disable_tf32=False,
-            workspace_size=0, min_block_size=5, optimization_level=None,
-            enable_autocast=False, autocast_low_precision_type=None, timing_cache_path="/tmp/timing_cache.bin", **kwargs,
-        ):  # noqa: ANN001, ANN202
+            exported_program,
+            inputs=None,
+            *,
+            arg_inputs=None,
+            device=None,
+            disable_tf32=False,
+            workspace_size=0,
+            min_block_size=5,
+            optimization_level=None,
+            enable_autocast=False,
+            autocast_low_precision_type=None,
+            timing_cache_path="/tmp/timing_cache.bin",
+            **kwargs,
+        ):
             recorder.compile_calls.append(dict(program=exported_program, arg_inputs=arg_inputs, **_named(locals())))
             return trt_like_module(len(arg_inputs))
 
         def compile_2_12(
-            exported_program, inputs=None, *, arg_inputs=None, device=None, disable_tf32=False,
-            enabled_precisions=frozenset({torch.float32}), use_explicit_typing=False,
-            workspace_size=0, min_block_size=5, optimization_level=None, **kwargs,
-        ):  # noqa: ANN001, ANN202
+            exported_program,
+            inputs=None,
+            *,
+            arg_inputs=None,
+            device=None,
+            disable_tf32=False,
+            enabled_precisions=frozenset({torch.float32}),
+            use_explicit_typing=False,
+            workspace_size=0,
+            min_block_size=5,
+            optimization_level=None,
+            **kwargs,
+        ):
             recorder.compile_calls.append(dict(program=exported_program, arg_inputs=arg_inputs, **_named(locals())))
             return trt_like_module(len(arg_inputs))
 
         self.Input = Input
         self.dynamo = SimpleNamespace(compile={"2.14": compile_2_14, "2.12": compile_2_12}[compile_style])
 
-    def save(self, module, file_path="", **kwargs):  # noqa: ANN001, ANN201
+    def save(self, module, file_path="", **kwargs):
         self.save_calls.append({"module": module, "file_path": file_path, **kwargs})
         Path(file_path).write_bytes(b"package")
 
@@ -90,9 +111,17 @@ def _named(frame_locals: dict[str, Any]) -> dict[str, Any]:
 def twoinput_export():
     """The two-input example exported for a profile starting at batch 1, opt 1."""
     model = example_model(
-        "twoinput", batchProfiles=[{"name": "online", "min": 1, "opt": 1, "max": 48}], backend="tensorrt", device="cuda",
-        precision="fp16", compile={"gpu": {"product": "NVIDIA-H100-80GB-HBM3"}, "minBlockSize": 3,
-                                   "optimizationLevel": 5, "workspaceBytes": 1 << 30},
+        "twoinput",
+        batchProfiles=[{"name": "online", "min": 1, "opt": 1, "max": 48}],
+        backend="tensorrt",
+        device="cuda",
+        precision="fp16",
+        compile={
+            "gpu": {"product": "NVIDIA-H100-80GB-HBM3"},
+            "minBlockSize": 3,
+            "optimizationLevel": 5,
+            "workspaceBytes": 1 << 30,
+        },
     )
     plan = plan_for(model)
     module, examples = example_factory("twoinput.model:build")()
@@ -114,11 +143,22 @@ def run_backend(twoinput_export, tmp_path: Path, style: str, plan=None) -> Recor
 def test_inputs_carry_the_profile_range_dtypes_and_names(twoinput_export, tmp_path: Path) -> None:
     trt = run_backend(twoinput_export, tmp_path, "2.14")
     assert trt.inputs == [
-        {"min_shape": (1, 3, 32, 32), "opt_shape": (1, 3, 32, 32), "max_shape": (48, 3, 32, 32),
-         "dtype": torch.float32, "name": "image"},
+        {
+            "min_shape": (1, 3, 32, 32),
+            "opt_shape": (1, 3, 32, 32),
+            "max_shape": (48, 3, 32, 32),
+            "dtype": torch.float32,
+            "name": "image",
+        },
         # Integer inputs keep their dtype; TensorRT samples them from the examples' range.
-        {"min_shape": (1,), "opt_shape": (1,), "max_shape": (48,), "dtype": torch.int64, "name": "class_id",
-         "tensor_domain": (0, 16)},
+        {
+            "min_shape": (1,),
+            "opt_shape": (1,),
+            "max_shape": (48,),
+            "dtype": torch.int64,
+            "name": "class_id",
+            "tensor_domain": (0, 16),
+        },
     ]
     (call,) = trt.compile_calls
     assert [i.kwargs for i in call["arg_inputs"]] == trt.inputs
@@ -152,7 +192,6 @@ def test_fp32_disables_tf32_and_low_precision(twoinput_export, tmp_path: Path) -
 
 
 def test_save_reexports_with_one_shared_batch_dim_and_stamps_metadata(twoinput_export, tmp_path: Path) -> None:
-    plan, exported, _ = twoinput_export
     trt = run_backend(twoinput_export, tmp_path, "2.14")
     (save,) = trt.save_calls
     assert save["file_path"] == str(tmp_path / "model.pt2")
@@ -173,7 +212,11 @@ def test_save_reexports_with_one_shared_batch_dim_and_stamps_metadata(twoinput_e
     if torch.version.cuda:
         expected_versions["cuda"] = torch.version.cuda
     assert json.loads(metadata["trtaoti.versions"]) == expected_versions
-    assert (metadata["trtaoti.batch_min"], metadata["trtaoti.batch_opt"], metadata["trtaoti.batch_max"]) == ("1", "1", "48")
+    assert (metadata["trtaoti.batch_min"], metadata["trtaoti.batch_opt"], metadata["trtaoti.batch_max"]) == (
+        "1",
+        "1",
+        "48",
+    )
 
 
 def test_static_profile_uses_static_inputs(twoinput_export, tmp_path: Path) -> None:
@@ -193,9 +236,10 @@ def _reference_parameters(relative: str, function: str) -> set[str]:
     raise AssertionError(f"{function} not found in {relative}")
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"torch-tensorrt source not unpacked at {REFERENCE}: run make refs")
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 def test_options_are_accepted_by_the_real_2_14_signatures(twoinput_export, precision: str) -> None:
+    if not REFERENCE.is_dir():
+        tool_missing(f"torch-tensorrt source not unpacked at {REFERENCE}: run make refs")
     names = _reference_parameters("dynamo/_compiler.py", "compile")
 
     def real_compile(*args: Any, **kwargs: Any) -> None:
@@ -220,17 +264,21 @@ def test_the_timing_cache_file_reaches_dynamo_compile(twoinput_export, tmp_path:
     trt = RecordingTorchTensorRT("2.14")
     metadata = package_metadata(plan, exported.outputs, versions(plan, trt), requires_torchtrt_runtime=True)
     cache = tmp_path / "timing.cache"
-    compile_tensorrt(exported, plan, tmp_path / "model.pt2", metadata, samples.int_ranges, torchtrt=trt, timing_cache=cache)
+    compile_tensorrt(
+        exported, plan, tmp_path / "model.pt2", metadata, samples.int_ranges, torchtrt=trt, timing_cache=cache
+    )
     assert trt.compile_calls[0]["timing_cache_path"] == str(cache)
     # A release whose compile takes no timing cache builds without one instead of failing.
     old = RecordingTorchTensorRT("2.12")
-    compile_tensorrt(exported, plan, tmp_path / "old.pt2", metadata, samples.int_ranges, torchtrt=old, timing_cache=cache)
+    compile_tensorrt(
+        exported, plan, tmp_path / "old.pt2", metadata, samples.int_ranges, torchtrt=old, timing_cache=cache
+    )
     assert "timing_cache_path" not in old.compile_calls[0]
 
 
 def test_missing_torch_tensorrt_is_a_clear_failure() -> None:
     try:
-        import torch_tensorrt  # noqa: F401
+        import torch_tensorrt  # noqa: F401 - the import is the check
     except ImportError:
         with pytest.raises(CompileFailed, match="backend tensorrt needs torch_tensorrt"):
             import_torch_tensorrt()

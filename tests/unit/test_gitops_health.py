@@ -25,6 +25,7 @@ from collections.abc import Callable
 import pytest
 import yaml
 
+from support.tools import import_tool, tool_missing
 from trtaoti.api.models import Artifact, BatchRange
 from trtaoti.resources import status as st
 
@@ -41,7 +42,7 @@ NOW = "2026-11-26T08:00:00Z"
 
 def argocd_health(obj: dict, script: str | None = None) -> dict:
     """Run the script the way Argo CD does: `obj` global, a returned table."""
-    lua51 = pytest.importorskip("lupa.lua51", reason="lupa (test extra) provides Lua 5.1")
+    lua51 = import_tool("lupa.lua51", "lupa (test extra) provides Lua 5.1")
     lua = lua51.LuaRuntime(unpack_returned_tuples=True)
     assert lua.eval("_VERSION") == "Lua 5.1"
     lua.globals().obj = lua.table_from(obj, recursive=True)
@@ -53,8 +54,8 @@ def argocd_health(obj: dict, script: str | None = None) -> dict:
 def flux_evaluator() -> pathlib.Path:
     go = shutil.which("go")
     if go is None:
-        pytest.skip("go not on PATH: the Flux health-check evaluator is a Go program (CI has Go for 'make bins')")
-    sources = sorted(FLUX_EVALUATOR.glob("*.go")) + [FLUX_EVALUATOR / "go.mod", FLUX_EVALUATOR / "go.sum"]
+        tool_missing("go not on PATH: the Flux health-check evaluator is a Go program (CI has Go for 'make bins')")
+    sources = [*sorted(FLUX_EVALUATOR.glob("*.go")), FLUX_EVALUATOR / "go.mod", FLUX_EVALUATOR / "go.sum"]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
     cache = pathlib.Path(os.environ.get("TRTAOTI_CACHE", pathlib.Path.home() / ".cache" / "trtaoti"))
     binary = cache / "gitops" / f"flux-healthcheck-{digest}"
@@ -65,11 +66,15 @@ def flux_evaluator() -> pathlib.Path:
         # time by `go mod download` in hack/flux-healthcheck (see docs/install.md).
         proc = subprocess.run(
             [go, "build", "-trimpath", "-o", str(tmp), "."],
-            cwd=FLUX_EVALUATOR, capture_output=True, text=True, timeout=900,
+            cwd=FLUX_EVALUATOR,
+            capture_output=True,
+            text=True,
+            timeout=900,
             env={**os.environ, "CGO_ENABLED": "0", "GOPROXY": "off", "GOFLAGS": "-mod=readonly"},
-        )  # fmt: skip
+            check=False,
+        )
         if proc.returncode != 0 and "GOPROXY=off" in proc.stderr:
-            pytest.skip(
+            tool_missing(
                 "the Flux evaluator's Go modules are not downloaded: "
                 "run `cd hack/flux-healthcheck && go mod download` (a build step)"
             )
@@ -81,8 +86,12 @@ def flux_evaluator() -> pathlib.Path:
 def flux_health(objects: list[dict]) -> list[dict]:
     proc = subprocess.run(
         [str(flux_evaluator()), str(FLUX_KUSTOMIZATIONS)],
-        input=json.dumps(objects), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        input=json.dumps(objects),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -103,7 +112,9 @@ def model(generation: int, status: dict | None) -> dict:
 
 
 def artifact(key: str = "k" * 64) -> Artifact:
-    return Artifact(uri=f"s3://b/{key}/model.pt2", sha256="0" * 64, bytes=10, key=key, batch=BatchRange(min=1, opt=4, max=16))
+    return Artifact(
+        uri=f"s3://b/{key}/model.pt2", sha256="0" * 64, bytes=10, key=key, batch=BatchRange(min=1, opt=4, max=16)
+    )
 
 
 def operator_status(observations: list[st.ProfileObservation], generation: int) -> dict:
@@ -153,28 +164,52 @@ def source_problem() -> dict:
 
 # name -> (object factory, Argo CD health, Flux status, words the Argo message must contain)
 SCENARIOS: dict[str, tuple[Callable[[], dict], str, str, tuple[str, ...]]] = {
-    "first visit, conditions Unknown": (lambda: model(1, st.initial_status(1, NOW).to_wire()), "Progressing", "InProgress", ()),
+    "first visit, conditions Unknown": (
+        lambda: model(1, st.initial_status(1, NOW).to_wire()),
+        "Progressing",
+        "InProgress",
+        (),
+    ),
     "compiling": (lambda: model(1, operator_status([compiling()], 1)), "Progressing", "InProgress", ("Compiling",)),
     "one profile compiled, one compiling": (
-        lambda: model(1, operator_status([serving("online"), compiling("bulk")], 1)), "Progressing", "InProgress", ("bulk",)
+        lambda: model(1, operator_status([serving("online"), compiling("bulk")], 1)),
+        "Progressing",
+        "InProgress",
+        ("bulk",),
     ),
     "rolling out": (
-        lambda: model(1, operator_status([serving(ready=1, rolled_out=False)], 1)), "Progressing", "InProgress", ("RollingOut",)
+        lambda: model(1, operator_status([serving(ready=1, rolled_out=False)], 1)),
+        "Progressing",
+        "InProgress",
+        ("RollingOut",),
     ),
     "all profiles ready": (
-        lambda: model(3, operator_status([serving("online"), serving("bulk", 1, 1)], 3)), "Healthy", "Current", ("2/2",)
+        lambda: model(3, operator_status([serving("online"), serving("bulk", 1, 1)], 3)),
+        "Healthy",
+        "Current",
+        ("2/2",),
     ),
     "compile failed": (
         lambda: model(1, operator_status([serving("online"), failed_compile("bulk")], 1)),
-        "Degraded", "Failed", ("CompileFailed", "out of memory"),
+        "Degraded",
+        "Failed",
+        ("CompileFailed", "out of memory"),
     ),
     "model source unreadable": (source_problem, "Degraded", "Failed", ("ModelSourceUnreadable", "access denied")),
     "spec edited, status one generation behind": (
-        lambda: model(5, operator_status([serving()], 4)), "Progressing", "InProgress", ("5", "4")
+        lambda: model(5, operator_status([serving()], 4)),
+        "Progressing",
+        "InProgress",
+        ("5", "4"),
     ),
     "conditions from an older generation": (stale_conditions, "Progressing", "InProgress", ()),
-    "Compiled=False wins over a stale Ready=True": (compile_failed_while_ready, "Degraded", "Failed", ("CompileFailed",)),
-}  # fmt: skip
+    "Compiled=False wins over a stale Ready=True": (
+        compile_failed_while_ready,
+        "Degraded",
+        "Failed",
+        ("CompileFailed",),
+    ),
+}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -86,14 +86,22 @@ def test_backend_flags_win_and_impossible_ones_are_refused(machine):
 def test_server_command_is_the_operators_flags_with_local_path_and_port(tmp_path):
     model = load_spec(TWOINPUT)
     profile = model.spec.batch_profiles[0]
-    artifact = Artifact(uri="file:///x/model.pt2", sha256="0" * 64, bytes=1, key="k", device="cpu",
-                        batch=BatchRange(min=profile.min, opt=profile.opt, max=profile.max))  # fmt: skip
+    artifact = Artifact(
+        uri="file:///x/model.pt2",
+        sha256="0" * 64,
+        bytes=1,
+        key="k",
+        device="cpu",
+        batch=BatchRange(min=profile.min, opt=profile.opt, max=profile.max),
+    )
     binary = tmp_path / "trtaoti-server"
-    command = server_command(binary, model.name, model.spec, profile.name, artifact, tmp_path / "m.pt2", "127.0.0.1", 9123)
+    command = server_command(
+        binary, model.name, model.spec, profile.name, artifact, tmp_path / "m.pt2", "127.0.0.1", 9123
+    )
     cluster = server_args(model.name, model.spec, profile, artifact)
     assert command[0] == str(binary)
-    flags = dict(zip(command[1::2], command[2::2]))
-    expected = dict(zip(cluster[::2], cluster[1::2]))
+    flags = dict(zip(command[1::2], command[2::2], strict=True))
+    expected = dict(zip(cluster[::2], cluster[1::2], strict=True))
     assert flags.pop("--model-path") == str(tmp_path / "m.pt2") and expected.pop("--model-path")
     assert flags.pop("--port") == "9123" and expected.pop("--port")
     assert flags.pop("--grpc-port") == "0" and expected.pop("--grpc-port")  # profiles share the machine
@@ -115,7 +123,7 @@ def test_curl_line_carries_a_correctly_shaped_body():
     assert words[words.index("-X") + 2] == f"http://127.0.0.1:8000/v2/models/{model.name}/infer"
     body = json.loads(words[words.index("-d") + 1])
     assert [b["name"] for b in body["inputs"]] == [i.name for i in inputs]
-    for sent, declared in zip(body["inputs"], inputs):
+    for sent, declared in zip(body["inputs"], inputs, strict=True):
         assert sent["shape"] == [1, *declared.shape[1:]]
         assert sent["datatype"] == declared.datatype
         assert len(sent["data"]) == math.prod(sent["shape"])

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from kubernetes import client as k8s
+
 from trtaoti.operator.kube import Kube
 
 CONCURRENCY = 24

@@ -23,20 +23,29 @@ def _job(failed: int, backoff_limit: int = 2) -> dict[str, Any]:
     status: dict[str, Any] = {"active": 1}
     if failed:
         status["failed"] = failed
-    return {"metadata": {"name": "mlp-online-1234", "namespace": "ns"},
-            "spec": {"backoffLimit": backoff_limit}, "status": status}
+    return {
+        "metadata": {"name": "mlp-online-1234", "namespace": "ns"},
+        "spec": {"backoffLimit": backoff_limit},
+        "status": status,
+    }
 
 
 def _pod(name: str, created: str, phase: str, terminated: dict[str, Any] | None = None) -> dict[str, Any]:
     state = {"terminated": terminated} if terminated else {"running": {}}
-    return {"metadata": {"name": name, "creationTimestamp": created},
-            "spec": {"nodeName": "node-0"},
-            "status": {"phase": phase, "containerStatuses": [{"name": CONTAINER_NAME, "state": state}]}}
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "spec": {"nodeName": "node-0"},
+        "status": {"phase": phase, "containerStatuses": [{"name": CONTAINER_NAME, "state": state}]},
+    }
 
 
 def test_a_running_job_after_a_killed_attempt_says_which_attempt_and_why():
-    killed = _pod("a", "2026-12-02T07:00:00Z", "Failed",
-                  {"exitCode": 137, "reason": "Error", "message": "[compile +12.0s] AOTInductor: compiling the package"})
+    killed = _pod(
+        "a",
+        "2026-12-02T07:00:00Z",
+        "Failed",
+        {"exitCode": 137, "reason": "Error", "message": "[compile +12.0s] AOTInductor: compiling the package"},
+    )
     retry = _pod("b", "2026-12-02T07:01:00Z", "Running")
     observed = asyncio.run(observe_job(PodsOnly([retry, killed]), _job(failed=1)))
     assert observed.state == "Running"

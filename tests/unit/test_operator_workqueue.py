@@ -13,6 +13,7 @@ import selectors
 from collections.abc import Awaitable, Callable, Hashable
 
 import pytest
+
 from trtaoti.operator.workqueue import WorkQueue
 
 KEY = ("ns", "model")

@@ -146,19 +146,24 @@ class TestServing:
         assert fetch["command"] == [
             "trtaoti", "fetch", f"s3://artifacts/trtaoti/{KEY}/model.pt2", "--sha256", "f" * 64,
             "--to", "/models/model.pt2",
-        ]  # fmt: skip
+        ]  # fmt: skip # argv: flags beside their values
         assert fetch["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
         (server,) = pod["containers"]
         args = server["args"]
         flags = dict(zip(args[::2], args[1::2], strict=True))
         assert flags == {
-            "--model-path": "/models/model.pt2", "--model-name": "resnet", "--port": "8000", "--grpc-port": "8001",
+            "--model-path": "/models/model.pt2",
+            "--model-name": "resnet",
+            "--port": "8000",
+            "--grpc-port": "8001",
             "--max-queue-delay-us": "200",
-            "--max-queue-size": "1024", "--num-runners": "2", "--request-timeout-ms": "30000",
+            "--max-queue-size": "1024",
+            "--num-runners": "2",
+            "--request-timeout-ms": "30000",
             "--device": "cuda:0",
             # The server checks the fetched file again (disk faults after the fetch).
             "--sha256": "f" * 64,
-        }  # fmt: skip
+        }
         assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
         assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
         assert server["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
@@ -182,8 +187,9 @@ class TestServing:
 
     def test_a_limit_alone_is_never_undercut_by_a_computed_request(self):
         # The measured default (2.75 GiB here) above a 2Gi limit would be rejected by the apiserver.
-        limited = make_spec(serving={"resources": {"limits": {"memory": "2Gi", "cpu": "500m"}},
-                                     "autoscaling": {"maxReplicas": 3}})  # fmt: skip
+        limited = make_spec(
+            serving={"resources": {"limits": {"memory": "2Gi", "cpu": "500m"}}, "autoscaling": {"maxReplicas": 3}}
+        )
         resources = pod_spec(self.build(limited))["containers"][0]["resources"]
         assert "requests" not in resources  # Kubernetes makes each request equal its limit
         assert resources["limits"]["memory"] == "2Gi" and resources["limits"]["cpu"] == "500m"
@@ -198,7 +204,9 @@ class TestServing:
         assert args[args.index("--port") + 1] == "9000" and args[args.index("--grpc-port") + 1] == "9001"
         service = serving.build_service(OWNER, spec, spec.profile("online"))
         assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
-            "http": (9000, "http"), "grpc": (9001, "grpc")}  # fmt: skip
+            "http": (9000, "http"),
+            "grpc": (9001, "grpc"),
+        }
 
     def test_pods_keep_serving_until_endpoints_forget_them(self):
         pod = pod_spec(self.build())
@@ -254,15 +262,20 @@ class TestServing:
         """A Deployment as the apiserver returns it: `managers` = (manager, operation, owns replicas)."""
         return {
             "metadata": {
-                "name": "resnet-online", "namespace": "ml",
+                "name": "resnet-online",
+                "namespace": "ml",
                 "managedFields": [
-                    {"manager": manager, "operation": operation, "fieldsType": "FieldsV1",
-                     "fieldsV1": {"f:spec": {"f:replicas": {}} if owns else {"f:template": {}}}}
+                    {
+                        "manager": manager,
+                        "operation": operation,
+                        "fieldsType": "FieldsV1",
+                        "fieldsV1": {"f:spec": {"f:replicas": {}} if owns else {"f:template": {}}},
+                    }
                     for manager, operation, owns in managers
                 ],
             },
             "spec": {"replicas": replicas},
-        }  # fmt: skip
+        }
 
     def test_replicas_pass_to_a_second_manager_before_ours_lets_go(self):
         replicas = make_spec().profile("online").replicas  # 2
@@ -318,7 +331,7 @@ def test_image_overrides_outside_the_allowed_prefixes_are_refused():
 class TestFleet:
     """compile.gpu.products: one compile Job and one Deployment per (profile, product)."""
 
-    PRODUCTS = [GPU, "NVIDIA-L4", "NVIDIA-A100-SXM4-80GB"]
+    PRODUCTS = (GPU, "NVIDIA-L4", "NVIDIA-A100-SXM4-80GB")
 
     def spec(self, **serving):
         return make_spec(
@@ -350,7 +363,9 @@ class TestFleet:
             for p in self.PRODUCTS
         ]
         assert [d["metadata"]["name"] for d in deployments] == [
-            "resnet-online-h100-80gb-hbm3", "resnet-online-l4", "resnet-online-a100-sxm4-80gb",
+            "resnet-online-h100-80gb-hbm3",
+            "resnet-online-l4",
+            "resnet-online-a100-sxm4-80gb",
         ]
         selectors = [d["spec"]["selector"]["matchLabels"] for d in deployments]
         for deployment, product, selector in zip(deployments, self.PRODUCTS, selectors, strict=True):
@@ -369,7 +384,9 @@ class TestFleet:
             for p in self.PRODUCTS
         }
         assert {p: d["spec"]["replicas"] for p, d in by_product.items()} == {
-            "NVIDIA-L4": 5, GPU: 0, "NVIDIA-A100-SXM4-80GB": 2,  # the profile's own
+            "NVIDIA-L4": 5,
+            GPU: 0,
+            "NVIDIA-A100-SXM4-80GB": 2,  # the profile's own
         }
         assert serving.wants_disruption_budget(spec, target(spec, "online", "NVIDIA-L4"))
         assert not serving.wants_disruption_budget(spec, target(spec, "online", GPU))

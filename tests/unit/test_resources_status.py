@@ -15,7 +15,9 @@ KEY = "k" * 32
 
 
 def art(key=KEY):
-    return Artifact(uri=f"s3://b/{key}/model.pt2", sha256="a" * 64, bytes=10, key=key, batch=BatchRange(min=1, opt=4, max=16))
+    return Artifact(
+        uri=f"s3://b/{key}/model.pt2", sha256="a" * 64, bytes=10, key=key, batch=BatchRange(min=1, opt=4, max=16)
+    )
 
 
 def deployment(artifact, ready=2, replicas=2, rolled_out=True):
@@ -72,7 +74,10 @@ def test_problem_reason_surfaces():
 
 
 def test_rejected_serving_fails_ready_but_not_compiled():
-    refused = Problem("ServingRejected", 'Deployment.apps "m-p" is invalid: spec.template...: must be less than or equal to memory limit')
+    refused = Problem(
+        "ServingRejected",
+        'Deployment.apps "m-p" is invalid: spec.template...: must be less than or equal to memory limit',
+    )
     obs = ProfileObservation("p", KEY, artifact=art(), problem=refused)
     status = compute_status(None, [obs], 1, "t")
     assert status.profiles[0].phase == "Failed" and "memory limit" in status.profiles[0].message
@@ -83,8 +88,11 @@ def test_rejected_serving_fails_ready_but_not_compiled():
 
 
 def test_a_compile_pod_no_node_can_take_says_why():
-    waiting = JobObservation("job", "Running", "compile pod waiting for a node: 0/5 nodes are available: "
-                             "5 node(s) didn't match Pod's node affinity/selector.")  # fmt: skip
+    waiting = JobObservation(
+        "job",
+        "Running",
+        "compile pod waiting for a node: 0/5 nodes are available: 5 node(s) didn't match Pod's node affinity/selector.",
+    )
     status = compute_status(None, [ProfileObservation("p", KEY, job=waiting)], 1, "t")
     assert status.profiles[0].phase == "Compiling" and "node affinity" in status.profiles[0].message
     compiled = cond(status, "Compiled")
@@ -97,7 +105,9 @@ def test_new_artifact_compiling_while_old_serves():
     status = compute_status(None, [obs], 2, "t")
     profile = status.profiles[0]
     assert profile.phase == "Compiling" and profile.artifact.key == old.key and profile.artifact_key == KEY
-    assert cond(status, "Ready").status == "False" and "previous artifact still serving" in cond(status, "Ready").message
+    assert (
+        cond(status, "Ready").status == "False" and "previous artifact still serving" in cond(status, "Ready").message
+    )
 
 
 def test_ready_needs_every_profile():
@@ -124,18 +134,29 @@ def test_no_events_without_transitions():
 
 def test_superseded_keys_are_remembered_for_retention_delete():
     old, new, newer = "o" * 32, "n" * 32, "w" * 32
-    serving_old = compute_status(None, [ProfileObservation("p", old, artifact=art(old), deployment=deployment(art(old)))], 1)
+    serving_old = compute_status(
+        None, [ProfileObservation("p", old, artifact=art(old), deployment=deployment(art(old)))], 1
+    )
     assert serving_old.superseded_artifact_keys == []
     # A new spec compiles while the old artifact still serves: nothing superseded yet.
-    compiling = compute_status(serving_old, [ProfileObservation("p", new, job=JobObservation("j", "Running"),
-                                                                deployment=deployment(art(old)))], 2)  # fmt: skip
+    compiling = compute_status(
+        serving_old,
+        [ProfileObservation("p", new, job=JobObservation("j", "Running"), deployment=deployment(art(old)))],
+        2,
+    )
     assert compiling.superseded_artifact_keys == []
-    served_new = compute_status(compiling, [ProfileObservation("p", new, artifact=art(new), deployment=deployment(art(new)))], 2)
+    served_new = compute_status(
+        compiling, [ProfileObservation("p", new, artifact=art(new), deployment=deployment(art(new)))], 2
+    )
     assert served_new.superseded_artifact_keys == [old]
     # Reverting to the old spec brings its key back into use: no longer superseded.
-    reverted = compute_status(served_new, [ProfileObservation("p", old, artifact=art(old), deployment=deployment(art(old)))], 3)
+    reverted = compute_status(
+        served_new, [ProfileObservation("p", old, artifact=art(old), deployment=deployment(art(old)))], 3
+    )
     assert reverted.superseded_artifact_keys == [new]
-    third = compute_status(reverted, [ProfileObservation("p", newer, artifact=art(newer), deployment=deployment(art(newer)))], 4)
+    third = compute_status(
+        reverted, [ProfileObservation("p", newer, artifact=art(newer), deployment=deployment(art(newer)))], 4
+    )
     assert third.superseded_artifact_keys == [new, old]
 
 
@@ -151,7 +172,9 @@ def test_a_fleet_reads_per_product_and_a_product_without_nodes_holds_only_itself
     before = compute_status(None, [*serving, on("L4", job=JobObservation("m-p-3", "Running"))], 1, "t1")
     status = compute_status(before, [*serving, on("L4", job=waiting)], 1, "t2")
     assert [(p.name, p.gpu_product, p.phase) for p in status.profiles] == [
-        ("p", "H100", "Ready"), ("p", "A100", "Ready"), ("p", "L4", "Compiling"),
+        ("p", "H100", "Ready"),
+        ("p", "A100", "Ready"),
+        ("p", "L4", "Compiling"),
     ]
     assert status.profiles_ready == "2/3"
     ready = cond(status, "Ready")

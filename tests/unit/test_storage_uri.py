@@ -27,7 +27,7 @@ def test_parse(uri: str, scheme: str, bucket: str, prefix: str) -> None:
 
 @pytest.mark.parametrize("uri", ["http://x/y", "s3:/bucket", "file://relative/path", "s3:///prefix", "bucket/key"])
 def test_parse_rejects_with_the_uri_named(uri: str) -> None:
-    with pytest.raises(ValueError, match="URI|file URI|bucket"):
+    with pytest.raises(ValueError, match=r"URI|file URI|bucket"):
         StorageUri.parse(uri)
 
 

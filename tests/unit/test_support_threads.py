@@ -26,16 +26,19 @@ def test_an_exception_in_a_thread_fails_the_test():
     def client(index: int) -> None:
         assert index != 2, "wrong logits"
 
-    with pytest.raises(AssertionError, match=r"1 client threads failed: \[\"client 2: AssertionError\('wrong logits"):
-        with ClientThreads(client, 3, timeout=10):
-            pass
+    failed = r"1 client threads failed: \[\"client 2: AssertionError\('wrong logits"
+    with pytest.raises(AssertionError, match=failed), ClientThreads(client, 3, timeout=10):
+        pass
 
 
 def test_a_thread_still_running_after_the_timeout_fails_the_test():
     release = threading.Event()
     try:
-        with pytest.raises(AssertionError, match=r"1 of 2 client threads still running after 0.2 s: \['client-1'\]"):
-            with ClientThreads(lambda index: index == 1 and release.wait(30), 2, timeout=0.2):
-                pass
+        alive = r"1 of 2 client threads still running after 0.2 s: \['client-1'\]"
+        with (
+            pytest.raises(AssertionError, match=alive),
+            ClientThreads(lambda index: index == 1 and release.wait(30), 2, timeout=0.2),
+        ):
+            pass
     finally:
         release.set()

@@ -51,7 +51,7 @@ def render(source: pathlib.Path) -> str:
         f"  name: {crd['metadata']['name']}\n"
         "  labels:\n"
         f"{_indent(labels, 4)}\n"
-        "    helm.sh/chart: {{ include \"trtaoti-operator.chart\" . }}\n"
+        '    helm.sh/chart: {{ include "trtaoti-operator.chart" . }}\n'
         "    app.kubernetes.io/instance: {{ .Release.Name }}\n"
         "    app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}\n"
         "    app.kubernetes.io/managed-by: {{ .Release.Service }}\n"

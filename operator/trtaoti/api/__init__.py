@@ -1,4 +1,5 @@
 """The TrtAotiModel API: typed spec/status models and the CRD generated from them."""
 
-from trtaoti.api.models import *  # noqa: F401,F403
-from trtaoti.api.models import API_VERSION, GROUP, KIND, PLURAL, VERSION, TrtAotiModel, TrtAotiModelSpec  # noqa: F401
+from trtaoti.api.models import API_VERSION, GROUP, KIND, PLURAL, VERSION, TrtAotiModel, TrtAotiModelSpec
+
+__all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "VERSION", "TrtAotiModel", "TrtAotiModelSpec"]

@@ -55,7 +55,9 @@ def _simplify(node: Any) -> Any:
             node = merged
         elif types == {"string", "integer"}:
             # Quantities: Kubernetes' int-or-string (string bounds kept: CEL cost budget).
-            string_bounds = {k: v for s in non_null if s.get("type") == "string" for k, v in s.items() if k == "maxLength"}
+            string_bounds = {
+                k: v for s in non_null if s.get("type") == "string" for k, v in s.items() if k == "maxLength"
+            }
             node = {**rest, **string_bounds, "x-kubernetes-int-or-string": True}
         else:
             raise ValueError(f"cannot express anyOf {any_of} structurally")
@@ -78,7 +80,8 @@ def structural(model: type[m.ApiModel]) -> dict[str, Any]:
     """The structural OpenAPI v3 schema of one model."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.get("$defs", {})
-    return _simplify(_resolve(raw, defs))
+    schema: dict[str, Any] = _simplify(_resolve(raw, defs))
+    return schema
 
 
 def crd_manifest() -> dict[str, Any]:

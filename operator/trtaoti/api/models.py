@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 GROUP = "trtaoti.dev"
@@ -47,9 +47,9 @@ TENSOR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
 EMPTY_DEFAULT: dict[str, Any] = {"default": {}}
 
 
-def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, JsonValue]:
     """One `x-kubernetes-validations` entry; field_path points the error at a child."""
-    entry = {"rule": rule, "message": message}
+    entry: dict[str, JsonValue] = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     return entry
@@ -161,13 +161,14 @@ class ModelSource(ApiModel):
 
     exported_program: str | None = Field(
         default=None,
-        description="URI of a torch.export.save() file: s3://, gs:// or az:// (file:// only for trtaoti run/compile on one machine).",
+        description=(
+            "URI of a torch.export.save() file: s3://, gs:// or az:// "
+            "(file:// only for trtaoti run/compile on one machine)."
+        ),
         pattern=STORAGE_URI_PATTERN,
         max_length=1024,
     )
-    python: PythonSource | None = Field(
-        default=None, description="A Python factory available in the compiler image."
-    )
+    python: PythonSource | None = Field(default=None, description="A Python factory available in the compiler image.")
     sha256: str | None = Field(
         default=None,
         description=(
@@ -332,16 +333,16 @@ class CompileSpec(ApiModel):
         default=None, description="Compiler image; defaults to the operator's configured image.", max_length=512
     )
     gpu: GpuSelector = Field(
-        default_factory=GpuSelector, description="GPU the compile Job (and serving) runs on.", json_schema_extra=EMPTY_DEFAULT
+        default_factory=GpuSelector,
+        description="GPU the compile Job (and serving) runs on.",
+        json_schema_extra=EMPTY_DEFAULT,
     )
     resources: ResourceRequirements = Field(
         default_factory=ResourceRequirements,
         description="Resources of the compile container.",
         json_schema_extra=EMPTY_DEFAULT,
     )
-    timeout_seconds: int = Field(
-        default=3600, ge=60, le=86400, description="activeDeadlineSeconds of the compile Job."
-    )
+    timeout_seconds: int = Field(default=3600, ge=60, le=86400, description="activeDeadlineSeconds of the compile Job.")
     backoff_limit: int = Field(default=1, ge=0, le=10, description="Retries of the compile Job.")
     min_block_size: int = Field(
         default=5, ge=1, le=1000, description="TensorRT: smallest subgraph converted to an engine."
@@ -375,7 +376,10 @@ class StorageSpec(ApiModel):
     )
 
     uri: str = Field(
-        description="Artifact store prefix: s3://bucket/prefix, gs:// or az:// (file:// only for trtaoti run/compile on one machine).",
+        description=(
+            "Artifact store prefix: s3://bucket/prefix, gs:// or az:// "
+            "(file:// only for trtaoti run/compile on one machine)."
+        ),
         pattern=STORAGE_URI_PATTERN,
         max_length=1024,
     )
@@ -397,9 +401,7 @@ class StorageSpec(ApiModel):
 
 class AutoscalingSpec(ApiModel):
     max_replicas: int = Field(ge=1, le=1000, description="Upper bound for the HorizontalPodAutoscaler.")
-    target_cpu_utilization_percentage: int = Field(
-        default=80, ge=1, le=100, description="HPA CPU utilization target."
-    )
+    target_cpu_utilization_percentage: int = Field(default=80, ge=1, le=100, description="HPA CPU utilization target.")
 
 
 class ProductServing(ApiModel):
@@ -420,8 +422,11 @@ class ServingSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel("!has(self.grpcPort) || !has(self.port) || self.grpcPort != self.port",
-                    "grpcPort must differ from port", ".grpcPort"),
+                cel(
+                    "!has(self.grpcPort) || !has(self.port) || self.grpcPort != self.port",
+                    "grpcPort must differ from port",
+                    ".grpcPort",
+                ),
             ]
         }
     )
@@ -450,7 +455,9 @@ class ServingSpec(ApiModel):
     )
     products: list[ProductServing] = Field(
         default_factory=list,
-        description="Per-product replicas of a fleet (compile.gpu.products); products not listed use each profile's replicas.",
+        description=(
+            "Per-product replicas of a fleet (compile.gpu.products); products not listed use each profile's replicas."
+        ),
         max_length=MAX_GPU_PRODUCTS,
         json_schema_extra=list_map("name"),
     )
@@ -474,7 +481,8 @@ class TrtAotiModelSpec(ApiModel):
                 cel(
                     "self.device == 'cpu' || (has(self.compile) && has(self.compile.gpu) && "
                     "(has(self.compile.gpu.product) || has(self.compile.gpu.products)))",
-                    "device cuda requires compile.gpu.product (or compile.gpu.products): compiled kernels are tied to the GPU",
+                    "device cuda requires compile.gpu.product (or compile.gpu.products): "
+                    "compiled kernels are tied to the GPU",
                     ".compile",
                 ),
                 cel(
@@ -513,7 +521,9 @@ class TrtAotiModelSpec(ApiModel):
         max_length=8,
         json_schema_extra=list_map("name"),
     )
-    backend: Backend = Field(default=Backend.tensorrt, description="tensorrt (TensorRT engines + AOTInductor) or inductor.")
+    backend: Backend = Field(
+        default=Backend.tensorrt, description="tensorrt (TensorRT engines + AOTInductor) or inductor."
+    )
     precision: Precision = Field(default=Precision.fp16, description="Compute precision.")
     device: Device = Field(default=Device.cuda, description="cuda, or cpu for inductor-only CPU serving.")
     compile: CompileSpec = Field(
@@ -578,7 +588,9 @@ class Artifact(ApiModel):
     bytes: int = Field(description="Size of the package in bytes.")
     key: str = Field(description="Content address: hash of everything that changes the compiled bytes.")
     backend: str | None = Field(default=None, description="Backend actually used.")
-    versions: dict[str, str] = Field(default_factory=dict, description="torch, torch_tensorrt, tensorrt, cuda versions.")
+    versions: dict[str, str] = Field(
+        default_factory=dict, description="torch, torch_tensorrt, tensorrt, cuda versions."
+    )
     device: str | None = Field(default=None, description="Device the package was compiled for.")
     batch: BatchRange = Field(description="Batch range compiled into the package.")
     gpu_product: str | None = Field(default=None, description="GPU the package was compiled on.")
@@ -599,7 +611,10 @@ class ProfileStatus(ApiModel):
     name: str = Field(description="Profile name.")
     gpu_product: str = Field(
         default="",
-        description="GPU product this entry is compiled and served on (a fleet has one entry per profile and product; empty on CPU).",
+        description=(
+            "GPU product this entry is compiled and served on "
+            "(a fleet has one entry per profile and product; empty on CPU)."
+        ),
     )
     phase: ProfilePhase = Field(description="Pending, Compiling, Compiled, Failed or Ready.")
     artifact_key: str | None = Field(default=None, description="Artifact key the current spec needs.")

@@ -38,7 +38,8 @@ Rules are CEL (`x-kubernetes-validations`) checked by the apiserver at apply tim
 
 
 def load_crd(path: Path = CRD_PATH) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+    crd: dict[str, Any] = yaml.safe_load(path.read_text())
+    return crd
 
 
 def _type(schema: dict[str, Any]) -> str:
@@ -60,8 +61,13 @@ def _validation(schema: dict[str, Any], required: bool) -> list[str]:
         if key in schema:
             exclusive = schema.get(f"exclusive{key.capitalize()}") is True
             rules.append(f"{label.rstrip('=') if exclusive else label} {schema[key]}")
-    for key, label in (("minLength", "length >="), ("maxLength", "length <="), ("minItems", "items >="),
-                       ("maxItems", "items <="), ("maxProperties", "entries <=")):  # fmt: skip
+    for key, label in (
+        ("minLength", "length >="),
+        ("maxLength", "length <="),
+        ("minItems", "items >="),
+        ("maxItems", "items <="),
+        ("maxProperties", "entries <="),
+    ):
         if key in schema:
             rules.append(f"{label} {schema[key]}")
     if "pattern" in schema:
@@ -120,9 +126,12 @@ def render(crd: dict[str, Any]) -> str:
     names = crd["spec"]["names"]
     out = [
         _HEADER.format(
-            group=crd["spec"]["group"], version=version["name"], kind=names["kind"],
-            short=", ".join(names.get("shortNames", [])), description=_cell(schema.get("description", "")),
-        )  # fmt: skip
+            group=crd["spec"]["group"],
+            version=version["name"],
+            kind=names["kind"],
+            short=", ".join(names.get("shortNames", [])),
+            description=_cell(schema.get("description", "")),
+        )
     ]
     out += ["## spec", "", *_table(schema["properties"]["spec"], "spec"), ""]
     out += ["## status", "", "Written by the operator only.", "", *_table(schema["properties"]["status"], "status"), ""]

@@ -8,6 +8,7 @@ writer renames fails loudly at the reader instead of drifting. The status'
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ from pydantic import Field, ValidationError
 
 from trtaoti.api.models import ApiModel, Artifact, BatchRange
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT: Literal[1] = 1
 
 
 class InvalidManifest(ValueError):
@@ -68,7 +69,7 @@ class Manifest(ApiModel):
     key_document: dict[str, Any] | None = None
 
     @classmethod
-    def parse(cls, data: bytes | str, expected_key: str | None = None) -> Manifest:
+    def parse(cls, data: builtins.bytes | str, expected_key: str | None = None) -> Manifest:
         """The manifest in `data`; InvalidManifest names what is wrong with it."""
         where = f"manifest for {expected_key}" if expected_key else "manifest"
         try:
@@ -85,7 +86,7 @@ class Manifest(ApiModel):
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
             raise InvalidManifest(f"{where} is invalid: {problems}") from None
 
-    def encode(self) -> bytes:
+    def encode(self) -> builtins.bytes:  # `bytes` is a field here
         return json.dumps(self.to_wire(), indent=2, sort_keys=True).encode() + b"\n"
 
     def artifact(self) -> Artifact:

@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pydantic
 import yaml
@@ -22,6 +23,9 @@ import yaml
 from trtaoti.api.models import TrtAotiModel
 from trtaoti.compiler.errors import EXIT_FAILED, CompileError, InvalidInput
 from trtaoti.compiler.progress import write_termination_message
+
+if TYPE_CHECKING:  # the pipeline imports torch: loaded only when a compile runs
+    from trtaoti.compiler.pipeline import CompileOutcome
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         write_termination_message({"ok": False, "exitCode": EXIT_FAILED, "error": message})
         return EXIT_FAILED
     manifest = outcome.manifest
-    print(f"{'cache hit' if outcome.cache_hit else 'compiled'}: {outcome.model_uri} sha256 {manifest.sha256}", flush=True)
+    print(
+        f"{'cache hit' if outcome.cache_hit else 'compiled'}: {outcome.model_uri} sha256 {manifest.sha256}", flush=True
+    )
     write_termination_message({
         "ok": True, "exitCode": 0, "cacheHit": outcome.cache_hit, "key": outcome.key, "uri": outcome.model_uri,
         "sha256": manifest.sha256, "bytes": manifest.bytes, "backend": manifest.backend,
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compile(args: argparse.Namespace):  # noqa: ANN202 - CompileOutcome (imported lazily: torch)
+def _compile(args: argparse.Namespace) -> CompileOutcome:
     model = load_spec(args.spec)
     from trtaoti.compiler.pipeline import CompileRequest, compile_profile
 

@@ -44,5 +44,6 @@ def kserve_datatype(dtype: torch.dtype) -> str:
 
 
 def describe_tensors(names: list[str], tensors: list[torch.Tensor]) -> str:
-    """"'image' [8, 3, 32, 32] FP32, 'class_id' [8] INT64" for error messages."""
-    return ", ".join(f"{n!r} {list(t.shape)} {KSERVE_DATATYPES.get(t.dtype, t.dtype)}" for n, t in zip(names, tensors))
+    """For error messages: `'image' [8, 3, 32, 32] FP32, 'class_id' [8] INT64`."""
+    described = zip(names, tensors, strict=True)
+    return ", ".join(f"{n!r} {list(t.shape)} {KSERVE_DATATYPES.get(t.dtype, t.dtype)}" for n, t in described)

@@ -33,7 +33,7 @@ class SignatureAdapter(torch.nn.Module):
         self.casts = list(casts)
 
     def forward(self, *inputs: torch.Tensor) -> Any:
-        return self.model(*[x if dtype is None else x.to(dtype) for x, dtype in zip(inputs, self.casts)])
+        return self.model(*[x if dtype is None else x.to(dtype) for x, dtype in zip(inputs, self.casts, strict=True)])
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,10 @@ def explain_export_failure(exc: Exception, plan: CompilePlan) -> str:
             f"inputs {', '.join(repr(n) for n in names)}: the model cannot run every batch size in "
             f"{plan.describe_range()}; torch.export says:\n{reason}"
         )
-    return f"torch.export failed for inputs {', '.join(repr(n) for n in names)} over batch {plan.describe_range()}: {type(exc).__name__}: {reason}"
+    return (
+        f"torch.export failed for inputs {', '.join(repr(n) for n in names)} over batch {plan.describe_range()}: "
+        f"{type(exc).__name__}: {reason}"
+    )
 
 
 def _torch_reason(message: str) -> str:
@@ -168,7 +171,7 @@ def describe_outputs(
     if len(names) != len(values):
         raise InvalidInput(f"the model has {len(values)} outputs but {len(names)} output names: {names}")
     specs = []
-    for name, value in zip(names, values):
+    for name, value in zip(names, values, strict=True):
         shape = list(value.shape)
         if not shape or not _is_batch(shape[0], batch_symbol, plan):
             raise InvalidInput(

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch.utils._pytree import tree_flatten
@@ -57,6 +57,8 @@ from trtaoti.storage import (
     open_store,
     split_object_uri,
 )
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -115,9 +117,9 @@ def compile_profile(request: CompileRequest) -> CompileOutcome:
     product = target_product(spec, request.gpu_product)
     store = _open_output(request)
     source_etag = _source_etag(spec, request.env)
-    identity = {"compiler_image": request.compiler_image, "source_etag": source_etag, "gpu_product": product}
-    document = key_document(spec, profile, **identity)
-    key = request.key or artifact_key(spec, profile, **identity)
+    image = request.compiler_image
+    document = key_document(spec, profile, compiler_image=image, source_etag=source_etag, gpu_product=product)
+    key = request.key or artifact_key(spec, profile, compiler_image=image, source_etag=source_etag, gpu_product=product)
 
     existing = _storage_call(lambda: _existing_manifest(store, key))
     if existing is not None:
@@ -134,7 +136,7 @@ def compile_profile(request: CompileRequest) -> CompileOutcome:
         f"backend={plan.backend} precision={plan.precision} device={plan.device} key={key}"
     )
     temporary = request.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="trtaoti-compile-")) if temporary else Path(request.workdir)
+    workdir = Path(tempfile.mkdtemp(prefix="trtaoti-compile-")) if request.workdir is None else request.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         manifest = _compile(request, plan, store, workdir, document)
@@ -168,7 +170,10 @@ def _compile(
 
     adapter = prepare_module(loaded.module, plan)
     exported = export_model(adapter, plan, samples.make(plan.trace_batch, plan.torch_device), names)
-    step(f"exported with batch {plan.describe_range()}; outputs {[(o.name, o.datatype, o.shape) for o in exported.outputs]}")
+    step(
+        f"exported with batch {plan.describe_range()}; "
+        f"outputs {[(o.name, o.datatype, o.shape) for o in exported.outputs]}"
+    )
 
     package = workdir / LOCAL_PACKAGE_FILE
     requires_torchtrt = plan.backend == "tensorrt"
@@ -244,7 +249,10 @@ def _eager_references(
     """
     module = eval_mode(loaded.module).to(plan.torch_device)
     original = model_dtype(module)
-    casts = [original if original is not None and s.dtype.is_floating_point and s.dtype != original else None for s in plan.inputs]
+    casts = [
+        original if original is not None and s.dtype.is_floating_point and s.dtype != original else None
+        for s in plan.inputs
+    ]
     reference = SignatureAdapter(module, casts)
     cases, first_raw = [], None
     for batch in plan.validation_batches:
@@ -252,7 +260,7 @@ def _eager_references(
         try:
             with torch.no_grad():
                 raw = reference(*[t.to(plan.torch_device) for t in inputs])
-        except Exception as exc:  # noqa: BLE001 - any failure of user code is reported with its input
+        except Exception as exc:
             shapes = describe_tensors([s.name for s in plan.inputs], list(inputs))
             raise InvalidInput(
                 f"the model fails at batch {batch} of batch range {plan.describe_range()} "
@@ -287,7 +295,8 @@ def _source_etag(spec: TrtAotiModelSpec, env: Mapping[str, str] | None) -> str |
         raise CompileFailed(f"model.exportedProgram: {exc}") from exc
 
 
-def _storage_call(call):  # noqa: ANN001, ANN202 - a thunk over the store
+def _storage_call(call: Callable[[], T]) -> T:
+    """`call` (a thunk over the store), its storage failure a compile failure."""
     try:
         return call()
     except StorageError as exc:

@@ -107,5 +107,6 @@ def check_spec(spec: TrtAotiModelSpec, profile: BatchProfile) -> None:
         shape = list(spec_input.shape)
         if shape[0] != -1 or shape.count(-1) != 1 or any(d == 0 or d < -1 for d in shape):
             raise InvalidInput(
-                f"input {spec_input.name!r}: shape {shape} must start with -1 (the batch) and have fixed positive sizes after it"
+                f"input {spec_input.name!r}: shape {shape} must start with -1 (the batch) "
+                "and have fixed positive sizes after it"
             )

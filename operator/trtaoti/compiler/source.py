@@ -59,11 +59,12 @@ def load_python_factory(source: PythonSource, spec_dir: Path) -> LoadedModel:
         ) from exc
     try:
         result = factory()
-    except Exception as exc:  # noqa: BLE001 - user code: report it, with its name
+    except Exception as exc:  # user code: report it, with its name
         raise InvalidInput(f"model factory {source.factory} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(result, tuple) or len(result) not in (2, 3):
         raise InvalidInput(
-            f"factory {source.factory} must return (module, example_inputs[, output_names]), got {type(result).__name__}"
+            f"factory {source.factory} must return (module, example_inputs[, output_names]), "
+            f"got {type(result).__name__}"
         )
     module, examples = result[0], result[1]
     names = list(result[2]) if len(result) == 3 and result[2] is not None else None
@@ -78,9 +79,7 @@ def load_python_factory(source: PythonSource, spec_dir: Path) -> LoadedModel:
     return LoadedModel(module, tuple(examples), names, f"factory {source.factory}")
 
 
-def load_exported_program(
-    uri: str, sha256: str | None, workdir: Path, env: Mapping[str, str] | None
-) -> LoadedModel:
+def load_exported_program(uri: str, sha256: str | None, workdir: Path, env: Mapping[str, str] | None) -> LoadedModel:
     local = workdir / "source" / "exported_program.pt2"
     try:
         directory, name = split_object_uri(uri)
@@ -99,7 +98,9 @@ def load_exported_program(
     if program.example_inputs is not None:
         args, kwargs = program.example_inputs
         if kwargs:
-            raise InvalidInput(f"{uri}: exported programs with keyword inputs are not supported; export with positional inputs")
+            raise InvalidInput(
+                f"{uri}: exported programs with keyword inputs are not supported; export with positional inputs"
+            )
         examples = tuple(args)
     return LoadedModel(program.module(), examples, None, f"exported program {uri}")
 
@@ -114,7 +115,7 @@ def check_examples(loaded: LoadedModel, inputs: Sequence[TensorSpec]) -> None:
             f"{loaded.description} takes {len(examples)} inputs but spec.inputs declares {len(inputs)} "
             f"({', '.join(i.name for i in inputs)})"
         )
-    for example, spec in zip(examples, inputs):
+    for example, spec in zip(examples, inputs, strict=True):
         declared = list(spec.shape)
         # A floating input may be declared in another float type than the model's
         # examples (e.g. FP16 on the wire, an fp32 model): the export casts it.

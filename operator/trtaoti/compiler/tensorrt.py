@@ -56,7 +56,9 @@ def trt_inputs(torchtrt: Any, plan: CompilePlan, int_ranges: dict[str, tuple[int
             low, high = int_ranges[spec.name]
             kwargs["tensor_domain"] = (low, high + 1)
         if plan.dynamic:
-            inputs.append(torchtrt.Input(min_shape=spec.at(lo), opt_shape=spec.at(opt), max_shape=spec.at(hi), **kwargs))
+            inputs.append(
+                torchtrt.Input(min_shape=spec.at(lo), opt_shape=spec.at(opt), max_shape=spec.at(hi), **kwargs)
+            )
         else:
             inputs.append(torchtrt.Input(shape=spec.at(lo), **kwargs))
     return inputs

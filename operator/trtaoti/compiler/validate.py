@@ -81,7 +81,7 @@ def validate_package(
     stderr_path = workdir / "validation-stderr.txt"
     for stale in (result_path, phase_path):
         stale.unlink(missing_ok=True)
-    lo, opt, hi = plan.batch_range
+    _, opt, hi = plan.batch_range
     torch.save(
         {
             "package": str(package),
@@ -97,22 +97,30 @@ def validate_package(
         },
         request,
     )
-    command = [sys.executable, "-m", "trtaoti.compiler.validate_worker", str(request), str(result_path), str(phase_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "trtaoti.compiler.validate_worker",
+        str(request),
+        str(result_path),
+        str(phase_path),
+    ]
     with stderr_path.open("wb") as stderr:
         try:
-            completed = subprocess.run(command, env=worker_env(plan), stderr=stderr, timeout=timeout_seconds, check=False)
+            completed = subprocess.run(
+                command, env=worker_env(plan), stderr=stderr, timeout=timeout_seconds, check=False
+            )
         except subprocess.TimeoutExpired:
             raise CompileFailed(
                 f"validation timed out after {timeout_seconds:.0f}s while {_phase(phase_path)}"
             ) from None
     if completed.returncode < 0:
         name = signal.Signals(-completed.returncode).name
-        raise CompileFailed(
-            f"the package crashed its loader ({name}) while {_phase(phase_path)}; {_tail(stderr_path)}"
-        )
+        raise CompileFailed(f"the package crashed its loader ({name}) while {_phase(phase_path)}; {_tail(stderr_path)}")
     if not result_path.exists():
         raise CompileFailed(
-            f"validation worker exited with status {completed.returncode} while {_phase(phase_path)}: {_tail(stderr_path)}"
+            f"validation worker exited with status {completed.returncode} while {_phase(phase_path)}: "
+            f"{_tail(stderr_path)}"
         )
     result = json.loads(result_path.read_text())
     if not result["ok"]:

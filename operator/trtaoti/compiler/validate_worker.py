@@ -57,9 +57,13 @@ def main(argv: list[str]) -> int:
         try:
             with torch.no_grad():
                 actual = [t.cpu() for t in tree_flatten(runner(*inputs))[0]]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - report any failure of the package as the result
             return finish(
-                {"ok": False, "kind": "run", "error": f"batch {batch} (inputs {described}): {type(exc).__name__}: {exc}"}
+                {
+                    "ok": False,
+                    "kind": "run",
+                    "error": f"batch {batch} (inputs {described}): {type(exc).__name__}: {exc}",
+                }
             )
         error, worst = compare(actual, case["expected"], request)
         if error:
@@ -87,12 +91,14 @@ def main(argv: list[str]) -> int:
     return finish(result)
 
 
-def compare(actual: list[torch.Tensor], expected: list[torch.Tensor], request: dict[str, Any]) -> tuple[str | None, float]:
+def compare(
+    actual: list[torch.Tensor], expected: list[torch.Tensor], request: dict[str, Any]
+) -> tuple[str | None, float]:
     names, rtol, atol = request["output_names"], request["rtol"], request["atol"]
     if len(actual) != len(expected):
         return f"the package returned {len(actual)} outputs, the eager model {len(expected)}", 0.0
     worst = 0.0
-    for name, got, want in zip(names, actual, expected):
+    for name, got, want in zip(names, actual, expected, strict=True):
         if got.shape != want.shape:
             return f"output {name!r} has shape {list(got.shape)}, the eager model's {list(want.shape)}", worst
         if not want.dtype.is_floating_point:
@@ -100,7 +106,10 @@ def compare(actual: list[torch.Tensor], expected: list[torch.Tensor], request: d
             # fp16/bf16 a near-tie may legitimately flip, so they are not compared.
             if request["precision"] == "fp32" and not torch.equal(got.to(want.dtype), want):
                 mismatches = int((got.to(want.dtype) != want).sum())
-                return f"output {name!r}: {mismatches} of {want.numel()} integer elements differ from the eager model", worst
+                return (
+                    f"output {name!r}: {mismatches} of {want.numel()} integer elements differ from the eager model",
+                    worst,
+                )
             continue
         got64, want64 = got.double(), want.double()
         diff = (got64 - want64).abs()
@@ -128,7 +137,7 @@ def time_runs(runner: Any, inputs: list[torch.Tensor], device: torch.device) -> 
         for _ in range(WARMUP_RUNS):
             runner(*inputs)
         sync()
-        samples = []
+        samples: list[float] = []
         deadline = time.perf_counter() + TIMING_BUDGET_SECONDS
         while len(samples) < TIMED_RUNS and (not samples or time.perf_counter() < deadline):
             start = time.perf_counter()

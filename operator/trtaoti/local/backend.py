@@ -50,9 +50,8 @@ def for_this_machine(model: TrtAotiModel, choice: BackendChoice) -> tuple[TrtAot
         return model, None
     gpu = GpuSelector(product=choice.gpu_product, count=model.spec.compile.gpu.count)
     spec = model.spec.model_copy(update={"compile": model.spec.compile.model_copy(update={"gpu": gpu})})
-    note = (
-        f"compiling for this machine's GPU, {choice.gpu_product}"
-        + (f" (the spec names {', '.join(named)})" if named else "")
+    note = f"compiling for this machine's GPU, {choice.gpu_product}" + (
+        f" (the spec names {', '.join(named)})" if named else ""
     )
     return model.model_copy(update={"spec": spec}), note
 
@@ -67,7 +66,7 @@ def _torch_tensorrt_importable() -> tuple[bool, str]:
     if importlib.util.find_spec("torch_tensorrt") is None:
         return False, "torch_tensorrt is not installed"
     try:
-        import torch_tensorrt  # noqa: F401
+        import torch_tensorrt  # noqa: F401 - the import is the test
     except Exception as exc:  # noqa: BLE001 - any import failure means "not usable here"
         return False, f"torch_tensorrt does not import ({type(exc).__name__}: {exc})"
     return True, "torch_tensorrt imports"

@@ -96,7 +96,11 @@ def python_snippet(
     for spec in inputs:
         shape = ", ".join(["batch", *(str(d) for d in spec.shape[1:])])
         dtype = np.dtype(_NUMPY[spec.datatype]).name
-        make = f"np.random.randn({shape}).astype(np.{dtype})" if dtype.startswith("float") else f"np.zeros(({shape},), np.{dtype})"
+        make = (
+            f"np.random.randn({shape}).astype(np.{dtype})"
+            if dtype.startswith("float")
+            else f"np.zeros(({shape},), np.{dtype})"
+        )
         lines += [
             f'inp = httpclient.InferInput("{spec.name}", [{shape}], "{spec.datatype}")',
             f"inp.set_data_from_numpy({make})",
@@ -124,6 +128,11 @@ def summarize(response: dict[str, Any]) -> list[str]:
     for output in response.get("outputs", []):
         data = np.asarray(output.get("data", []))
         head = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in data[:6].tolist())
-        stats = f" min {data.min():.4g} max {data.max():.4g}" if data.size and np.issubdtype(data.dtype, np.number) else ""
-        lines.append(f"{output['name']} {output['datatype']} {output['shape']}: [{head}{', ...' if data.size > 6 else ''}]{stats}")
+        stats = (
+            f" min {data.min():.4g} max {data.max():.4g}" if data.size and np.issubdtype(data.dtype, np.number) else ""
+        )
+        lines.append(
+            f"{output['name']} {output['datatype']} {output['shape']}: "
+            f"[{head}{', ...' if data.size > 6 else ''}]{stats}"
+        )
     return lines

@@ -12,10 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from trtaoti.storage.uri import StorageUri
+
+if TYPE_CHECKING:
+    from trtaoti.api.models import TrtAotiModel
 
 DEFAULT_STORE = "file://~/.cache/trtaoti/store"
 DEFAULT_RUN_DIR = "~/.cache/trtaoti/run"
@@ -26,25 +30,44 @@ EXIT_INTERRUPTED = 130
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, metavar="MODEL.yaml", help="TrtAotiModel manifest")
-    parser.add_argument("--profile", action="append", dest="profiles", metavar="NAME",
-                        help="compile and serve only this batch profile (repeatable; default: all)")
-    parser.add_argument("--backend", choices=["tensorrt", "inductor"],
-                        help="force a backend (default: tensorrt where torch_tensorrt imports on a GPU, else inductor)")
+    parser.add_argument(
+        "--profile",
+        action="append",
+        dest="profiles",
+        metavar="NAME",
+        help="compile and serve only this batch profile (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["tensorrt", "inductor"],
+        help="force a backend (default: tensorrt where torch_tensorrt imports on a GPU, else inductor)",
+    )
     parser.add_argument("--device", choices=["cuda", "cpu"], help="force a device (default: cuda when visible)")
     store = parser.add_mutually_exclusive_group()
-    store.add_argument("--store", default=DEFAULT_STORE,
-                       help=f"artifact store URI; a local directory by default ({DEFAULT_STORE})")
-    store.add_argument("--use-spec-storage", action="store_true",
-                       help="store in spec.storage.uri instead (credentials from the environment)")
-    parser.add_argument("--server-binary",
-                        help="trtaoti-server to run (default: $TRTAOTI_SERVER, PATH, or the source checkout's build)")
+    store.add_argument(
+        "--store", default=DEFAULT_STORE, help=f"artifact store URI; a local directory by default ({DEFAULT_STORE})"
+    )
+    store.add_argument(
+        "--use-spec-storage",
+        action="store_true",
+        help="store in spec.storage.uri instead (credentials from the environment)",
+    )
+    parser.add_argument(
+        "--server-binary", help="trtaoti-server to run (default: $TRTAOTI_SERVER, PATH, or the source checkout's build)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address the servers listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="first port; each profile takes the next free one")
     parser.add_argument("--ready-timeout", type=float, default=300, help="seconds a server may take to turn ready")
-    parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
-                        help=f"server logs and downloaded packages (default {DEFAULT_RUN_DIR})")
-    parser.add_argument("--once", "--infer-example", action="store_true", dest="once",
-                        help="send one inference with random inputs to each profile, print it, stop, exit")
+    parser.add_argument(
+        "--run-dir", default=DEFAULT_RUN_DIR, help=f"server logs and downloaded packages (default {DEFAULT_RUN_DIR})"
+    )
+    parser.add_argument(
+        "--once",
+        "--infer-example",
+        action="store_true",
+        dest="once",
+        help="send one inference with random inputs to each profile, print it, stop, exit",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +131,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         session.stop()
 
 
-def _profiles(model, wanted: list[str] | None) -> list[str]:  # noqa: ANN001 - TrtAotiModel
+def _profiles(model: TrtAotiModel, wanted: list[str] | None) -> list[str]:
     names = [p.name for p in model.spec.batch_profiles]
     for name in wanted or []:
         if name not in names:
@@ -120,6 +143,6 @@ def expand_store_uri(uri: str) -> str:
     """`file://~/x` and `file://relative` are conveniences of this command; the stores
     (and the cluster) only know absolute `file:///...`."""
     if uri.startswith("file://") and not uri.startswith("file:///"):
-        uri = "file://" + str(Path(uri[len("file://"):]).expanduser().resolve())
+        uri = "file://" + str(Path(uri[len("file://") :]).expanduser().resolve())
     StorageUri.parse(uri)  # ValueError names the problem
     return uri

@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +105,7 @@ def _with_progress(request: CompileRequest, console: Console, label: str) -> Com
 
 
 @contextlib.contextmanager
-def _captured(fd: int, on_line) -> Iterator[None]:  # noqa: ANN001 - Callable[[str], None]
+def _captured(fd: int, on_line: Callable[[str], None]) -> Iterator[None]:
     """Descriptor `fd` (1 or 2) into `on_line`, line by line, while the compiler runs.
 
     At the descriptor level, not sys.stdout: the compiler's validation worker and the

@@ -90,7 +90,14 @@ class RunningServer:
 
 
 def server_command(
-    binary: Path, model_name: str, spec: TrtAotiModelSpec, profile: str, artifact: Artifact, package: Path, host: str, port: int
+    binary: Path,
+    model_name: str,
+    spec: TrtAotiModelSpec,
+    profile: str,
+    artifact: Artifact,
+    package: Path,
+    host: str,
+    port: int,
 ) -> list[str]:
     """The operator's server flags for this profile, with the path and port of this machine."""
     args = server_args(model_name, spec, spec.profile(profile), artifact)
@@ -100,7 +107,9 @@ def server_command(
     return [str(binary), *mapped, "--host", host]
 
 
-def start_server(command: list[str], profile: str, model_name: str, host: str, port: int, log_path: Path) -> RunningServer:
+def start_server(
+    command: list[str], profile: str, model_name: str, host: str, port: int, log_path: Path
+) -> RunningServer:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         # Own process group: the terminal's Ctrl-C reaches `trtaoti run` only, which then
@@ -139,7 +148,7 @@ def stop_servers(servers: list[RunningServer], timeout: float = 30) -> list[int 
     for server in servers:
         if server.process.poll() is None:
             server.process.send_signal(signal.SIGTERM)
-    codes = []
+    codes: list[int | None] = []
     deadline = time.monotonic() + timeout
     for server in servers:
         try:

@@ -12,6 +12,7 @@ from types import FrameType
 from rich.console import Console
 
 from trtaoti.api.models import TrtAotiModel
+from trtaoti.artifact import Manifest
 from trtaoti.local import client
 from trtaoti.local.compile import CompiledProfile
 from trtaoti.local.serve import (
@@ -22,7 +23,6 @@ from trtaoti.local.serve import (
     stop_servers,
     wait_ready,
 )
-from trtaoti.artifact import Manifest
 from trtaoti.storage import StorageUri, open_store, split_object_uri
 
 # How often the wait loop checks that every server is still alive.
@@ -42,7 +42,12 @@ def local_package(manifest: Manifest, run_dir: Path) -> Path:
 
 class ServingSession:
     def __init__(
-        self, model: TrtAotiModel, compiled: list[CompiledProfile], binary: Path, args: argparse.Namespace, console: Console
+        self,
+        model: TrtAotiModel,
+        compiled: list[CompiledProfile],
+        binary: Path,
+        args: argparse.Namespace,
+        console: Console,
     ) -> None:
         self.model = model
         self.compiled = compiled
@@ -79,8 +84,12 @@ class ServingSession:
             f"(pid {server.process.pid}, batch {manifest.batch.min}..{manifest.batch.max}, KServe V2; "
             f"log {server.log_path})"
         )
-        self.console.print("  " + client.curl_command(server.base_url, self.model.name, manifest.inputs), soft_wrap=True)
-        snippet = client.python_snippet(f"{server.host}:{server.port}", self.model.name, manifest.inputs, manifest.outputs)
+        self.console.print(
+            "  " + client.curl_command(server.base_url, self.model.name, manifest.inputs), soft_wrap=True
+        )
+        snippet = client.python_snippet(
+            f"{server.host}:{server.port}", self.model.name, manifest.inputs, manifest.outputs
+        )
         self.console.print("  Python (tritonclient):")
         self.console.print("\n".join("    " + line for line in snippet.splitlines()), soft_wrap=True, markup=False)
 
@@ -90,7 +99,9 @@ class ServingSession:
             for server, entry in self.servers:
                 batch = entry.manifest.batch.opt
                 response = client.infer_once(server.base_url, self.model.name, entry.manifest, batch)
-                self.console.print(f"\n[bold]inference[/] {self.model.name}/{entry.profile}, batch {batch} of random inputs:")
+                self.console.print(
+                    f"\n[bold]inference[/] {self.model.name}/{entry.profile}, batch {batch} of random inputs:"
+                )
                 for line in client.summarize(response):
                     self.console.print("  " + line, markup=False)
         except (RuntimeError, OSError) as exc:
@@ -121,7 +132,8 @@ class ServingSession:
     def _stop(self, code: int) -> int:
         self.console.print("stopping the servers (SIGTERM, draining)")
         codes = self.stop()
-        failed = [(s.profile, c) for (s, _), c in zip(self.servers, codes) if c not in (0, -signal.SIGTERM)]
+        clean = (0, -signal.SIGTERM)
+        failed = [(s.profile, c) for (s, _), c in zip(self.servers, codes, strict=True) if c not in clean]
         if failed:
             self.console.print(f"[bold red]servers that did not stop cleanly: {failed}[/]")
             return code or 1
@@ -130,4 +142,3 @@ class ServingSession:
 
     def stop(self) -> list[int | None]:
         return stop_servers([s for s, _ in self.servers])
-

@@ -15,45 +15,57 @@ def _env(name: str, default: str) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--namespace", "-n", action="append", default=[], dest="namespaces",
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        dest="namespaces",
         help="watch only this namespace (repeatable); default: all namespaces",
-    )  # fmt: skip
+    )
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
     parser.add_argument(
-        "--compiler-image", default=_env("TRTAOTI_COMPILER_IMAGE", DEFAULT_COMPILER_IMAGE),
+        "--compiler-image",
+        default=_env("TRTAOTI_COMPILER_IMAGE", DEFAULT_COMPILER_IMAGE),
         help="image of compile Jobs when spec.compile.image is unset [$TRTAOTI_COMPILER_IMAGE]",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--server-image", default=_env("TRTAOTI_SERVER_IMAGE", DEFAULT_SERVER_IMAGE),
+        "--server-image",
+        default=_env("TRTAOTI_SERVER_IMAGE", DEFAULT_SERVER_IMAGE),
         help="trtaoti-server image when spec.serving.image is unset [$TRTAOTI_SERVER_IMAGE]",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--fetch-image", default=_env("TRTAOTI_FETCH_IMAGE", DEFAULT_FETCH_IMAGE),
+        "--fetch-image",
+        default=_env("TRTAOTI_FETCH_IMAGE", DEFAULT_FETCH_IMAGE),
         help="image of the serving pods' `trtaoti fetch` init container [$TRTAOTI_FETCH_IMAGE]",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--image-pull-policy", default=_env("TRTAOTI_IMAGE_PULL_POLICY", "IfNotPresent"),
+        "--image-pull-policy",
+        default=_env("TRTAOTI_IMAGE_PULL_POLICY", "IfNotPresent"),
         choices=["Always", "IfNotPresent", "Never"],
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--allowed-image-prefix", action="append", dest="allowed_image_prefixes",
+        "--allowed-image-prefix",
+        action="append",
+        dest="allowed_image_prefixes",
         default=[p for p in _env("TRTAOTI_ALLOWED_IMAGE_PREFIXES", "").split(",") if p],
         help="spec.compile.image and spec.serving.image must start with one of these (repeatable; "
-             "default: any image) [$TRTAOTI_ALLOWED_IMAGE_PREFIXES, comma-separated]",
-    )  # fmt: skip
+        "default: any image) [$TRTAOTI_ALLOWED_IMAGE_PREFIXES, comma-separated]",
+    )
     parser.add_argument("--resync-seconds", type=float, default=300.0, help="re-reconcile every model this often")
     parser.add_argument("--concurrency", type=int, default=32, help="models reconciled at once")
     parser.add_argument(
-        "--liveness", default=None, metavar="URL",
+        "--liveness",
+        default=None,
+        metavar="URL",
         help="serve Kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
-    )  # fmt: skip
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
 def run(args: argparse.Namespace) -> int:
     import kopf
 
-    from trtaoti.operator import handlers  # noqa: F401  (registers the handlers)
+    from trtaoti.operator import handlers  # noqa: F401 - importing it registers the Kopf handlers
     from trtaoti.operator.config import OperatorConfig
 
     logging.basicConfig(

@@ -44,5 +44,5 @@ async def post(kube: Kube, body: dict[str, Any], event: Transition) -> None:
     }
     try:
         await kube.create(manifest)
-    except Exception as error:  # an event is best effort: never fail a reconcile for it
+    except Exception as error:  # noqa: BLE001 - an event is best effort: never fail a reconcile for it
         log.warning("could not post event %s on %s/%s: %s", event.reason, meta["namespace"], meta["name"], error)

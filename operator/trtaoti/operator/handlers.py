@@ -66,8 +66,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         started = time.monotonic()
         again = await reconciler.reconcile(namespace, name)
         elapsed = time.monotonic() - started
-        log.log(logging.INFO if elapsed > SLOW_RECONCILE_SECONDS else logging.DEBUG,
-                "reconciled %s/%s in %.0f ms", namespace, name, elapsed * 1000)  # fmt: skip
+        log.log(
+            logging.INFO if elapsed > SLOW_RECONCILE_SECONDS else logging.DEBUG,
+            "reconciled %s/%s in %.0f ms",
+            namespace,
+            name,
+            elapsed * 1000,
+        )
         if again is not None:
             queue.add_after(key, again)
 
@@ -96,8 +101,10 @@ async def _resync(memo: kopf.Memo, period: float) -> None:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def model_event(
-    type: str | None, name: str, namespace: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any
+    type: str | None, name: str, namespace: str | None, meta: kopf.Meta, memo: kopf.Memo, **_: Any
 ) -> None:
+    if namespace is None:  # Kopf's type allows cluster-scoped objects; TrtAotiModel is namespaced
+        return
     key = (namespace, name)
     if type == "DELETED":
         memo.known.pop(key, None)
@@ -113,7 +120,7 @@ async def model_event(
 
 @kopf.on.event("batch", "v1", "jobs", labels=CHILD_FILTER)
 async def job_event(
-    type: str | None, body: kopf.Body, labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any
+    type: str | None, body: kopf.Body, labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     # Only a Job's outcome matters to the reconciler, and its failed attempts (the
     # profile's message says a retry runs), not its pods coming and going.
@@ -128,7 +135,7 @@ async def job_event(
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_FILTER)
 async def deployment_event(
-    type: str | None, body: kopf.Body, labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any
+    type: str | None, body: kopf.Body, labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     if _changed(memo, type, body, observe_deployment(body)):
         _enqueue_owner(labels, namespace, memo)
@@ -146,7 +153,7 @@ def _changed(memo: kopf.Memo, type: str | None, body: kopf.Body, signature: Any)
     return True
 
 
-def _enqueue_owner(labels: kopf.Labels, namespace: str, memo: kopf.Memo) -> None:
+def _enqueue_owner(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo) -> None:
     model = labels.get(names.LABEL_MODEL)
-    if model:
+    if model and namespace is not None:
         memo.queue.add((namespace, model))

@@ -110,7 +110,9 @@ class Kube:
         _, url, headers, body, _ = self._api.param_serialize(
             method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
         )
-        response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        response = self._api.call_api(
+            method, url, header_params=headers, body=body, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        )
         response.read()
         return self._api.response_deserialize(response, {"2XX": "object"}).data
 

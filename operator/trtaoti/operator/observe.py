@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from trtaoti.operator.kube import Kube
 from trtaoti.resources import serving
 from trtaoti.resources.compile_job import CONTAINER_NAME
-from trtaoti.resources.status import WAITING_FOR_NODE, DeploymentObservation, JobObservation
+from trtaoti.resources.status import WAITING_FOR_NODE, DeploymentObservation, JobObservation, JobState
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 MAX_COMPILER_MESSAGE = 2000
 
 
-def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+def _condition(obj: Mapping[str, Any], type_: str) -> dict[str, Any] | None:
     for condition in (obj.get("status") or {}).get("conditions") or []:
         if condition.get("type") == type_ and condition.get("status") == "True":
             return condition
     return None
 
 
-def job_state(job: dict[str, Any]) -> str:
+def job_state(job: Mapping[str, Any]) -> JobState:
     if _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):
         return "Succeeded"
     if _condition(job, "Failed"):
@@ -77,8 +78,10 @@ def retry_message(job: dict[str, Any], pods: list[dict[str, Any]]) -> str:
         return ""
     limit = (job.get("spec") or {}).get("backoffLimit")
     attempts = f" of {int(limit) + 1}" if limit is not None else ""
-    ended = sorted((p for p in pods if (p.get("status") or {}).get("phase") == "Failed"),
-                   key=lambda p: p["metadata"].get("creationTimestamp") or "")
+    ended = sorted(
+        (p for p in pods if (p.get("status") or {}).get("phase") == "Failed"),
+        key=lambda p: p["metadata"].get("creationTimestamp") or "",
+    )
     last = termination_message(ended[-1]) if ended else None
     how = f" (last: {last[-MAX_COMPILER_MESSAGE:]})" if last else ""
     return f"attempt {failed + 1}{attempts} running; {failed} failed{how}"
@@ -97,7 +100,7 @@ async def observe_job(kube: Kube, job: dict[str, Any]) -> JobObservation:
         message = "; ".join(m for m in (retry, message) if m)
         return JobObservation(name=name, state="Running", message=message)
     if state != "Failed":
-        return JobObservation(name=name, state=state)  # type: ignore[arg-type]
+        return JobObservation(name=name, state=state)
     failed = _condition(job, "Failed") or {}
     summary = failed.get("message") or failed.get("reason") or "compile Job failed"
     pods = await kube.list("Pod", job["metadata"]["namespace"], f"{JOB_NAME_LABEL}={name}")
@@ -107,7 +110,7 @@ async def observe_job(kube: Kube, job: dict[str, Any]) -> JobObservation:
     return JobObservation(name=name, state="Failed", message=message)
 
 
-def observe_deployment(deployment: dict[str, Any]) -> DeploymentObservation:
+def observe_deployment(deployment: Mapping[str, Any]) -> DeploymentObservation:
     spec = deployment.get("spec") or {}
     status = deployment.get("status") or {}
     desired = int(spec.get("replicas", 1))

@@ -124,8 +124,16 @@ class Reconciler:
         wanted = targets(spec)
         keys = self._artifact_keys(spec, wanted, previous, etag, problem)
         observations = [
-            await self._converge_target(owner, spec, target, children, env, keys[target], problem,
-                                        reported.get((target.profile.name, target.product or "")))  # fmt: skip
+            await self._converge_target(
+                owner,
+                spec,
+                target,
+                children,
+                env,
+                keys[target],
+                problem,
+                reported.get((target.profile.name, target.product or "")),
+            )
             for target in wanted
         ]
         await prune(self.kube, owner, wanted_serving_names(owner.name, wanted), children, observations)
@@ -171,12 +179,12 @@ class Reconciler:
         obs = _observation(target, key, problem=problem)
 
         artifact: Artifact | None = None
-        if problem is None:
+        if problem is None and key is not None:  # a key is always known when nothing failed
             try:
                 artifact = await self.store.artifact(spec.storage.uri, env, key)
             except InvalidManifest as error:
                 obs = dataclasses.replace(obs, problem=Problem("InvalidManifest", str(error)))
-            except Exception as error:  # the store's errors vary by backend; all mean "cannot read"
+            except Exception as error:  # noqa: BLE001 - the store's errors vary by backend; all mean "cannot read"
                 # Also what keeps a Job that could never store its artifact from starting.
                 failure = storage_problem(owner, spec, error, f"reading manifest {key}")
                 obs = dataclasses.replace(obs, problem=failure)
@@ -196,6 +204,7 @@ class Reconciler:
 
         # Serve the new artifact once it exists; until then keep serving the old one.
         served = artifact or serving.served_artifact(existing) or reported
+        deployment: dict[str, Any] | None
         if served is not None:
             try:
                 deployment = await self._apply_serving(owner, spec, target, served, children)
@@ -278,7 +287,9 @@ class Reconciler:
             "TrtAotiModel", meta["namespace"], meta["name"], {"status": current.to_wire()}, subresource="status"
         )
         if previous is not None:  # the first-visit Unknowns are not news
-            await asyncio.gather(*(events.post(self.kube, body, e) for e in status_rules.transitions(previous, current)))
+            await asyncio.gather(
+                *(events.post(self.kube, body, e) for e in status_rules.transitions(previous, current))
+            )
         return updated
 
     async def _report_invalid_spec(self, body: dict[str, Any], previous: TrtAotiModelStatus, message: str) -> None:

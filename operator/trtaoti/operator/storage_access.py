@@ -41,7 +41,7 @@ async def model_etag(
         return await store.model_etag(source.exported_program, env), None
     except ObjectNotFound:
         return None, Problem("ModelNotFound", f"model.exportedProgram {source.exported_program} does not exist")
-    except Exception as error:  # the store's errors vary by backend; all mean "cannot read"
+    except Exception as error:  # noqa: BLE001 - the store's errors vary by backend; all mean "cannot read"
         return None, storage_problem(owner, spec, error, "reading model.exportedProgram")
 
 

@@ -17,8 +17,8 @@ from trtaoti.resources import names
 from trtaoti.resources.config import ChildSettings
 from trtaoti.resources.owner import Owner
 from trtaoti.resources.placement import gpu_placement, with_gpu_limit
-from trtaoti.resources.targets import Target
 from trtaoti.resources.security import container_security_context, pod_security_context
+from trtaoti.resources.targets import Target
 
 SPEC_DIR = "/etc/trtaoti"
 SPEC_FILE = "model.yaml"

@@ -13,11 +13,12 @@ the new package exists.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from trtaoti.api.models import Artifact, BatchProfile, TrtAotiModelSpec
 from trtaoti.resources import artifacts, names
-from trtaoti.resources.config import MiB, ChildSettings
+from trtaoti.resources.config import ChildSettings, MiB
 from trtaoti.resources.owner import Owner
 from trtaoti.resources.placement import gpu_placement, with_gpu_limit
 from trtaoti.resources.security import container_security_context, pod_security_context
@@ -36,9 +37,7 @@ SERVER_CONTAINER = "server"
 FETCH_CONTAINER = "fetch"
 
 
-def server_args(
-    model_name: str, spec: TrtAotiModelSpec, profile: BatchProfile, artifact: Artifact
-) -> list[str]:
+def server_args(model_name: str, spec: TrtAotiModelSpec, profile: BatchProfile, artifact: Artifact) -> list[str]:
     """trtaoti-server's flags. No batch range: the server reads it from the package, the
     one authority on what it was compiled for (the old package keeps its own range while
     a new one compiles). --sha256 is the manifest's: the fetch container verified the
@@ -57,7 +56,7 @@ def server_args(
         "--request-timeout-ms", str(serving.request_timeout_milliseconds),
         "--device", device,
         "--sha256", artifact.sha256,
-    ]  # fmt: skip
+    ]  # fmt: skip # argv: flags beside their values
 
 
 def _device(spec: TrtAotiModelSpec, artifact: Artifact) -> str:
@@ -199,13 +198,15 @@ def build_deployment(
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": owner.metadata(
-            name, labels, {names.ANNOTATION_ARTIFACT_URI: artifact.uri, names.ANNOTATION_ARTIFACT: artifacts.encode(artifact)}
+            name,
+            labels,
+            {names.ANNOTATION_ARTIFACT_URI: artifact.uri, names.ANNOTATION_ARTIFACT: artifacts.encode(artifact)},
         ),
         "spec": deployment_spec,
     }
 
 
-def served_artifact(deployment: dict[str, Any] | None) -> Artifact | None:
+def served_artifact(deployment: Mapping[str, Any] | None) -> Artifact | None:
     """The artifact an existing Deployment serves (read back after an operator restart)."""
     if not deployment:
         return None

@@ -144,7 +144,9 @@ def _label(obs: ProfileObservation) -> str:
     return obs.label or obs.name
 
 
-def desired_conditions(observations: list[ProfileObservation], profiles: list[ProfileStatus]) -> dict[str, tuple[ConditionStatus, str, str]]:
+def desired_conditions(
+    observations: list[ProfileObservation], profiles: list[ProfileStatus]
+) -> dict[str, tuple[ConditionStatus, str, str]]:
     """type -> (status, reason, message) for the current observations (one per target:
     a profile, or in a fleet a profile on one GPU product)."""
     pairs = list(zip(observations, profiles, strict=True))
@@ -218,7 +220,9 @@ def initial_status(generation: int | None, timestamp: str) -> TrtAotiModelStatus
     return TrtAotiModelStatus(
         observed_generation=None,
         conditions=[
-            merge_condition(None, t, ConditionStatus.unknown, "Reconciling", "first reconcile in progress", generation, timestamp)
+            merge_condition(
+                None, t, ConditionStatus.unknown, "Reconciling", "first reconcile in progress", generation, timestamp
+            )
             for t in CONDITION_TYPES
         ],
     )
@@ -302,8 +306,8 @@ def transitions(previous: TrtAotiModelStatus | None, current: TrtAotiModelStatus
         )
     old_conditions = {c.type: c for c in (previous.conditions if previous else [])}
     for condition in current.conditions:
-        before = old_conditions.get(condition.type)
-        if before is not None and before.status == condition.status:
+        was = old_conditions.get(condition.type)
+        if was is not None and was.status == condition.status:
             continue
         bad = condition.status == ConditionStatus.false and condition.reason not in ("Compiling", "RollingOut")
         events.append(

@@ -32,6 +32,4 @@ class Target:
 
 
 def targets(spec: TrtAotiModelSpec) -> list[Target]:
-    return [
-        Target(profile, product, spec.fleet) for profile in spec.batch_profiles for product in spec.gpu_products()
-    ]
+    return [Target(profile, product, spec.fleet) for profile in spec.batch_profiles for product in spec.gpu_products()]

@@ -56,5 +56,3 @@ def _sha256_arg(value: str) -> str:
     if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
         raise argparse.ArgumentTypeError(f"not a sha256 hex digest: {value!r}")
     return value
-
-

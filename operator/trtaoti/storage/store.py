@@ -14,14 +14,14 @@ import hashlib
 import os
 import re
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import obstore
-from obstore.exceptions import BaseError as ObstoreError
 from obstore.exceptions import (
     AlreadyExistsError,
     GenericError,
@@ -30,6 +30,7 @@ from obstore.exceptions import (
     PreconditionError,
     UnauthenticatedError,
 )
+from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
 
 from trtaoti.storage.credentials import RETRY_CONFIG, store_config
@@ -42,6 +43,9 @@ from trtaoti.storage.errors import (
     StorageError,
 )
 from trtaoti.storage.uri import StorageUri, check_relpath
+
+if TYPE_CHECKING:
+    from obstore.store import AzureConfig, ClientConfig, GCSConfig, ObjectStore, RetryConfig, S3Config
 
 # S3 parts must be >= 5 MiB; 16 MiB parts keep a 10 GB package under S3's
 # 10,000-part limit and amortise per-request latency.
@@ -265,8 +269,11 @@ def _server_said(text: str) -> str:
     status = re.search(r"status code: (\d{3}[^:\n]*)", text)
     code = re.search(r"<Code>([^<]+)</Code>", text)
     message = re.search(r"<Message>([^<]*)</Message>", text)
-    parts = [status.group(1).strip() if status else None, code.group(1) if code else None,
-             message.group(1) if message else None]  # fmt: skip
+    parts = [
+        status.group(1).strip() if status else None,
+        code.group(1) if code else None,
+        message.group(1) if message else None,
+    ]
     return ": ".join(p for p in parts if p) or text.strip().splitlines()[0]
 
 
@@ -300,24 +307,29 @@ class _BackgroundSha256:
             self._pending = None
 
 
-def _hashed_chunks(source, digest: _BackgroundSha256) -> Iterator[bytes]:  # noqa: ANN001 - a binary file
+def _hashed_chunks(source: BinaryIO, digest: _BackgroundSha256) -> Iterator[bytes]:
     while chunk := source.read(CHUNK_SIZE):
         digest.update(chunk)
         yield chunk
 
 
-def _connect(base: StorageUri, env: Mapping[str, str]):  # noqa: ANN202 - an obstore store
+def _connect(base: StorageUri, env: Mapping[str, str]) -> ObjectStore:
     if base.scheme == "file":
         # mkdir: a fresh embedded store (trtaoti run, tests) needs no setup step.
         return LocalStore(prefix=base.prefix, mkdir=True)
+    # Plain dicts to obstore's TypedDicts: store_config() only writes the scheme's own keys.
     config, client = store_config(base.scheme, env)
-    kwargs = {"config": config, "client_options": client, "retry_config": RETRY_CONFIG}
+    client_options, retry = cast("ClientConfig", client), cast("RetryConfig", RETRY_CONFIG)
+    prefix = base.prefix or None
     try:
         if base.scheme == "s3":
-            return S3Store(base.bucket, prefix=base.prefix or None, **kwargs)
+            s3 = cast("S3Config", config)
+            return S3Store(base.bucket, prefix=prefix, config=s3, client_options=client_options, retry_config=retry)
         if base.scheme == "gs":
-            return GCSStore(base.bucket, prefix=base.prefix or None, **kwargs)
-        return AzureStore(base.bucket, prefix=base.prefix or None, **kwargs)
+            gcs = cast("GCSConfig", config)
+            return GCSStore(base.bucket, prefix=prefix, config=gcs, client_options=client_options, retry_config=retry)
+        azure = cast("AzureConfig", config)
+        return AzureStore(base.bucket, prefix=prefix, config=azure, client_options=client_options, retry_config=retry)
     except ObstoreError as exc:
         summary = str(exc).strip().splitlines()[0]
         raise StorageError(f"cannot open store {base}: {summary}") from exc

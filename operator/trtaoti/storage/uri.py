@@ -23,7 +23,9 @@ class StorageUri:
     def parse(cls, uri: str) -> StorageUri:
         scheme, sep, rest = uri.partition("://")
         if not sep or scheme not in SCHEMES:
-            raise ValueError(f"unsupported storage URI {uri!r}: expected one of {', '.join(s + '://' for s in SCHEMES)}")
+            raise ValueError(
+                f"unsupported storage URI {uri!r}: expected one of {', '.join(s + '://' for s in SCHEMES)}"
+            )
         if scheme == "file":
             if not rest.startswith("/"):
                 raise ValueError(f"file URI must be absolute (file:///path), got {uri!r}")

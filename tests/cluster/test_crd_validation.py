@@ -127,6 +127,11 @@ INVALID = {
         "spec.model.sha256",
         "pins an exportedProgram",
     ),
+    "a queue-depth target on the cpu metric": (
+        setp((*S, "serving"), {"autoscaling": {"maxReplicas": 4, "targetQueueDepth": 8}}),
+        "spec.serving.autoscaling.targetQueueDepth",
+        "targetQueueDepth applies to metric queueDepth",
+    ),
     "one product and a fleet": (
         setp((*S, "compile", "gpu"), {"product": "NVIDIA-L4", "products": ["NVIDIA-L4", "NVIDIA-A100-SXM4-80GB"]}),
         "spec.compile.gpu.products",

@@ -408,3 +408,39 @@ class TestFleet:
         assert len(keys) == 3
         single = make_spec()  # compile.gpu.product: GPU
         assert artifact_key(single, single.profile("online"), compiler_image="c") in keys
+
+
+class TestQueueDepthAutoscaling:
+    """serving.autoscaling.metric queueDepth: an HPA v2 Pods metric on the server's gauge."""
+
+    def test_the_hpa_targets_the_average_queue_depth_per_pod(self):
+        spec = make_spec(serving={"autoscaling": {"maxReplicas": 8, "metric": "queueDepth", "targetQueueDepth": 6}})
+        hpa = serving.build_autoscaler(OWNER, spec, target(spec))
+        assert hpa["spec"]["metrics"] == [
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": "nv_inference_pending_request_count"},
+                    "target": {"type": "AverageValue", "averageValue": "6"},
+                },
+            }
+        ]
+        # No CPU request is invented: nothing divides by it.
+        deployment = serving.build_deployment(OWNER, spec, target(spec), artifact(), SETTINGS)
+        assert "cpu" not in pod_spec(deployment)["containers"][0]["resources"].get("requests", {})
+
+    def test_the_default_target_and_the_cpu_metric(self):
+        default = make_spec(serving={"autoscaling": {"maxReplicas": 8, "metric": "queueDepth"}})
+        pods = serving.build_autoscaler(OWNER, default, target(default))["spec"]["metrics"][0]["pods"]
+        assert pods["target"]["averageValue"] == str(serving.DEFAULT_TARGET_QUEUE_DEPTH)
+        cpu = make_spec(serving={"autoscaling": {"maxReplicas": 8}})
+        assert serving.build_autoscaler(OWNER, cpu, target(cpu))["spec"]["metrics"][0]["type"] == "Resource"
+
+    def test_the_hpa_validates_against_the_pinned_kubernetes_schema(self):
+        from support.binaries import versions
+        from support.tools import import_tool
+
+        kubernetes_validate = import_tool("kubernetes_validate", "kubernetes-validate is in the test extra")
+        spec = make_spec(serving={"autoscaling": {"maxReplicas": 8, "metric": "queueDepth"}})
+        hpa = serving.build_autoscaler(OWNER, spec, target(spec))
+        kubernetes_validate.validate(hpa, versions()["KUBERNETES_VERSION"].lstrip("v"), strict=True)

@@ -399,9 +399,45 @@ class StorageSpec(ApiModel):
     )
 
 
+class AutoscalingMetric(str, enum.Enum):
+    cpu = "cpu"
+    queue_depth = "queueDepth"
+
+
+# trtaoti-server's gauge of requests waiting for a batch (Triton's name for it).
+QUEUE_DEPTH_METRIC = "nv_inference_pending_request_count"
+
+
 class AutoscalingSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.targetQueueDepth) || self.metric == 'queueDepth'",
+                    "targetQueueDepth applies to metric queueDepth",
+                    ".targetQueueDepth",
+                ),
+            ]
+        }
+    )
+
     max_replicas: int = Field(ge=1, le=1000, description="Upper bound for the HorizontalPodAutoscaler.")
+    metric: AutoscalingMetric = Field(
+        default=AutoscalingMetric.cpu,
+        description=(
+            "What the HPA scales on. cpu: CPU utilization (a CPU request of 1 is set). queueDepth: "
+            f"the average of trtaoti-server's {QUEUE_DEPTH_METRIC} (requests waiting for a batch) per "
+            "pod, an HPA Pods metric served by a custom-metrics adapter such as prometheus-adapter "
+            "(docs/install.md has the rule); what a GPU-bound server should scale on."
+        ),
+    )
     target_cpu_utilization_percentage: int = Field(default=80, ge=1, le=100, description="HPA CPU utilization target.")
+    target_queue_depth: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="metric queueDepth: requests waiting per pod the HPA holds the average at (default 4).",
+    )
 
 
 class ProductServing(ApiModel):

@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trtaoti.api.models import Artifact, BatchProfile, TrtAotiModelSpec
+from trtaoti.api.models import (
+    QUEUE_DEPTH_METRIC,
+    Artifact,
+    AutoscalingMetric,
+    AutoscalingSpec,
+    BatchProfile,
+    TrtAotiModelSpec,
+)
 from trtaoti.resources import artifacts, names
 from trtaoti.resources.config import ChildSettings, MiB
 from trtaoti.resources.owner import Owner
@@ -83,7 +90,8 @@ def server_resources(spec: TrtAotiModelSpec, artifact: Artifact, settings: Child
     # limit; a computed default above it would get the Deployment rejected.
     if "memory" not in limits:
         requests.setdefault("memory", _quantity_mib(memory_request_bytes(artifact, settings)))
-    if spec.serving.autoscaling is not None and "cpu" not in limits:
+    autoscaling = spec.serving.autoscaling
+    if autoscaling is not None and autoscaling.metric == AutoscalingMetric.cpu and "cpu" not in limits:
         # A CPU-utilization HPA has nothing to divide by without a CPU request.
         requests.setdefault("cpu", "1")
     if requests:
@@ -278,18 +286,31 @@ def build_autoscaler(owner: Owner, spec: TrtAotiModelSpec, target: Target) -> di
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicas": max(1, spec.serving.replicas(target.profile, target.product)),
             "maxReplicas": autoscaling.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {
-                            "type": "Utilization",
-                            "averageUtilization": autoscaling.target_cpu_utilization_percentage,
-                        },
-                    },
-                }
-            ],
+            "metrics": [_autoscaling_metric(autoscaling)],
+        },
+    }
+
+
+DEFAULT_TARGET_QUEUE_DEPTH = 4
+
+
+def _autoscaling_metric(autoscaling: AutoscalingSpec) -> dict[str, Any]:
+    if autoscaling.metric == AutoscalingMetric.queue_depth:
+        # A Pods metric: the HPA averages the per-pod values a custom-metrics adapter
+        # serves from each pod's /metrics (prometheus-adapter; docs/install.md).
+        target = autoscaling.target_queue_depth or DEFAULT_TARGET_QUEUE_DEPTH
+        return {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": QUEUE_DEPTH_METRIC},
+                "target": {"type": "AverageValue", "averageValue": str(target)},
+            },
+        }
+    return {
+        "type": "Resource",
+        "resource": {
+            "name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": autoscaling.target_cpu_utilization_percentage},
         },
     }
 

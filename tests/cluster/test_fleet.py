@@ -116,7 +116,7 @@ def test_a_fleet_compiles_and_serves_each_product_its_own_package(cluster, model
     assert [k for k, e in entries.items() if e["phase"] == "Ready"] == [k for k in entries if k[1] != NOWHERE]
     ready = models.condition("fleet", "Ready")
     assert ready["status"] == "False" and ready["reason"] == "Compiling"
-    assert f"online on {NOWHERE}: compile Job" in ready["message"]
+    assert f"online on {NOWHERE}: compile pod waiting for a node" in ready["message"]
     events = models.core.list_namespaced_event(ns, field_selector="involvedObject.name=fleet").items
     assert any(e.reason == "WaitingForNode" and NOWHERE in e.message for e in events)
     assert models.deployment(names.serving_name("fleet", "online", NOWHERE)) is None

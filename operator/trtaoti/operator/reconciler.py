@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -53,6 +53,7 @@ from trtaoti.resources.targets import Target, targets
 log = logging.getLogger(__name__)
 
 RETRY_PROBLEMS_AFTER_SECONDS = 30.0
+V = TypeVar("V")
 
 
 class Reconciler:
@@ -106,10 +107,7 @@ class Reconciler:
         if refusal is not None:
             # Nothing is created or changed for a spec that names an image not allowed here.
             last_keys = {(p.name, p.gpu_product): p.artifact_key for p in previous.profiles}
-            refused = [
-                _observation(t, last_keys.get((t.profile.name, t.product or "")), problem=refusal)
-                for t in targets(spec)
-            ]
+            refused = [_observation(t, _previous(last_keys, t), problem=refusal) for t in targets(spec)]
             await self._write_status(body, previous, status_rules.compute_status(previous, refused, generation))
             return None
         children = await list_children(self.kube, owner)
@@ -130,9 +128,9 @@ class Reconciler:
                 target,
                 children,
                 env,
-                keys[target],
+                keys[target.id],
                 problem,
-                reported.get((target.profile.name, target.product or "")),
+                _previous(reported, target),
             )
             for target in wanted
         ]
@@ -228,17 +226,17 @@ class Reconciler:
         previous: TrtAotiModelStatus,
         etag: str | None,
         problem: Problem | None,
-    ) -> dict[Target, str | None]:
+    ) -> dict[tuple[str, str], str | None]:
         """Each target's artifact key, or the last one reported (None: never known) while
         the model's ETag, part of the key, cannot be read. A key computed without it would
         be a different one, and pruning would delete the compile Job in flight over a
         Secret being rotated or one failed HEAD."""
         if problem is not None and spec.model.exported_program and not spec.model.sha256:
             last = {(p.name, p.gpu_product): p.artifact_key for p in previous.profiles}
-            return {t: last.get((t.profile.name, t.product or "")) for t in wanted}
+            return {t.id: _previous(last, t) for t in wanted}
         compiler_image = self.settings.compiler_image_for(spec.compile.image)
         return {
-            t: artifact_key(spec, t.profile, compiler_image=compiler_image, source_etag=etag, gpu_product=t.product)
+            t.id: artifact_key(spec, t.profile, compiler_image=compiler_image, source_etag=etag, gpu_product=t.product)
             for t in wanted
         }
 
@@ -315,3 +313,9 @@ def _observation(target: Target, key: str | None, *, problem: Problem | None = N
     return ProfileObservation(
         name=target.profile.name, key=key, product=target.product, label=target.label, problem=problem
     )
+
+
+def _previous(by_entry: dict[tuple[str, str], V], target: Target) -> V | None:
+    """What the last status said of `target` (status entries written before fleets
+    existed carry no GPU product)."""
+    return by_entry.get(target.id, by_entry.get((target.profile.name, "")))

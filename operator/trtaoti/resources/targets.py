@@ -21,6 +21,11 @@ class Target:
     fleet: bool = False
 
     @property
+    def id(self) -> tuple[str, str]:
+        """(profile, product): unique within a spec, and how its status entry is keyed."""
+        return self.profile.name, self.product or ""
+
+    @property
     def naming_product(self) -> str | None:
         """The product as it appears in names and selectors (only in a fleet)."""
         return self.product if self.fleet else None

@@ -170,8 +170,8 @@ class Reconciler:
         existing = children.of("Deployment").get(deployment_name)
         try:
             # Before any GPU time is spent on a target that could never be served.
-            await check_names_free(self.kube, owner, service_name, children, ("Service",))
             await check_names_free(self.kube, owner, deployment_name, children, ("Deployment",))
+            await check_names_free(self.kube, owner, service_name, children, ("Service",))
         except NameConflict as conflict:
             return _observation(target, key, problem=Problem("NameConflict", str(conflict)))
         obs = _observation(target, key, problem=problem)

@@ -258,7 +258,10 @@ def main() -> None:
         contenders.append(Contender("a", "trtaoti-server", server.port, server.metrics))
         ceiling = run_load(server.port, _request_bytes("GET", server.port, "/v2/health/live"), 16, args.seconds)
         print(f"  load generator ceiling (GET /v2/health/live, c=16): {ceiling['per_second']:.0f} req/s", flush=True)
-        if not args.skip_triton:
+        triton_missing = "" if args.skip_triton else _triton_missing()
+        if triton_missing:
+            print(f"(t) Triton not run: {triton_missing}", flush=True)
+        elif not args.skip_triton:
             print("(t) Triton: starting (its Python backend loads torch: 15-25 s)", flush=True)
             triton = stack.enter_context(triton_baseline.run_triton(
                 package, max_queue_delay_us=flags["max_queue_delay_us"], instances=flags["runners"],
@@ -312,6 +315,8 @@ def main() -> None:
             f"{flags['max_queue_delay_us']}, {flags['runners']} instance(s), "
             f"torch intra-op threads {flags['intra_op_threads']}"
         )
+    elif triton_missing:
+        lines.append(f"- (t) Triton not run: {triton_missing}")
     lines += [
         f"- every request batch 1, KServe V2 JSON ({len(body)} bytes), the same bytes for every server",
         f"- {args.rounds} alternating rounds (order rotated each round), {args.seconds:g} s per point "
@@ -375,6 +380,16 @@ def main() -> None:
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[-(len(concurrencies) + 10):]))
     print(f"wrote {args.out}")
+
+
+def _triton_missing() -> str:
+    """Why baseline (t) cannot run here ("" when it can): a machine without the wheel
+    (a GPU machine that was not given it) still measures the rest."""
+    try:
+        triton_baseline.locate()
+    except triton_baseline.TritonUnavailable as exc:
+        return str(exc)
+    return ""
 
 
 def _server_flags(text: str) -> dict[str, int]:

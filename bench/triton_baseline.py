@@ -10,7 +10,10 @@ dependencies: it pins numpy<2 for PyTriton's Python API, which is not used here)
 with the wheel's Python backend. The model is
 bench/triton_aoti_model.py, a `TritonPythonModel` around `aoti_load_package`, which is
 what a Triton user runs for a package that must batch (Triton's PyTorch backend serves
-AOTInductor packages at batch 1 only and is not in the wheel).
+AOTInductor packages at batch 1 only and is not in the wheel). It is also the faster
+of the two ways the wheel offers: PyTriton's own `Triton().bind(...)` runs the callable
+in the user's process, one more hop away (its stub-side model forwards each batch over
+ZeroMQ, which is why that stub needs `zmq`).
 
 The model repository is generated from the package's own `trtaoti.*` metadata, so
 Triton serves the same model name, inputs, outputs and batch range as trtaoti-server
@@ -24,8 +27,9 @@ the stub built for this interpreter's Python version is copied into the backend
 directory, the wheel's `nvidia_pytriton.libs` go on LD_LIBRARY_PATH, and this
 interpreter's bin/ goes first on PATH. The stub embeds Python, which finds its prefix
 by looking up `python3` on PATH: that is how it lands in this virtual environment
-(torch, numpy) rather than in the system's Python; without it the stub's imports
-fail. This interpreter's libpython directory goes on LD_LIBRARY_PATH too, so the stub
+(torch, numpy) rather than in the system's Python; without it the model fails to load
+with "ModuleNotFoundError: No module named 'torch'" (PyTriton's first try here failed
+the same way on `zmq`). This interpreter's libpython directory goes on LD_LIBRARY_PATH too, so the stub
 runs the same CPython build as the environment it imports from.
 
 bench/server_bench.py and tests/e2e/test_triton_conformance.py use `run_triton()`.

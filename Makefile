@@ -28,6 +28,7 @@ $(VENV_STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[compile,test,bench,lint]'
+	$(PY) -m pip install -q --no-deps $$($(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["tool"]["trtaoti"]["install-without-dependencies"])')
 	@rm -f $(VENV)/.installed*
 	@touch $@
 

@@ -35,7 +35,9 @@ def server():
         yield running
 
 
-def run_sdk(server, tmp_path: Path, cases: dict[str, tuple[str, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+def run_sdk(
+    server, tmp_path: Path, cases: dict[str, tuple[str, dict[str, np.ndarray]]], allow_unreadable_health: bool = False
+) -> dict[str, np.ndarray]:
     arrays = {f"{name}/{tensor}": value for name, (_, tensors) in cases.items() for tensor, value in tensors.items()}
     np.savez(tmp_path / "requests.npz", cases=np.array([f"{n}:{enc}" for n, (enc, _) in cases.items()]), **arrays)
     done = subprocess.run(
@@ -54,7 +56,10 @@ def run_sdk(server, tmp_path: Path, cases: dict[str, tuple[str, dict[str, np.nda
     )
     assert done.returncode == 0, done.stderr[-3000:]
     with np.load(tmp_path / "results.npz") as results:
-        return {key: results[key] for key in results.files}
+        found = {key: results[key] for key in results.files}
+    if not allow_unreadable_health:
+        assert "ready/error" not in found, found["ready/error"]
+    return found
 
 
 # 1 is below the compiled min (padded), 3 inside, 8 the max, 13 above it (split).

@@ -7,7 +7,8 @@
 - `OperatorProcess`: `trtaoti operator` as a subprocess (the container's entry
   point), logging to a file; `kill()` is an abrupt SIGKILL, for restart tests.
 - `play_compile`: writes what `trtaoti compile` would (model.pt2, then manifest.json)
-  into MinIO through trtaoti.storage, then KWOK finishes the Job's pod.
+  into MinIO through trtaoti.storage, then KWOK finishes the Job's pod;
+  `store_artifact` is its first half alone (the pod keeps running).
 """
 
 from __future__ import annotations
@@ -205,12 +206,27 @@ def play_compile(models: Models, job: client.V1Job, storage: str, *, payload: by
                  device: str = "cuda") -> dict[str, Any]:  # fmt: skip
     """Do what `trtaoti compile` does for `job`: upload model.pt2, commit manifest.json,
     exit 0. Returns the manifest."""
-    labels = job.metadata.labels
-    key = labels[names.LABEL_ARTIFACT_KEY]
+    manifest = store_artifact(models, job, storage, payload=payload, batch=batch,
+                              peak_memory_bytes=peak_memory_bytes, device=device)  # fmt: skip
+    finished = finish_job_pods(models.core, models.namespace, job.metadata.name, "Succeeded")
+    assert finished, f"no running pod to finish for {job.metadata.name}"
+    return manifest
+
+
+def store_artifact(models: Models, job: client.V1Job, storage: str, **artifact: Any) -> dict[str, Any]:
+    """The first half of play_compile, once `job`'s pod runs: model.pt2 and manifest.json
+    in storage, the pod left running (a compile that stored its package, not yet exited)."""
     wait_for(lambda: any(p.status.phase == "Running" for p in models.job_pods(job.metadata.name)),
              timeout=60, what=f"compile pod of {job.metadata.name} running")  # fmt: skip
+    return write_artifact(models.cluster, storage, job.metadata.labels[names.LABEL_ARTIFACT_KEY], **artifact)
+
+
+def write_artifact(cluster: Cluster, storage: str, key: str, *, payload: bytes | None = None,
+                   batch: tuple[int, int, int] = (1, 4, 16), peak_memory_bytes: int = 3 << 30,
+                   device: str = "cuda") -> dict[str, Any]:  # fmt: skip
+    """What `trtaoti compile` stores under `key`: the package, then its manifest."""
     payload = payload or f"compiled package {key}".encode()
-    store = store_for(models.cluster, storage)
+    store = store_for(cluster, storage)
     store.put_bytes(model_relpath(key), payload)
     manifest = {
         "format": 1,
@@ -230,8 +246,6 @@ def play_compile(models: Models, job: client.V1Job, storage: str, *, payload: by
         "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_manifest(store, key, manifest)
-    finished = finish_job_pods(models.core, models.namespace, job.metadata.name, "Succeeded")
-    assert finished, f"no running pod to finish for {job.metadata.name}"
     return manifest
 
 

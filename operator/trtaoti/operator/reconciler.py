@@ -43,6 +43,7 @@ from trtaoti.storage import AccessDenied, BucketNotFound, NoCredentials, ObjectN
 log = logging.getLogger(__name__)
 
 RETRY_PROBLEMS_AFTER_SECONDS = 30.0
+STORAGE_UNAVAILABLE = "StorageUnavailable"  # the store could not be read (network, endpoint, 5xx)
 SERVING_KINDS = ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler")
 COMPILE_KINDS = ("Job", "ConfigMap")
 
@@ -144,8 +145,10 @@ class Reconciler:
         reported = {p.name: p.artifact for p in previous.profiles if p.artifact}
         keys = self._artifact_keys(spec, previous, etag, problem)
         observations = [
-            await self._converge_profile(owner, spec, profile, children, env, keys[profile.name], problem,
-                                         reported.get(profile.name))  # fmt: skip
+            await self._converge_profile(
+                owner, spec, profile, children, env, keys[profile.name], problem, reported.get(profile.name),
+                status_rules.known_artifact(previous, generation, profile.name, keys[profile.name]),
+            )
             for profile in spec.batch_profiles
         ]
         await self._prune(owner, spec, children, observations)
@@ -177,6 +180,7 @@ class Reconciler:
         key: str | None,
         problem: Problem | None,
         reported: Artifact | None = None,
+        known: Artifact | None = None,
     ) -> ProfileObservation:
         service_name = names.serving_name(owner.name, profile.name)
         existing = children.of("Deployment").get(service_name)
@@ -197,6 +201,12 @@ class Reconciler:
                 # Also what keeps a Job that could never store its artifact from starting.
                 failure = self._storage_problem(owner, spec, error, f"reading manifest {key}")
                 obs = dataclasses.replace(obs, problem=failure)
+        if artifact is None and known is not None and obs.problem is not None and obs.problem.reason == STORAGE_UNAVAILABLE:
+            # A store down for a while (a MinIO restart) changes nothing the serving pods
+            # do: this generation's artifact stays known, the profile stays Ready.
+            log.info("%s/%s profile %s keeps artifact %s while the store cannot be read: %s",
+                     owner.namespace, owner.name, profile.name, known.key, obs.problem.message)  # fmt: skip
+            artifact, obs = known, dataclasses.replace(obs, problem=None)
         obs = dataclasses.replace(obs, artifact=artifact)
 
         job = children.compile_job(profile.name, key) if key is not None else None
@@ -418,7 +428,7 @@ class Reconciler:
             used = (f"the keys of Secret {owner.namespace}/{secret}" if secret
                     else "the operator's own, as spec.storage.secretName is not set")  # fmt: skip
             return Problem("StorageCredentials", f"{error} (credentials tried: {used})")
-        return Problem("StorageUnavailable", f"{doing}: {error}")
+        return Problem(STORAGE_UNAVAILABLE, f"{doing}: {error}")
 
     async def _write_status(
         self, body: dict[str, Any], previous: TrtAotiModelStatus | None, current: TrtAotiModelStatus

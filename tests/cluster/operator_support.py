@@ -7,7 +7,8 @@
 - `OperatorProcess`: `trtaoti operator` as a subprocess (the container's entry
   point), logging to a file; `kill()` is an abrupt SIGKILL, for restart tests.
 - `play_compile`: writes what `trtaoti compile` would (model.pt2, then manifest.json)
-  into MinIO through trtaoti.storage, then KWOK finishes the Job's pod.
+  into MinIO through trtaoti.storage, then KWOK finishes the Job's pod;
+  `store_artifact` is its first half alone (the pod keeps running).
 """
 
 from __future__ import annotations
@@ -204,6 +205,19 @@ def play_compile(models: Models, job: client.V1Job, storage: str, *, payload: by
                  device: str = "cuda") -> dict[str, Any]:  # fmt: skip
     """Do what `trtaoti compile` does for `job`: upload model.pt2, commit manifest.json,
     exit 0. Returns the manifest as stored."""
+    manifest = stage_artifact(models, job, storage, payload=payload, batch=batch,
+                              peak_memory_bytes=peak_memory_bytes, device=device)  # fmt: skip
+    finished = finish_job_pods(models.core, models.namespace, job.metadata.name, "Succeeded")
+    assert finished, f"no running pod to finish for {job.metadata.name}"
+    return manifest
+
+
+def stage_artifact(models: Models, job: client.V1Job, storage: str, *, payload: bytes | None = None,
+                   batch: tuple[int, int, int] = (1, 4, 16), peak_memory_bytes: int = 3 << 30,
+                   device: str = "cuda") -> dict[str, Any]:  # fmt: skip
+    """The first half of play_compile, once `job`'s pod runs: the package and its manifest
+    in storage, the pod left running (a compile that stored its package, not yet exited).
+    Returns the manifest as stored."""
     labels = job.metadata.labels
     key = labels[names.LABEL_ARTIFACT_KEY]
     wait_for(lambda: any(p.status.phase == "Running" for p in models.job_pods(job.metadata.name)),
@@ -215,8 +229,6 @@ def play_compile(models: Models, job: client.V1Job, storage: str, *, payload: by
         model_name=labels.get(names.LABEL_MODEL, "test-model"), profile=labels.get(names.LABEL_PROFILE, "online"),
         **({"gpu_product": labels.get(names.LABEL_GPU_PRODUCT, GPU)} if device == "cuda" else {}),
     )  # fmt: skip
-    finished = finish_job_pods(models.core, models.namespace, job.metadata.name, "Succeeded")
-    assert finished, f"no running pod to finish for {job.metadata.name}"
     return manifest.to_wire()
 
 

@@ -192,6 +192,7 @@ def test_failed_compile_reports_the_compiler_message_and_a_fix_recovers(cluster,
              timeout=30, what="only the fixed Job left")  # fmt: skip
 
 
+@pytest.mark.faults
 def test_operator_killed_mid_compile_neither_duplicates_nor_loses_the_job(cluster, models, operator, tmp_path):
     ns = models.namespace
     storage = storage_uri(cluster, ns)
@@ -366,6 +367,7 @@ def test_switching_autoscaling_on_keeps_the_running_replicas(cluster, models, op
     assert "trtaoti-operator" not in managers, "the operator still claims replicas beside the HPA"
 
 
+@pytest.mark.faults
 def test_a_compile_in_flight_survives_its_storage_secret_going_away(cluster, models, operator):
     """Rotating the storage Secret (delete, then create) while a compile runs: the
     operator reports the missing Secret but keeps the Job, whose key it cannot

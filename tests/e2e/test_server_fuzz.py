@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import server_support as support
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 ALLOWED = {200, 400, 404, 413, 503}
 FUZZ_SETTINGS = settings(

@@ -20,7 +20,7 @@ import pytest
 
 import server_support as support
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # zip local file header, before name and extra
 _CENTRAL_HEADER = struct.Struct("<4s6H3L5H2L")  # central directory entry, before its name

@@ -18,7 +18,7 @@ import server_support as support
 from support.threads import ClientThreads
 from support.waiting import wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 
 def test_sigterm_during_load_loses_no_accepted_request():

@@ -290,6 +290,7 @@ def _scale_to(cluster: Cluster, models: Models, replicas: int) -> None:
     )
 
 
+@pytest.mark.faults
 def test_deleting_a_serving_pod_under_load_loses_no_request(cluster_on_node, models):
     if models.condition(MODEL, "Ready") is None:
         pytest.skip("needs the model the first test of this module made Ready")
@@ -342,6 +343,7 @@ def test_drain_of_the_node_respects_the_serving_disruption_budget(cluster_on_nod
     wait_for(lambda: len(_ready_serving_pods(models)) == 2, timeout=300, what="both serving pods ready after uncordon")
 
 
+@pytest.mark.faults
 def test_a_compile_killed_mid_way_is_retried_and_serves_a_whole_package(cluster_on_node, namespace, node_cluster):
     models = Models(cluster_on_node, namespace)
     name = "mlp-retried"

@@ -64,6 +64,10 @@ class ControlPlane:
     fake_nodes: Path = KWOK_DIR / "gpu-nodes.yaml"
     timings: dict[str, float] = field(default_factory=dict)
     pki: Pki | None = None
+    # An audit policy file: the apiserver then logs what it selects to `audit_log`
+    # (JSON lines), e.g. every request of one client, to count them.
+    audit_policy: Path | None = None
+    _admin: CertPair | None = field(default=None, init=False, repr=False)
 
     @property
     def server(self) -> str:
@@ -72,6 +76,10 @@ class ControlPlane:
     @property
     def kubeconfig(self) -> Path:
         return self.state_dir / "kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.procs.log_dir / "audit.log"
 
     def _bin(self, name: str) -> str:
         return str(self.bin_dir / name)
@@ -95,7 +103,7 @@ class ControlPlane:
             ),
         )
         sa = pki.service_account_keys()
-        admin = pki.issue("admin", "trtaoti-admin", ("system:masters",))
+        admin = self._admin = pki.issue("admin", "trtaoti-admin", ("system:masters",))
         self._write_kubeconfig(self.kubeconfig, pki.ca, admin)
         kcm_kc = self._write_kubeconfig(
             self.state_dir / "controller-manager.kubeconfig",
@@ -186,6 +194,16 @@ class ControlPlane:
                 "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 *node_flags,
+                *(
+                    [
+                        f"--audit-policy-file={self.audit_policy}",
+                        f"--audit-log-path={self.audit_log}",
+                        "--audit-log-format=json",
+                        "--audit-log-mode=blocking",
+                    ]
+                    if self.audit_policy
+                    else []
+                ),
                 "--profiling=false",
                 "--v=1",
             ],
@@ -274,14 +292,20 @@ class ControlPlane:
         s.verify = str(ca.cert)
         return s
 
-    def _wait_apiserver(self, admin: CertPair, ca: CertPair) -> None:
+    def _wait_apiserver(self, admin: CertPair, ca: CertPair, timeout: float = 90) -> None:
         s = self._session(admin, ca)
 
         def ready() -> bool:
             self._check_alive()
             return s.get(f"{self.server}/readyz", timeout=2).ok
 
-        wait_for(ready, timeout=90, what="kube-apiserver /readyz", ignore=(requests.RequestException,))
+        wait_for(ready, timeout=timeout, what="kube-apiserver /readyz", ignore=(requests.RequestException,))
+
+    def wait_apiserver_ready(self, timeout: float = 90) -> None:
+        """Returns once /readyz answers 200: after `up`, or after a test restarted the
+        apiserver (`procs.start_again("kube-apiserver")`)."""
+        assert self._admin is not None and self.pki is not None, "up() first"
+        self._wait_apiserver(self._admin, self.pki.ca, timeout)
 
     def _wait_components(self, admin: CertPair, ca: CertPair, t0: float) -> None:
         s = self._session(admin, ca)

@@ -34,6 +34,8 @@ class ProcessSet:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._die_with_parent = die_with_parent
         self._started: dict[str, subprocess.Popen] = {}
+        # name -> (argv, env) of its last start, for start_again after a fault test stops it
+        self._commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -51,7 +53,30 @@ class ProcessSet:
             )
         (self.pid_dir / f"{name}.pid").write_text(f"{proc.pid} {argv[0]}\n")
         self._started[name] = proc
+        self._commands[name] = (argv, env)
         return proc
+
+    def start_again(self, name: str) -> subprocess.Popen:
+        """Starts `name` with the command and environment of its last start (after `stop`
+        or `kill`: a restarted component, same flags, same data directory)."""
+        if name in self._started and self._started[name].poll() is None:
+            raise RuntimeError(f"{name} still runs; stop or kill it first")
+        argv, env = self._commands[name]
+        return self.start(name, argv, env=env)
+
+    def pid(self, name: str) -> int | None:
+        """The pid of `name` while it runs (started by this object), else None."""
+        proc = self._started.get(name)
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def kill(self, name: str) -> None:
+        """SIGKILL to the process group of `name`, no grace: a crash, not a shutdown."""
+        proc = self._started.pop(name, None)
+        if proc is None:
+            raise KeyError(f"{name} was not started by this ProcessSet")
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
 
     def exited(self) -> dict[str, int]:
         """Processes started by this object that have already exited, with their codes."""

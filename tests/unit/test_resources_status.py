@@ -8,6 +8,7 @@ from trtaoti.resources.status import (
     ProfileObservation,
     compute_status,
     initial_status,
+    known_artifact,
     transitions,
 )
 
@@ -184,3 +185,32 @@ def test_a_fleet_reads_per_product_and_a_product_without_nodes_holds_only_itself
     assert (event.type, event.reason) == ("Warning", "WaitingForNode")
     assert event.message.startswith("profile p on L4: compile Job m-p-3: compile pod waiting for a node: 0/5 nodes")
     assert transitions(status, compute_status(status, [*serving, on("L4", job=waiting)], 1, "t3")) == []
+
+
+def test_an_artifact_found_for_this_generation_stays_known_while_the_store_is_unreadable():
+    """What the reconciler may keep serving, Ready, when the store cannot be read: only
+    the artifact this very generation already found under the same key."""
+    ready = compute_status(None, [ProfileObservation("p", KEY, artifact=art(), deployment=deployment(art()))], 4, "t")
+    assert ready.profiles[0].phase == "Ready"
+    assert known_artifact(ready, 4, "p", KEY) == art()
+    rolling_out = ProfileObservation("p", KEY, artifact=art(), deployment=deployment(art(), ready=0))
+    rolling = compute_status(None, [rolling_out], 4, "t")
+    assert rolling.profiles[0].phase == "Compiled" and known_artifact(rolling, 4, "p", KEY) == art()
+
+    assert known_artifact(ready, 5, "p", KEY) is None  # a newer spec: its key is not known yet
+    assert known_artifact(ready, 4, "p", "o" * 32) is None  # another key
+    assert known_artifact(ready, 4, "q", KEY) is None  # another profile
+    assert known_artifact(ready, 4, "p", None) is None  # no key (the ETag was never read)
+
+    # A profile that could not be checked at this generation (e.g. the spec changed while
+    # the store was down) stays unknown until the store answers, whatever it serves.
+    unreadable = Problem("StorageUnavailable", "reading model.exportedProgram: connection refused")
+    stuck = compute_status(
+        ready, [ProfileObservation("p", KEY, deployment=deployment(art()), problem=unreadable)], 5, "t"
+    )
+    assert stuck.profiles[0].phase == "Failed" and known_artifact(stuck, 5, "p", KEY) is None
+    # Serving an older artifact while the new one compiles: not this key's.
+    old = art("o" * 32)
+    compiling = compute_status(ready, [ProfileObservation("p", KEY, job=JobObservation("job", "Running"),
+                                                          deployment=deployment(old))], 5, "t")  # fmt: skip
+    assert known_artifact(compiling, 5, "p", KEY) is None

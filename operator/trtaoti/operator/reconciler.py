@@ -42,7 +42,7 @@ from trtaoti.operator.children import (
 from trtaoti.operator.compiles import CompileCoordinator
 from trtaoti.operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, api_error_message
 from trtaoti.operator.observe import observe_deployment, observe_job
-from trtaoti.operator.storage_access import model_etag, storage_env, storage_problem
+from trtaoti.operator.storage_access import STORAGE_UNAVAILABLE, model_etag, storage_env, storage_problem
 from trtaoti.resources import names, serving
 from trtaoti.resources import status as status_rules
 from trtaoti.resources.config import ChildSettings
@@ -131,6 +131,7 @@ class Reconciler:
                 keys[target.id],
                 problem,
                 _previous(reported, target),
+                status_rules.known_artifact(previous, generation, target.profile.name, keys[target.id]),
             )
             for target in wanted
         ]
@@ -163,6 +164,7 @@ class Reconciler:
         key: str | None,
         problem: Problem | None,
         reported: Artifact | None = None,
+        known: Artifact | None = None,
     ) -> ProfileObservation:
         profile = target.profile
         service_name = names.serving_name(owner.name, profile.name)
@@ -186,6 +188,14 @@ class Reconciler:
                 # Also what keeps a Job that could never store its artifact from starting.
                 failure = storage_problem(owner, spec, error, f"reading manifest {key}")
                 obs = dataclasses.replace(obs, problem=failure)
+        if artifact is None and known is not None and obs.problem and obs.problem.reason == STORAGE_UNAVAILABLE:
+            # A store down for a while (a MinIO restart) changes nothing the serving pods
+            # do: this generation's artifact stays known, the profile stays Ready.
+            log.info(
+                "%s/%s profile %s keeps artifact %s while the store cannot be read: %s",
+                owner.namespace, owner.name, target.label, known.key, obs.problem.message,
+            )  # fmt: skip
+            artifact, obs = known, dataclasses.replace(obs, problem=None)
         obs = dataclasses.replace(obs, artifact=artifact)
 
         own_job = children.compile_job(profile.name, key) if key is not None else None

@@ -14,6 +14,8 @@ from trtaoti.resources.owner import Owner
 from trtaoti.resources.status import Problem
 from trtaoti.storage import AccessDenied, BucketNotFound, NoCredentials, ObjectNotFound
 
+STORAGE_UNAVAILABLE = "StorageUnavailable"  # the store could not be read (network, endpoint, 5xx)
+
 
 async def storage_env(kube: Kube, owner: Owner, spec: TrtAotiModelSpec) -> tuple[dict[str, str], Problem | None]:
     """The storage Secret as environment variables (values never logged)."""
@@ -58,4 +60,4 @@ def storage_problem(owner: Owner, spec: TrtAotiModelSpec, error: Exception, doin
             else "the operator's own, as spec.storage.secretName is not set"
         )
         return Problem("StorageCredentials", f"{error} (credentials tried: {used})")
-    return Problem("StorageUnavailable", f"{doing}: {error}")
+    return Problem(STORAGE_UNAVAILABLE, f"{doing}: {error}")

@@ -251,6 +251,27 @@ def compute_status(
     )
 
 
+def known_artifact(
+    previous: TrtAotiModelStatus, generation: int | None, profile: str, key: str | None
+) -> Artifact | None:
+    """The artifact `profile` already had under `key` at this very generation (phase
+    Compiled or Ready), else None.
+
+    What a store that cannot be read for a while (StorageUnavailable) must not take
+    away: a package never changes under its key, and the serving pods already hold it.
+    Only within one generation: while the model's ETag cannot be read, `key` is the one
+    last reported, which a newer spec may no longer want.
+    """
+    if key is None or previous.observed_generation != generation:
+        return None
+    for status in previous.profiles:
+        compiled = status.phase in (ProfilePhase.compiled, ProfilePhase.ready)
+        same_key = status.artifact_key == key and status.artifact is not None and status.artifact.key == key
+        if status.name == profile and compiled and same_key:
+            return status.artifact
+    return None
+
+
 def _keys(profiles: list[ProfileStatus]) -> list[str]:
     keys = [p.artifact_key for p in profiles if p.artifact_key]
     keys += [p.artifact.key for p in profiles if p.artifact]

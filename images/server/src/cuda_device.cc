@@ -1,14 +1,65 @@
 // Compiled only when CMake finds a CUDA toolkit (c10/cuda headers need it).
+//
+// A batch on runner r: its inputs are copied (once, and not at all when the batcher
+// assembled them in r's staging memory already) into r's page-locked buffer, go to r's
+// device buffer in one DMA each, the model runs on r's stream, every output comes back
+// in one DMA into page-locked host memory, and the host waits once, for the stream.
+// Nothing is pinned or allocated per batch, except what the loader allocates itself
+// (from torch's caching allocators) and the output buffers (from torch's caching host
+// allocator, which hands cached blocks back once the response that used them is gone).
 #include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 
+#include <chrono>
+#include <cstring>
 #include <optional>
+#include <stdexcept>
+#include <utility>
 
 #include "device.h"
 
 namespace trtaoti {
 namespace {
+
+// Page-locked host memory of one size, allocated once (cudaHostAlloc, not the caching
+// host allocator, which rounds up to a power of two).
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  explicit PinnedBuffer(size_t bytes) : bytes_(bytes) { C10_CUDA_CHECK(cudaHostAlloc(&data_, bytes, cudaHostAllocDefault)); }
+  ~PinnedBuffer() {
+    if (data_) cudaFreeHost(data_);
+  }
+  PinnedBuffer(PinnedBuffer&& other) noexcept : data_(std::exchange(other.data_, nullptr)), bytes_(other.bytes_) {}
+  PinnedBuffer& operator=(PinnedBuffer&& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(bytes_, other.bytes_);
+    return *this;
+  }
+  void* data() const { return data_; }
+  size_t bytes() const { return data_ ? bytes_ : 0; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// One input's staging: page-locked host bytes and device bytes of the same capacity.
+struct Staging {
+  PinnedBuffer host;
+  at::Tensor device;  // kByte, from torch's caching allocator (counted in its statistics)
+  size_t capacity() const { return host.bytes(); }
+};
+
+struct Runner {
+  std::optional<c10::cuda::CUDAStream> stream;
+  std::vector<Staging> inputs;
+  cudaEvent_t started = nullptr, finished = nullptr;  // RunResident's, made on first use
+};
 
 class CudaDevice : public Device {
  public:
@@ -19,52 +70,133 @@ class CudaDevice : public Device {
     }
   }
 
+  ~CudaDevice() override {
+    for (Runner& runner : runners_) {
+      if (runner.started) cudaEventDestroy(runner.started);
+      if (runner.finished) cudaEventDestroy(runner.finished);
+    }
+  }
+
   std::string name() const override { return "cuda:" + std::to_string(index_); }
   int index() const override { return index_; }
 
-  std::vector<at::Tensor> Run(torch::inductor::AOTIModelPackageLoader& loader,
+  void Prepare(int runners, const std::vector<size_t>& max_input_bytes) override {
+    if (!runners_.empty()) throw std::logic_error("CudaDevice::Prepare called twice");
+    c10::cuda::CUDAGuard device_guard(index_);
+    runners_.resize(static_cast<size_t>(std::max(1, runners)));
+    for (Runner& runner : runners_) {
+      // Pool streams do not synchronise with the legacy default stream, and each runner
+      // gets its own, so concurrent batches overlap copies and kernels.
+      runner.stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index_);
+      runner.inputs.resize(max_input_bytes.size());
+      for (size_t i = 0; i < max_input_bytes.size(); ++i) Reserve(runner.inputs[i], max_input_bytes[i]);
+    }
+  }
+
+  std::vector<at::Tensor> Run(int runner_index, torch::inductor::AOTIModelPackageLoader& loader,
                               const std::vector<at::Tensor>& host_inputs) override {
-    const at::Device device(at::kCUDA, index_);
-    c10::cuda::CUDAGuard device_guard(device);
-    c10::cuda::CUDAStream stream = WorkerStream();
-    c10::cuda::CUDAStreamGuard stream_guard(stream);
+    Runner& runner = runners_.at(static_cast<size_t>(runner_index));
+    c10::cuda::CUDAGuard device_guard(index_);
+    c10::cuda::CUDAStreamGuard stream_guard(*runner.stream);  // the loader's allocations follow it
+    const cudaStream_t stream = runner.stream->stream();
+    if (runner.inputs.size() < host_inputs.size()) runner.inputs.resize(host_inputs.size());
 
     std::vector<at::Tensor> device_inputs;
     device_inputs.reserve(host_inputs.size());
-    for (const at::Tensor& host : host_inputs) {
-      // Only a page-locked source makes the copy asynchronous; batches the batcher
-      // assembled already are (AllocateHost), a lone request's body view is not.
-      at::Tensor source = host.is_pinned() ? host : host.pin_memory();
-      device_inputs.push_back(source.to(device, /*non_blocking=*/true));
+    for (size_t i = 0; i < host_inputs.size(); ++i) {
+      const at::Tensor host = host_inputs[i].is_contiguous() ? host_inputs[i] : host_inputs[i].contiguous();
+      const size_t bytes = host.nbytes();
+      Staging& staging = runner.inputs[i];
+      Reserve(staging, bytes);
+      if (bytes > 0) {
+        // A batch the batcher assembled is in this staging memory already (AllocateHost).
+        if (host.data_ptr() != staging.host.data()) std::memcpy(staging.host.data(), host.data_ptr(), bytes);
+        C10_CUDA_CHECK(cudaMemcpyAsync(staging.device.data_ptr(), staging.host.data(), bytes,
+                                       cudaMemcpyHostToDevice, stream));
+        device_inputs.push_back(at::from_blob(staging.device.data_ptr(), host.sizes(),
+                                              host.options().device(at::kCUDA, index_)));
+      } else {
+        device_inputs.push_back(at::empty(host.sizes(), host.options().device(at::kCUDA, index_)));
+      }
     }
-    std::vector<at::Tensor> outputs = loader.run(device_inputs, stream.stream());
+
+    std::vector<at::Tensor> outputs = loader.run(device_inputs, stream);
     std::vector<at::Tensor> host_outputs;
     host_outputs.reserve(outputs.size());
-    for (const at::Tensor& output : outputs) {
+    for (at::Tensor& output : outputs) {
+      if (!output.is_cuda()) {  // a host output (a constant the graph returns): nothing to copy
+        host_outputs.push_back(output.contiguous());
+        continue;
+      }
+      if (!output.is_contiguous()) output = output.contiguous();  // on this stream (the guard)
       at::Tensor host = at::empty(output.sizes(), output.options().device(at::kCPU).pinned_memory(true));
-      host.copy_(output, /*non_blocking=*/true);
+      if (output.nbytes() > 0) {
+        C10_CUDA_CHECK(cudaMemcpyAsync(host.data_ptr(), output.data_ptr(), output.nbytes(), cudaMemcpyDeviceToHost,
+                                       stream));
+      }
       host_outputs.push_back(std::move(host));
     }
-    stream.synchronize();
+    // The one wait of the batch. The device outputs are freed after it (end of scope),
+    // so the caching allocator can hand their memory to this stream's next batch.
+    C10_CUDA_CHECK(cudaStreamSynchronize(stream));
     return host_outputs;
   }
 
-  at::Tensor AllocateHost(at::IntArrayRef shape, at::ScalarType dtype) override {
-    return at::empty(shape, at::TensorOptions().dtype(dtype).pinned_memory(true));
+  std::vector<at::Tensor> Resident(const std::vector<at::Tensor>& host_inputs) override {
+    std::vector<at::Tensor> resident;
+    for (const at::Tensor& host : host_inputs) resident.push_back(host.to(at::Device(at::kCUDA, index_)));
+    c10::cuda::device_synchronize();
+    return resident;
+  }
+
+  Timing RunResident(int runner_index, torch::inductor::AOTIModelPackageLoader& loader,
+                     const std::vector<at::Tensor>& resident_inputs) override {
+    Runner& runner = runners_.at(static_cast<size_t>(runner_index));
+    c10::cuda::CUDAGuard device_guard(index_);
+    c10::cuda::CUDAStreamGuard stream_guard(*runner.stream);
+    const cudaStream_t stream = runner.stream->stream();
+    if (!runner.started) {
+      C10_CUDA_CHECK(cudaEventCreate(&runner.started));
+      C10_CUDA_CHECK(cudaEventCreate(&runner.finished));
+    }
+    const auto start = std::chrono::steady_clock::now();
+    C10_CUDA_CHECK(cudaEventRecord(runner.started, stream));
+    std::vector<at::Tensor> outputs = loader.run(resident_inputs, stream);
+    C10_CUDA_CHECK(cudaEventRecord(runner.finished, stream));
+    const double launch_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+    C10_CUDA_CHECK(cudaEventSynchronize(runner.finished));
+    float ms = 0;
+    C10_CUDA_CHECK(cudaEventElapsedTime(&ms, runner.started, runner.finished));
+    return {launch_us, ms * 1000.0};
+  }
+
+  at::Tensor AllocateHost(int runner_index, size_t index, at::IntArrayRef shape, at::ScalarType dtype) override {
+    Runner& runner = runners_.at(static_cast<size_t>(runner_index));
+    if (runner.inputs.size() <= index) runner.inputs.resize(index + 1);
+    Staging& staging = runner.inputs[index];
+    int64_t elements = 1;
+    for (int64_t d : shape) elements *= d;
+    const size_t bytes = static_cast<size_t>(elements) * c10::elementSize(dtype);
+    Reserve(staging, bytes);
+    if (bytes == 0) return at::empty(shape, at::TensorOptions().dtype(dtype));
+    // A view of the runner's staging memory: it stays the runner's.
+    return at::from_blob(staging.host.data(), shape, at::TensorOptions().dtype(dtype));
   }
 
  private:
-  // One stream per batcher worker (= per runner), so concurrent batches overlap
-  // their copies and kernels instead of serialising on the default stream.
-  c10::cuda::CUDAStream WorkerStream() const {
-    thread_local std::optional<c10::cuda::CUDAStream> stream;
-    if (!stream || stream->device_index() != index_) {
-      stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index_);
-    }
-    return *stream;
+  // Grows a staging buffer to `bytes` (never shrinks). Only between batches of its
+  // runner: every copy from it finished at that runner's last synchronisation.
+  void Reserve(Staging& staging, size_t bytes) {
+    if (bytes <= staging.capacity()) return;
+    c10::cuda::CUDAGuard device_guard(index_);
+    staging.device = at::Tensor();
+    staging.host = PinnedBuffer();
+    staging.host = PinnedBuffer(bytes);
+    staging.device = at::empty({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte).device(at::kCUDA, index_));
   }
 
   c10::DeviceIndex index_;
+  std::vector<Runner> runners_;  // sized once by Prepare
 };
 
 }  // namespace

@@ -1,7 +1,12 @@
 // Where a batch runs. The CPU device hands host tensors straight to the loader; the
 // CUDA device (cuda_device.cc, compiled only when the build finds a CUDA toolkit)
-// stages them through page-locked memory on a stream of the calling worker thread.
+// gives every runner its own stream and its own page-locked and device staging
+// buffers, so a batch costs one host copy at most, one DMA per input, the model run
+// and one DMA per output on that stream, and a single synchronisation.
 // Keeping this behind an interface keeps CUDA code and #ifdefs out of the hot path.
+//
+// Runners (batcher.h): Run and AllocateHost for one runner are never called
+// concurrently; different runners are, from any thread.
 #pragma once
 
 #include <ATen/Tensor.h>
@@ -19,11 +24,33 @@ class Device {
   virtual std::string name() const = 0;
   // -1 for CPU; the loader's device_index argument.
   virtual int index() const = 0;
-  // Host tensors in, host tensors out. Thread-safe.
-  virtual std::vector<at::Tensor> Run(torch::inductor::AOTIModelPackageLoader& loader,
+
+  // Sets up `runners` runners before the first Run; `max_input_bytes[i]` is input i's
+  // size at the largest batch that will run (0 where unknown: a dynamic non-batch
+  // dimension). Staging buffers are allocated here, once, and grow only for a batch
+  // larger than that.
+  virtual void Prepare(int runners, const std::vector<size_t>& max_input_bytes) = 0;
+
+  // Host tensors in (any alignment), host tensors out, on `runner`.
+  virtual std::vector<at::Tensor> Run(int runner, torch::inductor::AOTIModelPackageLoader& loader,
                                       const std::vector<at::Tensor>& host_inputs) = 0;
-  // A writable host buffer for a batch's inputs.
-  virtual at::Tensor AllocateHost(at::IntArrayRef shape, at::ScalarType dtype) = 0;
+
+  // A writable host buffer for input `index` of `runner`'s next Run. On CUDA it is the
+  // runner's page-locked staging memory, which that Run then copies to the device
+  // without another host copy; it is valid until that Run returns.
+  virtual at::Tensor AllocateHost(int runner, size_t index, at::IntArrayRef shape, at::ScalarType dtype) = 0;
+
+  // For trtaoti-bench-floor's `loader` layer: the model alone, on inputs already where
+  // the loader wants them (Resident), on `runner`'s stream, waited for. launch_us: how
+  // long loader.run took to return (the host's share: argument checks, kernel launches);
+  // device_us: the device's own time between events recorded around it (0 on CPU).
+  struct Timing {
+    double launch_us = 0;
+    double device_us = 0;
+  };
+  virtual std::vector<at::Tensor> Resident(const std::vector<at::Tensor>& host_inputs) = 0;
+  virtual Timing RunResident(int runner, torch::inductor::AOTIModelPackageLoader& loader,
+                             const std::vector<at::Tensor>& resident_inputs) = 0;
 };
 
 std::unique_ptr<Device> MakeCpuDevice();

@@ -5,7 +5,7 @@
 #include <dlfcn.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 
-#include <cstdint>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -49,18 +49,14 @@ DataType FromScalarType(at::ScalarType type) {
   }
 }
 
-// Inductor's kernels assume 16-byte aligned inputs (torch._inductor.utils.ALIGNMENT);
-// binary tensors inside an HTTP body start wherever the JSON header ends.
-constexpr uintptr_t kAlignment = 16;
-
+// A view of the request's (or the batch buffer's) bytes; the device copies them where
+// its loader needs them (CUDA: staging memory; CPU: aligned, see cpu_device.cc).
 at::Tensor ToTorch(const HostTensor& tensor) {
   auto options = at::TensorOptions().dtype(ToScalarType(tensor.dtype()));
   // The deleter holds the owner (request body or batch buffer) until torch lets go.
   std::shared_ptr<const void> owner = tensor.owner();
-  at::Tensor view = at::from_blob(
+  return at::from_blob(
       const_cast<std::byte*>(tensor.data()), tensor.shape(), [owner](void*) {}, options);
-  if (reinterpret_cast<uintptr_t>(tensor.data()) % kAlignment != 0) return view.clone();
-  return view;
 }
 
 HostTensor FromTorch(at::Tensor tensor) {
@@ -105,7 +101,7 @@ std::mutex& LoaderConstructionMutex() {
 
 }  // namespace
 
-AotiModel::AotiModel(const ModelOptions& options) : options_(options) {
+AotiModel::AotiModel(const ModelOptions& options) : options_(options), runners_(std::max(1, options.runners)) {
   if (!std::filesystem::is_regular_file(options_.package_path)) {
     throw std::runtime_error("model package '" + options_.package_path + "' does not exist or is not a file");
   }
@@ -119,8 +115,8 @@ AotiModel::AotiModel(const ModelOptions& options) : options_(options) {
     signature_ = SignatureFromMetadata(metadata);
     PreloadTorchTrtRuntime(options_.torchtrt_runtime, signature_.requires_torchtrt_runtime);
     loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
-        options_.package_path, "model", /*run_single_threaded=*/false,
-        static_cast<size_t>(std::max(1, options_.runners)), static_cast<c10::DeviceIndex>(device_->index()));
+        options_.package_path, "model", /*run_single_threaded=*/false, static_cast<size_t>(runners_),
+        static_cast<c10::DeviceIndex>(device_->index()));
   } catch (const c10::Error& e) {
     throw std::runtime_error("cannot load model package '" + options_.package_path +
                              "': " + e.what_without_backtrace());
@@ -129,14 +125,23 @@ AotiModel::AotiModel(const ModelOptions& options) : options_(options) {
     throw std::runtime_error("the package was compiled for " + signature_.device + " but --device is " +
                              device_->name());
   }
+  // Staging for the compiled range's largest batch, per runner, allocated now.
+  std::vector<size_t> max_input_bytes;
+  for (const TensorSpec& spec : signature_.inputs) {
+    int64_t elements = std::max<int64_t>(1, signature_.batch_max);
+    for (size_t d = 1; d < spec.shape.size(); ++d) elements = spec.shape[d] < 0 ? 0 : elements * spec.shape[d];
+    max_input_bytes.push_back(static_cast<size_t>(elements) * ElementSize(spec.dtype));
+  }
+  device_->Prepare(runners_, max_input_bytes);
 }
 
 AotiModel::~AotiModel() = default;
 
 std::string AotiModel::device_name() const { return device_->name(); }
 
-std::vector<HostTensor> AotiModel::Execute(const std::vector<HostTensor>& inputs) {
-  // OpenMP's thread count is per calling thread: set it once in each batcher worker.
+std::vector<HostTensor> AotiModel::Execute(int runner, const std::vector<HostTensor>& inputs) {
+  if (runner < 0 || runner >= runners_) throw std::logic_error("runner " + std::to_string(runner) + " out of range");
+  // OpenMP's thread count is per calling thread: set it once in each thread that runs batches.
   thread_local bool threads_set = false;
   if (!threads_set && options_.intra_op_threads > 0) {
     at::set_num_threads(options_.intra_op_threads);
@@ -147,7 +152,7 @@ std::vector<HostTensor> AotiModel::Execute(const std::vector<HostTensor>& inputs
   for (const HostTensor& input : inputs) torch_inputs.push_back(ToTorch(input));
   std::vector<at::Tensor> outputs;
   try {
-    outputs = device_->Run(*loader_, torch_inputs);
+    outputs = device_->Run(runner, *loader_, torch_inputs);
   } catch (const c10::Error& e) {
     throw std::runtime_error(e.what_without_backtrace());
   }
@@ -157,8 +162,8 @@ std::vector<HostTensor> AotiModel::Execute(const std::vector<HostTensor>& inputs
   return result;
 }
 
-HostTensor AotiModel::AllocateInput(DataType dtype, const Shape& shape) {
-  at::Tensor buffer = device_->AllocateHost(shape, ToScalarType(dtype));
+HostTensor AotiModel::AllocateInput(int runner, size_t index, DataType dtype, const Shape& shape) {
+  at::Tensor buffer = device_->AllocateHost(runner, index, shape, ToScalarType(dtype));
   const auto* data = static_cast<const std::byte*>(buffer.data_ptr());
   auto owner = std::make_shared<at::Tensor>(std::move(buffer));
   return HostTensor(dtype, shape, std::shared_ptr<const void>(owner, data), data);

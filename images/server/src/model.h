@@ -35,12 +35,15 @@ class AotiModel : public BatchExecutor {
   const ModelSignature& signature() const { return signature_; }
   std::string device_name() const;
 
-  // Thread-safe (up to `runners` at once, as the batcher guarantees).
-  std::vector<HostTensor> Execute(const std::vector<HostTensor>& inputs) override;
-  HostTensor AllocateInput(DataType dtype, const Shape& shape) override;
+  int runners() const { return runners_; }
+
+  // Thread-safe across runners; one batch per runner at a time (batcher.h).
+  std::vector<HostTensor> Execute(int runner, const std::vector<HostTensor>& inputs) override;
+  HostTensor AllocateInput(int runner, size_t index, DataType dtype, const Shape& shape) override;
 
  private:
   ModelOptions options_;
+  int runners_ = 1;
   std::unique_ptr<Device> device_;
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;
   ModelSignature signature_;

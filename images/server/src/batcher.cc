@@ -123,7 +123,7 @@ void Batcher::Enqueue(BatchRequest request) {
 bool Batcher::MayRunOnThisThread() {
   const auto self = std::this_thread::get_id();
   if (std::find(caller_threads_.begin(), caller_threads_.end(), self) != caller_threads_.end()) return true;
-  const size_t limit = static_cast<size_t>(options_.caller_threads < 0 ? runners_ : options_.caller_threads);
+  const size_t limit = static_cast<size_t>(options_.caller_threads < 0 ? 4 * runners_ : options_.caller_threads);
   if (caller_threads_.size() >= limit) return false;
   caller_threads_.push_back(self);
   return true;

@@ -70,10 +70,12 @@ struct BatcherOptions {
   std::chrono::microseconds max_queue_delay{0};
   size_t max_queue_size = 0;  // queued requests; 0 means unbounded
   int workers = 1;            // batches executing at once (the model's runners)
-  // Distinct caller threads that may run a batch themselves (RunOrEnqueue); the rest
-  // hand their requests to the workers. A model keeps state per thread that runs it
-  // (cuBLAS and cuDNN handles with their GPU workspaces, OpenMP thread teams), so this
-  // bounds it however many front-end threads there are. -1: as many as `workers`.
+  // Distinct caller threads that may run a batch themselves (RunOrEnqueue), first come
+  // first served; the rest hand their requests to the workers. A model keeps state per
+  // thread that runs it (cuBLAS and cuDNN handles, a cuBLAS workspace per stream, OpenMP
+  // thread teams), so this bounds it however many front-end threads there are; a
+  // one-off request (a smoke check on its own connection) takes a place for good, hence
+  // a few more than the runners. -1: 4 x workers.
   int caller_threads = -1;
 };
 

@@ -21,6 +21,9 @@
 //   batcher  Batcher::RunOrEnqueue on that model and the wait for its callback, as the
 //            HTTP and gRPC front ends call it (a lone request runs on the caller).
 //   queued   Batcher::Enqueue + wait: the same through a worker thread (two hand-offs).
+//   graph    an experiment: loader.run captured into a CUDA graph at this batch and
+//            replayed (resident inputs, like loader), with the replay's largest
+//            difference from a plain run ("max_abs_diff"). A loader of its own each time.
 // --gap-us N idles N us between runs (a condition-variable wait, as a server thread
 // waits for its next request): what an idle gap costs the next run.
 #include <ATen/ATen.h>
@@ -95,10 +98,24 @@ class Bench {
   nlohmann::json Measure(const std::string& path, int64_t batch, double seconds, int64_t gap_us) {
     std::function<void()> once;
     std::vector<double> launch, on_device;
+    std::shared_ptr<std::vector<at::Tensor>> graph_resident;
     if (path == "loader") {
       auto resident = std::make_shared<std::vector<at::Tensor>>(device_->Resident(TorchInputs(batch)));
       once = [this, resident, &launch, &on_device] {
         Device::Timing timing = device_->RunResident(0, *loader_, *resident);
+        launch.push_back(timing.launch_us);
+        on_device.push_back(timing.device_us);
+      };
+    } else if (path == "graph") {
+      // A loader per graph: after a capture its loader must not run outside it again,
+      // and the graph reads the loader's weights, so both stay for the process's life.
+      graph_loaders_.push_back(std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+          options_.model, "model", false, 1, static_cast<c10::DeviceIndex>(device_->index())));
+      auto resident = std::make_shared<std::vector<at::Tensor>>(device_->Resident(TorchInputs(batch)));
+      graph_resident = resident;
+      auto replay = device_->CaptureGraph(0, *graph_loaders_.back(), *resident, graph_max_abs_diff);
+      once = [replay, resident, &launch, &on_device] {
+        Device::Timing timing = replay();
         launch.push_back(timing.launch_us);
         on_device.push_back(timing.device_us);
       };
@@ -125,7 +142,7 @@ class Bench {
         if (!outcome.status.ok()) throw std::runtime_error(outcome.status.message);
       };
     } else {
-      throw std::runtime_error("unknown path '" + path + "' (loader, device, model, batcher, queued)");
+      throw std::runtime_error("unknown path '" + path + "' (loader, graph, device, model, batcher, queued)");
     }
 
     // Warm up: the first runs at a batch size build per-shape state (plans, allocations).
@@ -157,9 +174,20 @@ class Bench {
                              {"p99_us", Quantile(latencies, 0.99)},
                              {"per_second", latencies.size() / elapsed},
                              {"device", device_->name()}};
-    if (path == "loader") {
+    if (path == "loader" || path == "graph") {
       result["launch_p50_us"] = Quantile(launch, 0.5);
       result["device_p50_us"] = Quantile(on_device, 0.5);
+    }
+    if (path == "graph") {
+      result["max_abs_diff"] = graph_max_abs_diff;
+      // Can the captured loader still run outside its graph (what a server mixing
+      // graphs and plain runs would need)? Asked last: a failure may leave it unusable.
+      try {
+        device_->RunResident(0, *graph_loaders_.back(), *graph_resident);
+        result["plain_run_after_capture"] = "ok";
+      } catch (const std::exception& e) {
+        result["plain_run_after_capture"] = std::string(e.what()).substr(0, 300);
+      }
     }
     return result;
   }
@@ -227,6 +255,8 @@ class Bench {
   ModelSignature signature_;
   std::shared_ptr<AotiModel> model_;
   std::unique_ptr<Batcher> batcher_;
+  std::vector<std::unique_ptr<torch::inductor::AOTIModelPackageLoader>> graph_loaders_;
+  double graph_max_abs_diff = 0;
 };
 
 }  // namespace
@@ -252,7 +282,7 @@ int main(int argc, char** argv) {
   if (args["model"].empty()) {
     std::fprintf(stderr,
                  "usage: trtaoti-bench-floor --model PATH [--batch N] [--seconds S] [--device cpu|cuda:N] "
-                 "[--path loader|device|model|batcher|queued] [--gap-us N] [--runners N] [--commands]\n");
+                 "[--path loader|graph|device|model|batcher|queued] [--gap-us N] [--runners N] [--commands]\n");
     return 2;
   }
   try {

@@ -50,6 +50,11 @@ class CpuDevice : public Device {
     loader.run(resident_inputs);
     return {std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count(), 0};
   }
+
+  std::function<Timing()> CaptureGraph(int, torch::inductor::AOTIModelPackageLoader&, const std::vector<at::Tensor>&,
+                                       double&) override {
+    throw std::runtime_error("CUDA graphs need a CUDA device");
+  }
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <ATen/Tensor.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,16 @@ class Device {
   virtual std::vector<at::Tensor> Resident(const std::vector<at::Tensor>& host_inputs) = 0;
   virtual Timing RunResident(int runner, torch::inductor::AOTIModelPackageLoader& loader,
                              const std::vector<at::Tensor>& resident_inputs) = 0;
+
+  // An experiment for trtaoti-bench-floor's `graph` layer (CUDA only; the server does
+  // not use it): loader.run at these inputs' shapes captured once into a CUDA graph on
+  // `runner`'s stream; the function returned replays it and times it like RunResident.
+  // `max_abs_diff`: the replay's outputs against a plain run's on the same inputs.
+  // After this the loader must not run outside the graph again (its completion event
+  // was recorded inside the capture).
+  virtual std::function<Timing()> CaptureGraph(int runner, torch::inductor::AOTIModelPackageLoader& loader,
+                                               const std::vector<at::Tensor>& resident_inputs,
+                                               double& max_abs_diff) = 0;
 };
 
 std::unique_ptr<Device> MakeCpuDevice();

@@ -136,7 +136,9 @@ void Batcher::RunOrEnqueue(BatchRequest request) {
   int runner = -1;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!stopping_ && queue_.empty() && !idle_runners_.empty() && MayRunOnThisThread()) {
+    // Every runner idle, not just one: under load the workers batch what queues while
+    // a runner is busy, and a caller holding a runner for one row would cost that.
+    if (!stopping_ && queue_.empty() && static_cast<int>(idle_runners_.size()) == runners_ && MayRunOnThisThread()) {
       runner = idle_runners_.back();
       idle_runners_.pop_back();
       accepted_.fetch_add(1);

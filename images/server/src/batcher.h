@@ -115,7 +115,7 @@ class Batcher {
   void Enqueue(BatchRequest request);
 
   // For a caller that blocks until its request is answered anyway (the front ends):
-  // when the request would run alone and at once (nothing queued, a runner idle, no
+  // when the request would run alone and at once (nothing queued, every runner idle, no
   // more than `limits.max` rows, and no queue delay to wait out: the delay is 0 or the
   // request alone reaches `limits.opt` rows), it runs on the calling thread, and
   // on_complete is called before this returns. Two thread hand-offs (to a worker and

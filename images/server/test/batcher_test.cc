@@ -439,18 +439,25 @@ TEST(Batcher, RunsALoneRequestOnTheCallingThread) {
   EXPECT_EQ(batcher.completed(), 1u);
 }
 
-TEST(Batcher, RunOrEnqueueQueuesBehindBusyRunners) {
+TEST(Batcher, RunOrEnqueueHandsOffWhileAnyRunnerIsBusy) {
   auto executor = std::make_shared<FakeExecutor>();
-  Batcher batcher(Options(1, 8, 8), executor);  // one runner
+  BatcherOptions options = Options(1, 8, 8);
+  options.workers = 2;
+  Batcher batcher(options, executor);
   executor->Close();
   auto running = Submit(batcher, Ids({0}));
   ASSERT_TRUE(executor->WaitEntered(1));
-  auto queued = RunOrSubmit(batcher, Ids({1}));  // the runner is busy: it must not block here
-  EXPECT_EQ(queued.wait_for(0s), std::future_status::timeout);
+  // One runner is busy, one idle: under load the workers batch; this must not block here.
+  auto handed_off = RunOrSubmit(batcher, Ids({1}));
+  EXPECT_EQ(handed_off.wait_for(0s), std::future_status::timeout);
+  ASSERT_TRUE(executor->WaitEntered(2));  // on the idle runner, by a worker
   executor->Open();
   ExpectRows(Get(running), {0});
-  ExpectRows(Get(queued), {1});
+  ExpectRows(Get(handed_off), {1});
   for (auto id : executor->threads()) EXPECT_NE(id, std::this_thread::get_id());
+  auto runners = executor->runners();
+  ASSERT_EQ(runners.size(), 2u);
+  EXPECT_NE(runners[0], runners[1]);
 }
 
 TEST(Batcher, RunOrEnqueueLeavesAQueueDelayToTheWorkers) {

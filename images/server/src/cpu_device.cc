@@ -51,6 +51,12 @@ class CpuDevice : public Device {
     return {std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count(), 0};
   }
 
+  std::string EnableGraphs(std::unique_ptr<torch::inductor::AOTIModelPackageLoader>,
+                           torch::inductor::AOTIModelPackageLoader&, const std::vector<at::Tensor>&,
+                           const std::vector<int64_t>&) override {
+    throw std::runtime_error("CUDA graphs need --device cuda");
+  }
+
   std::function<Timing()> CaptureGraph(int, torch::inductor::AOTIModelPackageLoader&, const std::vector<at::Tensor>&,
                                        double&) override {
     throw std::runtime_error("CUDA graphs need a CUDA device");

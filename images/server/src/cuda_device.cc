@@ -9,6 +9,7 @@
 // (from torch's caching allocators) and the output buffers (from torch's caching host
 // allocator, which hands cached blocks back once the response that used them is gone).
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -20,7 +21,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstring>
+#include <map>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <utility>
 
@@ -30,6 +33,7 @@ namespace trtaoti {
 namespace {
 
 constexpr size_t kCopyChunk = 4 << 20;
+constexpr size_t kParallelCopy = 16 << 20;
 
 // Page-locked host memory of one size, allocated once (cudaHostAlloc, not the caching
 // host allocator, which rounds up to a power of two).
@@ -61,9 +65,21 @@ struct Staging {
   size_t capacity() const { return host.bytes(); }
 };
 
+using GraphPool = decltype(std::declval<at::cuda::CUDAGraph&>().pool());
+
+// A captured batch size: the graph, and the outputs its replays overwrite (in the
+// graph's memory pool, batch dimension first, contiguous).
+struct Graph {
+  int64_t rows = 0;
+  std::unique_ptr<at::cuda::CUDAGraph> exec;
+  std::vector<at::Tensor> outputs;
+  std::vector<void*> inputs;  // the device staging it reads (a grown staging buffer moves)
+};
+
 struct Runner {
   std::optional<c10::cuda::CUDAStream> stream;
   std::vector<Staging> inputs;
+  std::map<int64_t, Graph> graphs;  // by batch size; set once by EnableGraphs
   cudaEvent_t started = nullptr, finished = nullptr;  // RunResident's, made on first use
 };
 
@@ -121,13 +137,26 @@ class CudaDevice : public Device {
           // A batch the batcher assembled is in this staging memory already (AllocateHost).
           C10_CUDA_CHECK(cudaMemcpyAsync(on_device, pinned, bytes, cudaMemcpyHostToDevice, stream));
         } else {
-          // In chunks, so the DMA of one overlaps the host copy of the next (a batch of
-          // ResNet-50 images is 77 MB; a lone request is one chunk).
           const auto* source = static_cast<const std::byte*>(host.data_ptr());
-          for (size_t offset = 0; offset < bytes; offset += kCopyChunk) {
-            const size_t n = std::min(kCopyChunk, bytes - offset);
-            std::memcpy(pinned + offset, source + offset, n);
-            C10_CUDA_CHECK(cudaMemcpyAsync(on_device + offset, pinned + offset, n, cudaMemcpyHostToDevice, stream));
+          if (bytes >= kParallelCopy) {
+            // One thread copies far below the DMA's rate (a batch of 256 ResNet-50 images
+            // is 77 MB): copy the chunks on the intra-op threads, then one DMA.
+            const int64_t chunks = static_cast<int64_t>((bytes + kCopyChunk - 1) / kCopyChunk);
+            at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+              for (int64_t c = begin; c < end; ++c) {
+                const size_t offset = static_cast<size_t>(c) * kCopyChunk;
+                std::memcpy(pinned + offset, source + offset, std::min(kCopyChunk, bytes - offset));
+              }
+            });
+            C10_CUDA_CHECK(cudaMemcpyAsync(on_device, pinned, bytes, cudaMemcpyHostToDevice, stream));
+          } else {
+            // In chunks, so the DMA of one overlaps the host copy of the next (a lone
+            // request is one chunk).
+            for (size_t offset = 0; offset < bytes; offset += kCopyChunk) {
+              const size_t n = std::min(kCopyChunk, bytes - offset);
+              std::memcpy(pinned + offset, source + offset, n);
+              C10_CUDA_CHECK(cudaMemcpyAsync(on_device + offset, pinned + offset, n, cudaMemcpyHostToDevice, stream));
+            }
           }
         }
         device_inputs.push_back(at::from_blob(staging.device.data_ptr(), host.sizes(),
@@ -135,6 +164,25 @@ class CudaDevice : public Device {
       } else {
         device_inputs.push_back(at::empty(host.sizes(), host.options().device(at::kCUDA, index_)));
       }
+    }
+
+    const int64_t rows = host_inputs.empty() || host_inputs[0].dim() == 0 ? 0 : host_inputs[0].size(0);
+    if (const Graph* graph = GraphFor(runner, rows, host_inputs)) {
+      graph->exec->replay();  // on the current stream: this runner's
+      std::vector<at::Tensor> host_outputs;
+      host_outputs.reserve(graph->outputs.size());
+      for (const at::Tensor& output : graph->outputs) {
+        std::vector<int64_t> shape = output.sizes().vec();
+        shape[0] = rows;  // the batch's rows only; the graph's padding rows stay behind
+        at::Tensor host = at::empty(shape, output.options().device(at::kCPU).pinned_memory(true));
+        if (host.nbytes() > 0) {
+          C10_CUDA_CHECK(
+              cudaMemcpyAsync(host.data_ptr(), output.data_ptr(), host.nbytes(), cudaMemcpyDeviceToHost, stream));
+        }
+        host_outputs.push_back(std::move(host));
+      }
+      C10_CUDA_CHECK(cudaStreamSynchronize(stream));
+      return host_outputs;
     }
 
     std::vector<at::Tensor> outputs = loader.run(device_inputs, stream);
@@ -236,6 +284,93 @@ class CudaDevice : public Device {
     };
   }
 
+  std::string EnableGraphs(std::unique_ptr<torch::inductor::AOTIModelPackageLoader> graph_loader,
+                           torch::inductor::AOTIModelPackageLoader& loader, const std::vector<at::Tensor>& row_inputs,
+                           const std::vector<int64_t>& batches) override {
+    if (graphs_on_ || graph_loader_) throw std::logic_error("EnableGraphs called twice");
+    if (batches.empty() || row_inputs.empty()) throw std::invalid_argument("no batch sizes or no inputs to capture");
+    graph_loader_ = std::move(graph_loader);
+    c10::cuda::CUDAGuard device_guard(index_);
+    for (const at::Tensor& row : row_inputs) {
+      graph_row_shapes_.push_back(row.sizes().slice(1).vec());
+      graph_dtypes_.push_back(row.scalar_type());
+    }
+    double worst = 0;
+    size_t captured = 0;
+    try {
+      // One plain run of the graph loader first, so constant folding and the loader's
+      // lazy state happen outside any capture (it takes one model instance).
+      {
+        Runner& first = runners_.at(0);
+        c10::cuda::CUDAStreamGuard stream_guard(*first.stream);
+        graph_loader_->run(StageRows(first, row_inputs, batches.front()), first.stream->stream());
+        C10_CUDA_CHECK(cudaStreamSynchronize(first.stream->stream()));
+      }
+      for (Runner& runner : runners_) {
+        c10::cuda::CUDAStreamGuard stream_guard(*runner.stream);
+        const cudaStream_t stream = runner.stream->stream();
+        std::optional<GraphPool> pool;  // one pool per runner: its graphs never run at once
+        for (int64_t rows : batches) {
+          std::vector<at::Tensor> inputs = StageRows(runner, row_inputs, rows);
+          // The plain loader on the same inputs: the reference, and it makes this thread's
+          // cuBLAS workspace for this stream and the per-shape plans outside the capture.
+          std::vector<at::Tensor> reference = loader.run(inputs, stream);
+          for (at::Tensor& r : reference) r = r.clone();
+          C10_CUDA_CHECK(cudaStreamSynchronize(stream));
+
+          Graph graph;
+          graph.rows = rows;
+          graph.exec = std::make_unique<at::cuda::CUDAGraph>();
+          // Relaxed: the loader queries its model instances' completion events.
+          graph.exec->capture_begin(pool ? *pool : GraphPool{0, 0}, cudaStreamCaptureModeRelaxed);
+          try {
+            graph.outputs = graph_loader_->run(inputs, stream);
+          } catch (...) {
+            cudaGraph_t abandoned = nullptr;
+            cudaStreamEndCapture(stream, &abandoned);
+            if (abandoned) cudaGraphDestroy(abandoned);
+            throw;
+          }
+          graph.exec->capture_end();
+          if (!pool) pool = graph.exec->pool();
+          for (const at::Tensor& input : inputs) graph.inputs.push_back(input.data_ptr());
+          graph.exec->replay();
+          C10_CUDA_CHECK(cudaStreamSynchronize(stream));
+          if (graph.outputs.size() != reference.size()) throw std::runtime_error("graph and plain run disagree on outputs");
+          for (size_t i = 0; i < graph.outputs.size(); ++i) {
+            const at::Tensor& out = graph.outputs[i];
+            if (!out.is_cuda() || out.dim() == 0 || out.size(0) != rows || !out.is_contiguous()) {
+              throw std::runtime_error("output " + std::to_string(i) +
+                                       " is not a contiguous device tensor with the batch dimension first");
+            }
+            const at::Tensor a = out.to(at::kFloat), b = reference[i].to(at::kFloat);
+            const double diff = (a - b).abs().max().item<double>();
+            const double scale = b.abs().max().item<double>();
+            if (!(diff <= 1e-3 + 1e-2 * scale)) {  // also false for NaN
+              throw std::runtime_error("graph replay differs from a plain run by " + std::to_string(diff) +
+                                       " at batch " + std::to_string(rows) + ", output " + std::to_string(i));
+            }
+            worst = std::max(worst, diff);
+          }
+          runner.graphs.emplace(rows, std::move(graph));
+          ++captured;
+        }
+      }
+    } catch (...) {
+      for (Runner& runner : runners_) runner.graphs.clear();
+      graph_row_shapes_.clear();
+      graph_dtypes_.clear();
+      graph_loader_.reset();
+      throw;
+    }
+    graphs_on_ = true;
+    std::ostringstream summary;
+    summary << captured << " graphs (" << runners_.size() << " runners x batch";
+    for (int64_t rows : batches) summary << " " << rows;
+    summary << "), largest difference from a plain run " << worst;
+    return summary.str();
+  }
+
   at::Tensor AllocateHost(int runner_index, size_t index, at::IntArrayRef shape, at::ScalarType dtype) override {
     Runner& runner = runners_.at(static_cast<size_t>(runner_index));
     if (runner.inputs.size() <= index) runner.inputs.resize(index + 1);
@@ -258,11 +393,56 @@ class CudaDevice : public Device {
     staging.device = at::Tensor();
     staging.host = PinnedBuffer();
     staging.host = PinnedBuffer(bytes);
-    staging.device = at::empty({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte).device(at::kCUDA, index_));
+    // Zeros: a graph reads its whole captured batch, and rows past the real ones must be
+    // valid values (zeros, or earlier inputs) for the model.
+    staging.device = at::zeros({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte).device(at::kCUDA, index_));
+  }
+
+  // The captured graph for a batch of `rows` with these inputs, or null (graphs off, too
+  // many rows, or another row shape or dtype than the one captured).
+  const Graph* GraphFor(const Runner& runner, int64_t rows, const std::vector<at::Tensor>& inputs) const {
+    if (!graphs_on_ || rows < 1 || inputs.size() != graph_row_shapes_.size()) return nullptr;
+    auto it = runner.graphs.lower_bound(rows);
+    if (it == runner.graphs.end()) return nullptr;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (inputs[i].scalar_type() != graph_dtypes_[i] || inputs[i].sizes().slice(1) != at::IntArrayRef(graph_row_shapes_[i]) ||
+          runner.inputs[i].device.data_ptr() != it->second.inputs[i]) {
+        return nullptr;
+      }
+    }
+    return &it->second;
+  }
+
+  // `rows` random rows shaped like `row_inputs` in the runner's staging, on the device;
+  // returns views of the device staging (what a graph captured on them reads).
+  std::vector<at::Tensor> StageRows(Runner& runner, const std::vector<at::Tensor>& row_inputs, int64_t rows) {
+    if (runner.inputs.size() < row_inputs.size()) runner.inputs.resize(row_inputs.size());
+    std::vector<at::Tensor> views;
+    for (size_t i = 0; i < row_inputs.size(); ++i) {
+      const at::Tensor& row = row_inputs[i];
+      std::vector<int64_t> shape = row.sizes().vec();
+      shape[0] = rows;
+      at::Tensor host = at::isIntegralType(row.scalar_type(), /*includeBool=*/true)
+                            ? at::randint(0, 2, shape).to(row.scalar_type())
+                            : at::randn(shape).to(row.scalar_type());
+      Staging& staging = runner.inputs[i];
+      Reserve(staging, host.nbytes());
+      std::memcpy(staging.host.data(), host.data_ptr(), host.nbytes());
+      C10_CUDA_CHECK(cudaMemcpyAsync(staging.device.data_ptr(), staging.host.data(), host.nbytes(),
+                                     cudaMemcpyHostToDevice, runner.stream->stream()));
+      views.push_back(at::from_blob(staging.device.data_ptr(), shape, host.options().device(at::kCUDA, index_)));
+    }
+    C10_CUDA_CHECK(cudaStreamSynchronize(runner.stream->stream()));
+    return views;
   }
 
   c10::DeviceIndex index_;
   std::vector<Runner> runners_;  // sized once by Prepare
+  // CUDA graphs (EnableGraphs): the loader they were captured from, and what they take.
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> graph_loader_;
+  std::vector<std::vector<int64_t>> graph_row_shapes_;
+  std::vector<at::ScalarType> graph_dtypes_;
+  bool graphs_on_ = false;
 };
 
 }  // namespace

@@ -41,6 +41,21 @@ class Device {
   // without another host copy; it is valid until that Run returns.
   virtual at::Tensor AllocateHost(int runner, size_t index, at::IntArrayRef shape, at::ScalarType dtype) = 0;
 
+  // CUDA graphs (CUDA only; trtaoti-server --cuda-graph-max-batch). For every runner and
+  // every batch size in `batches` (ascending), `graph_loader` is captured into a CUDA
+  // graph that reads the runner's device staging; from then on Run replays the graph of
+  // the smallest captured size that holds a batch (its rows past the batch hold valid
+  // earlier rows or zeros; their outputs are not copied back) and runs `loader` plainly
+  // for larger batches or other row shapes. Each graph is checked against a plain run of
+  // `loader` on the same inputs (random rows shaped like `row_inputs`, one row each).
+  // The AOTI container lets a captured model instance run only inside its graph, so
+  // each capture needs a fresh one: `graph_loader` must have num_runners >=
+  // 1 + runners x batches.size(), and nothing else may run it. Throws, with graphs left
+  // off, on any failure; returns a one-line summary.
+  virtual std::string EnableGraphs(std::unique_ptr<torch::inductor::AOTIModelPackageLoader> graph_loader,
+                                   torch::inductor::AOTIModelPackageLoader& loader,
+                                   const std::vector<at::Tensor>& row_inputs, const std::vector<int64_t>& batches) = 0;
+
   // For trtaoti-bench-floor's `loader` layer: the model alone, on inputs already where
   // the loader wants them (Resident), on `runner`'s stream, waited for. launch_us: how
   // long loader.run took to return (the host's share: argument checks, kernel launches);

@@ -101,6 +101,7 @@ int Main(int argc, char** argv) {
                     .count()}});
     Log(LogLevel::kInfo, "loading model", {{"package", flags.model}, {"device", flags.device}, {"torch", TORCH_VERSION}});
     ModelOptions model_options{flags.model, flags.device, flags.runners, flags.intra_op_threads, flags.torchtrt_runtime};
+    model_options.cuda_graph_max_batch = flags.cuda_graph_max_batch;
     auto model = std::make_shared<AotiModel>(model_options);
     const ModelSignature& signature = model->signature();
     const std::string model_name = flags.model_name.empty() ? signature.name : flags.model_name;

@@ -6,6 +6,7 @@
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -93,6 +94,19 @@ void PreloadTorchTrtRuntime(std::string path, bool required) {
   Log(LogLevel::kInfo, "loaded the Torch-TensorRT runtime", {{"path", target}});
 }
 
+// Batch sizes to capture: the range's min, then powers of two up to the limit, and the
+// limit itself (a batch replays the smallest that holds it).
+std::vector<int64_t> GraphBatches(int64_t min, int64_t limit) {
+  std::vector<int64_t> batches;
+  for (int64_t b = std::max<int64_t>(1, min); b <= limit;) {
+    batches.push_back(b);
+    int64_t next = 1;
+    while (next <= b) next *= 2;
+    b = (next > limit && b < limit) ? limit : next;
+  }
+  return batches;
+}
+
 // Two loaders constructed concurrently corrupt each other (measured); one at a time.
 std::mutex& LoaderConstructionMutex() {
   static std::mutex mu;
@@ -133,6 +147,42 @@ AotiModel::AotiModel(const ModelOptions& options) : options_(options), runners_(
     max_input_bytes.push_back(static_cast<size_t>(elements) * ElementSize(spec.dtype));
   }
   device_->Prepare(runners_, max_input_bytes);
+  if (options_.cuda_graph_max_batch > 0) EnableGraphs();
+}
+
+void AotiModel::EnableGraphs() {
+  const int64_t limit = std::min(options_.cuda_graph_max_batch, signature_.batch_max);
+  std::vector<int64_t> batches = GraphBatches(signature_.batch_min, limit);
+  std::vector<at::Tensor> rows;
+  for (const TensorSpec& spec : signature_.inputs) {
+    Shape shape = spec.shape;
+    shape[0] = 1;
+    if (std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; })) {
+      Log(LogLevel::kWarning, "CUDA graphs off: an input has a dynamic non-batch dimension", {{"input", spec.name}});
+      return;
+    }
+    rows.push_back(at::zeros(shape, at::TensorOptions().dtype(ToScalarType(spec.dtype))));
+  }
+  if (batches.empty()) {
+    Log(LogLevel::kWarning, "CUDA graphs off: no batch size of the range is at most --cuda-graph-max-batch",
+        {{"cuda_graph_max_batch", options_.cuda_graph_max_batch}, {"batch_min", signature_.batch_min}});
+    return;
+  }
+  try {
+    // A loader of their own: the AOTI container lets a captured model instance run only
+    // inside its graph, so every capture takes a fresh instance (and one warms up).
+    const size_t instances = 1 + static_cast<size_t>(runners_) * batches.size();
+    auto graph_loader = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+        options_.package_path, "model", /*run_single_threaded=*/false, instances,
+        static_cast<c10::DeviceIndex>(device_->index()));
+    const auto started = std::chrono::steady_clock::now();
+    std::string summary = device_->EnableGraphs(std::move(graph_loader), *loader_, rows, batches);
+    Log(LogLevel::kInfo, "CUDA graphs on",
+        {{"graphs", summary},
+         {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()}});
+  } catch (const std::exception& e) {
+    Log(LogLevel::kWarning, "CUDA graphs off: capturing them failed; batches run plainly", {{"error", e.what()}});
+  }
 }
 
 AotiModel::~AotiModel() = default;

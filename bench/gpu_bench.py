@@ -30,6 +30,7 @@ of earlier calls (torch-<model>.json from bench/torch_baselines.py included).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -227,8 +228,11 @@ def check_once(port: int, path: str, body: bytes, header_length: int | None) -> 
 # --- measurements --------------------------------------------------------------------------------------
 
 
+# Triton's counters are per request (a request adds its batch's compute time); the
+# per-batch compute comes from trtaoti_compute_duration_us (a histogram: sum and count).
 METRICS = ("nv_inference_request_success", "nv_inference_count", "nv_inference_exec_count",
-           "nv_inference_request_duration_us", "nv_inference_queue_duration_us", "nv_inference_compute_infer_duration_us")
+           "nv_inference_request_duration_us", "nv_inference_queue_duration_us", "nv_inference_compute_infer_duration_us",
+           "trtaoti_compute_duration_us_sum", "trtaoti_compute_duration_us_count")
 
 
 def _counters(server: support.ServerProcess, model_name: str) -> dict[str, float]:
@@ -258,7 +262,7 @@ class Point:
         executions = s["nv_inference_exec_count"]
         requests = max(s["nv_inference_request_success"], 1)
         return {"rows_per_execution": s["nv_inference_count"] / executions,
-                "compute_us": s["nv_inference_compute_infer_duration_us"] / executions,
+                "compute_us": s["trtaoti_compute_duration_us_sum"] / max(s["trtaoti_compute_duration_us_count"], 1),
                 "queue_us": s["nv_inference_queue_duration_us"] / requests,
                 "request_us": s["nv_inference_request_duration_us"] / requests}
 
@@ -331,16 +335,23 @@ def server_args(scale: Scale, device: str) -> list[str]:
             "--max-queue-size", "4096", "--http-threads", "320"]
 
 
+GRAPH_MAX_BATCH = 16  # the CUDA-graph server variant: --cuda-graph-max-batch
+
+
 def measure_model(model: BenchModel, package: Path, scale: Scale, device: str, logs: Path) -> dict:
-    """The lone request in alternating floor/server rounds, then per batch, then throughput."""
+    """The lone request in alternating floor/server rounds, then per batch, then throughput.
+    On a GPU a second server with CUDA graphs (--cuda-graph-max-batch) joins the rounds."""
     path = f"/v2/models/{model.name}/infer"
-    lone: dict = {"layers": {layer: [] for layer in (*LAYERS, "device+gap")}, "server": [], "health": []}
-    batches: dict = {b: {"floor": [], "loader": [], "server": []} for b in scale.batches}
+    lone: dict = {"layers": {layer: [] for layer in (*LAYERS, "device+gap")}, "server": [], "health": [],
+                  "server_graphs": []}
+    batches: dict = {b: {"floor": [], "loader": [], "server": [], "server_graphs": []} for b in scale.batches}
     points: list[Point] = []
     extra: dict = {}
     floor = Floor(package, device, scale.runners, logs / f"floor-{model.name}.log")
+    graphs = (support.run_server(package, *server_args(scale, device), "--cuda-graph-max-batch", str(GRAPH_MAX_BATCH),
+                                 startup_timeout=300) if device.startswith("cuda") else contextlib.nullcontext())
     try:
-        with support.run_server(package, *server_args(scale, device), startup_timeout=300) as server:
+        with support.run_server(package, *server_args(scale, device), startup_timeout=300) as server, graphs as gserver:
             port = server.port
             ceiling = server_bench.run_load(port, server_bench._request_bytes("GET", port, "/v2/health/live"), 16,
                                             min(1.0, scale.seconds))
@@ -350,6 +361,11 @@ def measure_model(model: BenchModel, package: Path, scale: Scale, device: str, l
             body, head = binary_body(model, 1)
             check_once(port, path, body, head)
             one = http_request(port, path, body, head)
+            if gserver:
+                extra["graphs_log"] = [e for e in gserver.logs if "CUDA graphs" in str(e.get("msg", ""))]
+                print(f"  server with --cuda-graph-max-batch {GRAPH_MAX_BATCH}: {extra['graphs_log']}", flush=True)
+                check_once(gserver.port, path, body, head)
+                gone = http_request(gserver.port, path, body, head)
             for r in range(scale.rounds):
                 print(f"== {model.name}: lone request, round {r + 1}/{scale.rounds}", flush=True)
                 for layer in LAYERS:
@@ -359,6 +375,10 @@ def measure_model(model: BenchModel, package: Path, scale: Scale, device: str, l
                 lone["server"].append(dataclasses.asdict(point))
                 lone["health"].append(server_bench.run_load(port, health, 1, min(0.5, scale.seconds)))
                 print(f"  GET /v2/health/live c=1: p50 {lone['health'][-1]['p50_us']:.0f} us", flush=True)
+                if gserver:
+                    point = measure(gserver.port, gone, "c=1 batch-1 binary, CUDA graphs", 1, 1, len(body), scale.seconds,
+                                    gserver, model.name)
+                    lone["server_graphs"].append(dataclasses.asdict(point))
             for b in scale.batches:
                 print(f"== {model.name}: batch {b}", flush=True)
                 body_b, head_b = binary_body(model, b)
@@ -370,6 +390,11 @@ def measure_model(model: BenchModel, package: Path, scale: Scale, device: str, l
                     point = measure(port, payload, f"c=1 batch-{b} binary", 1, b, len(body_b), scale.seconds, server,
                                     model.name)
                     batches[b]["server"].append(dataclasses.asdict(point))
+                    if gserver and b <= GRAPH_MAX_BATCH:
+                        point = measure(gserver.port, http_request(gserver.port, path, body_b, head_b),
+                                        f"c=1 batch-{b} binary, CUDA graphs", 1, b, len(body_b), scale.seconds, gserver,
+                                        model.name)
+                        batches[b]["server_graphs"].append(dataclasses.asdict(point))
             floor.close()
             print(f"== {model.name}: throughput", flush=True)
             c = scale.throughput_concurrency
@@ -380,6 +405,9 @@ def measure_model(model: BenchModel, package: Path, scale: Scale, device: str, l
                 points.append(measure(port, http_request(port, path, body_s, head_s),
                                       f"saturation c={concurrency} batch-{rows} binary", concurrency, rows, len(body_s),
                                       scale.seconds, server, model.name))
+            if gserver:
+                points.append(measure(gserver.port, gone, f"c={c} batch-1 binary, CUDA graphs", c, 1, len(body),
+                                      scale.seconds, gserver, model.name))
             extra["server_log_tail"] = server.raw[-3:]
     finally:
         floor.close()
@@ -474,6 +502,9 @@ def lone_summary(r: dict) -> dict:
         "queue_us": median([i.get("queue_us") for i in inside]),
         "compute_us": median([i.get("compute_us") for i in inside]),
         "health": median([h["p50_us"] for h in lone["health"]]),
+        "graphs": median([p["load"]["p50_us"] for p in lone.get("server_graphs", [])]),
+        "graphs_rounds": [p["load"]["p50_us"] for p in lone.get("server_graphs", [])],
+        "graphs_compute_us": median([Point(**p).inside().get("compute_us") for p in lone.get("server_graphs", [])]),
     }
 
 
@@ -489,6 +520,7 @@ def batch_summary(r: dict) -> dict[int, dict]:
             "floor_per_second": median([x["per_second"] for x in runs["floor"]]),
             "loader": median([x["p50_us"] for x in runs["loader"]]),
             "server": median([p["load"]["p50_us"] for p in runs["server"]]),
+            "server_graphs": median([p["load"]["p50_us"] for p in runs.get("server_graphs", [])]),
             "graph": g.get("p50_us"),
             "graph_diff": g.get("max_abs_diff"),
         }
@@ -528,7 +560,7 @@ def render(results: list[dict]) -> str:
         f"- (a) trtaoti-server `{' '.join(server_args(scale, env['device']))}`; (c) `trtaoti-bench-floor` "
         f"(bench_floor.cc): `device` = the floor, `Device::Run` in a loop on one thread{', host->device->host copies included' if on_gpu else ''}, "
         "and the layers around it; (d) bench/torch_baselines.py: the same model in eager PyTorch and under "
-        "`torch.compile(mode=\"max-autotune\")`, each run timed like the floor (page-locked input to the device, "
+        "`torch.compile(mode=\"max-autotune\")`, each run timed like the floor (pageable input to the device, "
         "forward, every output to page-locked host memory, one synchronisation)",
         f"- a lone request: {scale.rounds} rounds, each the floor's layers ({scale.layer_seconds:g} s each) then the "
         f"server at concurrency 1 ({scale.seconds:g} s); medians over rounds; \"server - floor\" is the median of each "
@@ -595,21 +627,25 @@ def render(results: list[dict]) -> str:
             f"| outside the handler: HTTP I/O, loopback, the Python client (client p50 - request) | "
             f"{fmt(lone['server'] - lone['request_us'])} |",
             f"| for scale: `GET /v2/health/live` at concurrency 1, client p50 | {fmt(lone['health'])} |",
+            f"| the same server with `--cuda-graph-max-batch {GRAPH_MAX_BATCH}` (rounds: "
+            f"{', '.join(fmt(x) for x in lone['graphs_rounds'])}); compute stage {fmt(lone['graphs_compute_us'])} | "
+            f"{fmt(lone['graphs'])} |",
             "",
             "### Per batch (concurrency 1)",
             "",
         ]
         rows = batch_summary(r)
         torch_modes = list(((r.get("torch") or {}).get("modes") or {}).keys())
-        head = "| batch | floor p50 us | server p50 us | server - floor | loader (resident) | CUDA graph replay (resident) |"
-        rule = "| ---: | ---: | ---: | ---: | ---: | ---: |"
+        head = ("| batch | floor p50 us | server p50 us | server - floor | server, CUDA graphs | loader (resident) | "
+                "CUDA graph replay (resident) |")
+        rule = "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         for mode in torch_modes:
             head += f" {mode} us | {mode} / floor |"
             rule += " ---: | ---: |"
         lines += [head, rule]
         for batch, row in rows.items():
             line = (f"| {batch} | {fmt(row['floor'])} | {fmt(row['server'])} | {fmt(row['server'] - row['floor'])} | "
-                    f"{fmt(row['loader'])} | {fmt(row['graph'])} |")
+                    f"{fmt(row['server_graphs'])} | {fmt(row['loader'])} | {fmt(row['graph'])} |")
             for mode in torch_modes:
                 value = row.get(mode)
                 line += f" {fmt(value)} | {fmt(value / row['floor'], 2) + 'x' if value else 'n/a'} |"
@@ -662,11 +698,13 @@ def summary(results: list[dict]) -> str:
         target = 100 if "encoder" in r["model"]["name"] else 150
         rows.append(f"{r['model']['name']}: lone request floor p50 {fmt(lone['layers'].get('device'))} us, server p50 "
                     f"{fmt(lone['server'])} us, server - floor {fmt(lone['gap'])} us (target <= {target}); "
+                    f"with CUDA graphs {fmt(lone['graphs'])} us; "
                     f"loader {fmt(lone['layers'].get('loader'))} us (launch {fmt(lone['launch_us'])}, device "
                     f"{fmt(lone['device_us'])}); saturation / floor {ratio:.2f} (target >= 0.9)")
         for batch, row in batch_summary(r).items():
             others = "  ".join(f"{mode} {fmt(row[mode])}" for mode in ((r.get('torch') or {}).get('modes') or {}) if row.get(mode))
-            rows.append(f"  batch {batch:4d}: floor {fmt(row['floor'])}  server {fmt(row['server'])}  loader "
+            rows.append(f"  batch {batch:4d}: floor {fmt(row['floor'])}  server {fmt(row['server'])}  graphs "
+                        f"{fmt(row['server_graphs'])}  loader "
                         f"{fmt(row['loader'])}  graph {fmt(row['graph'])}  {others}")
     return "\n".join(rows)
 

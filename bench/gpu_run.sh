@@ -136,7 +136,7 @@ if [ -d "$deps" ] && [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" != 1 ]; then
 fi
 export deps arch_lib work
 build_server() {
-  if [ -d "$arch_lib" ]; then
+  if [ -d "$arch_lib" ] && [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" != 1 ]; then
     # Runtime libraries: the carried one only where the image has none of that name.
     for lib in "$arch_lib"/lib*.so.*; do
       [ -e "$lib" ] || continue

@@ -6,10 +6,11 @@ torch.compile(mode="max-autotune"), timed the way trtaoti-bench-floor times a pa
 
 Each model is built by its factory (bench/models.py, random weights), put in eval mode
 and cast to the compile precision (fp16) on cuda:0, as `trtaoti compile` does before
-export. One timed run = the inputs from page-locked host memory to the device, the
+export. One timed run = the inputs from pageable host memory to the device, the
 forward pass under inference_mode, every output back into page-locked host memory,
-one synchronisation: the same data movement as the floor's `Device::Run`, so the
-difference is the model's execution alone. Integer inputs are drawn like the server
+one synchronisation: the same data movement as the floor's `Device::Run` (whose
+inputs start in pageable memory too, like a request body), so the difference is the
+model's execution alone. Integer inputs are drawn like the server
 benchmark's (token ids below the vocabulary size).
 
 torch.compile is called the way a user would call it: one compiled module, batches
@@ -136,7 +137,8 @@ def run_mode(name: str, mode: str, batches: list[int], device: str, seconds: flo
             if time.monotonic() > deadline:
                 result["error"] = f"deadline reached before batch {batch}"
                 break
-            inputs = host_inputs(name, example, batch, dtype, pinned=device.startswith("cuda"))
+            # Pageable, like the floor's inputs and a request body: both pay the way to the device.
+            inputs = host_inputs(name, example, batch, dtype, pinned=False)
             t0 = time.monotonic()
             try:
                 if warm_only:
@@ -185,7 +187,7 @@ def main() -> None:
             "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
             "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "timing": "page-locked inputs -> device, forward (inference_mode), outputs -> page-locked host, one sync",
+            "timing": "pageable inputs -> device, forward (inference_mode), outputs -> page-locked host, one sync",
             "modes": {},
         }
         for mode in args.modes.split(","):

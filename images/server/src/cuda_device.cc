@@ -9,7 +9,6 @@
 // (from torch's caching allocators) and the output buffers (from torch's caching host
 // allocator, which hands cached blocks back once the response that used them is gone).
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -33,7 +32,6 @@ namespace trtaoti {
 namespace {
 
 constexpr size_t kCopyChunk = 4 << 20;
-constexpr size_t kParallelCopy = 16 << 20;
 
 // Page-locked host memory of one size, allocated once (cudaHostAlloc, not the caching
 // host allocator, which rounds up to a power of two).
@@ -137,26 +135,13 @@ class CudaDevice : public Device {
           // A batch the batcher assembled is in this staging memory already (AllocateHost).
           C10_CUDA_CHECK(cudaMemcpyAsync(on_device, pinned, bytes, cudaMemcpyHostToDevice, stream));
         } else {
+          // In chunks, so the DMA of one overlaps the host copy of the next (a lone
+          // request is one chunk).
           const auto* source = static_cast<const std::byte*>(host.data_ptr());
-          if (bytes >= kParallelCopy) {
-            // One thread copies far below the DMA's rate (a batch of 256 ResNet-50 images
-            // is 77 MB): copy the chunks on the intra-op threads, then one DMA.
-            const int64_t chunks = static_cast<int64_t>((bytes + kCopyChunk - 1) / kCopyChunk);
-            at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-              for (int64_t c = begin; c < end; ++c) {
-                const size_t offset = static_cast<size_t>(c) * kCopyChunk;
-                std::memcpy(pinned + offset, source + offset, std::min(kCopyChunk, bytes - offset));
-              }
-            });
-            C10_CUDA_CHECK(cudaMemcpyAsync(on_device, pinned, bytes, cudaMemcpyHostToDevice, stream));
-          } else {
-            // In chunks, so the DMA of one overlaps the host copy of the next (a lone
-            // request is one chunk).
-            for (size_t offset = 0; offset < bytes; offset += kCopyChunk) {
-              const size_t n = std::min(kCopyChunk, bytes - offset);
-              std::memcpy(pinned + offset, source + offset, n);
-              C10_CUDA_CHECK(cudaMemcpyAsync(on_device + offset, pinned + offset, n, cudaMemcpyHostToDevice, stream));
-            }
+          for (size_t offset = 0; offset < bytes; offset += kCopyChunk) {
+            const size_t n = std::min(kCopyChunk, bytes - offset);
+            std::memcpy(pinned + offset, source + offset, n);
+            C10_CUDA_CHECK(cudaMemcpyAsync(on_device + offset, pinned + offset, n, cudaMemcpyHostToDevice, stream));
           }
         }
         device_inputs.push_back(at::from_blob(staging.device.data_ptr(), host.sizes(),

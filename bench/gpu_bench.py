@@ -1,32 +1,43 @@
 """trtaoti-server on a GPU with real models: ResNet-50 (fp16 image, 301 KB a request)
 and a BERT-base-shaped encoder (int64 token ids), one package per model, compiled by
-the real `trtaoti compile` (AOTInductor, CUDA, fp16) and measured three ways:
+the real `trtaoti compile` (AOTInductor, CUDA, fp16), measured against its floor and
+against what users run today:
 
-(c) floor: trtaoti-bench-floor, loader.run in a tight loop (host->device->host copies
-    included), at several batch sizes;
-(a) trtaoti-server: latency at concurrency 1, throughput at concurrency 64, saturation
-    (rows/s) with and without dynamic batching, and where the time goes (its /metrics);
-(b) the Python alternative, bench/python_baseline.py (aoti_load_package + FastAPI/uvicorn).
+(c) floor: trtaoti-bench-floor, the package's `Device::Run` in a tight loop (host ->
+    device -> host copies included), and the server's layers above and below it in
+    the same process (bench_floor.cc: loader, device, model, batcher, queued, graph);
+(a) trtaoti-server: a lone request (concurrency 1) in rounds that alternate with the
+    floor's, per-batch latency at concurrency 1 beside the floor's at that batch,
+    throughput and saturation, and where its time goes (its /metrics);
+(d) eager PyTorch and torch.compile(mode="max-autotune") per batch, timed the same way
+    as the floor (bench/torch_baselines.py, a subprocess);
+(b) optionally (--python-baseline), bench/python_baseline.py (aoti_load_package +
+    FastAPI/uvicorn).
 
     python3 bench/gpu_bench.py --packages .gpu-work/store            # on the GPU machine
     python bench/gpu_bench.py --device cpu --smoke --packages /tmp/s  # the same code path on a CPU
 
-The load generator, its ceiling measurement and the server launcher are
-bench/server_bench.py's and tests/e2e/server_support.py's. Compiles are cached in the
---packages store (the compiler's own cache check: a second run only loads manifests).
-Writes bench/results/gpu.md (smoke: bench/results/gpu-smoke.md) and prints a short
-summary last.
+Floors and server runs alternate in rounds and the tables give medians over rounds:
+timings on a shared GPU drift between runs (DESIGN.md), so one run of each cannot
+carry a difference of a few percent. The load generator, its ceiling measurement and
+the server launcher are bench/server_bench.py's and tests/e2e/server_support.py's.
+Compiles are cached in the --packages store (a second run only loads manifests).
+Writes bench/results/gpu.md (smoke: bench/results/gpu-smoke.md), one results JSON per
+model, and prints a short summary last; --render rebuilds the Markdown from JSON files
+of earlier calls (torch-<model>.json from bench/torch_baselines.py included).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -44,6 +55,8 @@ from bench import server_bench  # noqa: E402  (also puts tests/e2e on sys.path)
 SYSTEM_LIBSTDCXX = "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"
 KSERVE = {"float16": "FP16", "bfloat16": "BF16", "float32": "FP32", "int64": "INT64"}
 NUMPY = {"FP16": np.float16, "FP32": np.float32, "INT64": np.int64}
+# bench_floor.cc's layers of a lone request, innermost first.
+LAYERS = ("loader", "device", "model", "batcher", "queued")
 
 
 @dataclass
@@ -62,29 +75,36 @@ class BenchModel:
 
 @dataclass
 class Scale:
-    """Concurrency and batch sizes of one run (full on the GPU, small for --smoke)."""
+    """How much of everything one run measures (full on the GPU, small for --smoke)."""
 
-    floor_batches: list[int]
+    batches: list[int]  # per-batch columns: floor, server at c=1, eager, torch.compile
+    rounds: int  # alternating floor / server rounds for the lone request
+    batch_rounds: int  # the same per batch
+    layer_seconds: float  # one floor run
+    seconds: float  # one server point
     throughput_concurrency: int
     saturation: list[tuple[int, int]]  # (concurrency, rows per request)
-    seconds: float
-    floor_seconds: float
     runners: int = 2
+    gap_us: int = 300  # the floor with an idle gap before each run, like a server between requests
 
 
 FULL = Scale(
-    floor_batches=[1, 8, 64, 256],
+    batches=[1, 8, 64, 256],
+    rounds=3,
+    batch_rounds=2,
+    layer_seconds=0.5,
+    seconds=1.0,
     throughput_concurrency=64,
     saturation=[(256, 1), (64, 8), (32, 16)],
-    seconds=2.5,
-    floor_seconds=2.0,
 )
 SMOKE = Scale(
-    floor_batches=[1, 4, 16],
+    batches=[1, 4, 16],
+    rounds=2,
+    batch_rounds=1,
+    layer_seconds=0.3,
+    seconds=0.5,
     throughput_concurrency=8,
     saturation=[(16, 1), (8, 4)],
-    seconds=1.0,
-    floor_seconds=1.0,
     runners=1,
 )
 
@@ -279,6 +299,8 @@ def check_once(port: int, path: str, body: bytes, header_length: int | None) -> 
 # --- measurements --------------------------------------------------------------------------------------
 
 
+# Triton's counters are per request (a request adds its batch's compute time); the
+# per-batch compute comes from trtaoti_compute_duration_us (a histogram: sum and count).
 METRICS = (
     "nv_inference_request_success",
     "nv_inference_count",
@@ -286,6 +308,8 @@ METRICS = (
     "nv_inference_request_duration_us",
     "nv_inference_queue_duration_us",
     "nv_inference_compute_infer_duration_us",
+    "trtaoti_compute_duration_us_sum",
+    "trtaoti_compute_duration_us_count",
 )
 
 
@@ -308,18 +332,28 @@ class Point:
     def rows_per_second(self) -> float:
         return self.load["per_second"] * self.rows_per_request
 
-    def breakdown(self) -> str:
+    def inside(self) -> dict[str, float]:
+        """The server's own view per request / per execution (its /metrics)."""
         s = self.server
-        if not s or not s["nv_inference_exec_count"]:
-            return ""
+        if not s or not s.get("nv_inference_exec_count"):
+            return {}
         executions = s["nv_inference_exec_count"]
         requests = max(s["nv_inference_request_success"], 1)
-        compute_us = s["nv_inference_compute_infer_duration_us"] / executions
+        return {
+            "rows_per_execution": s["nv_inference_count"] / executions,
+            "compute_us": s["trtaoti_compute_duration_us_sum"] / max(s["trtaoti_compute_duration_us_count"], 1),
+            "queue_us": s["nv_inference_queue_duration_us"] / requests,
+            "request_us": s["nv_inference_request_duration_us"] / requests,
+        }
+
+    def breakdown(self) -> str:
+        i = self.inside()
+        if not i:
+            return ""
         return (
-            f"{s['nv_inference_count'] / executions:.1f} rows/execution, compute {compute_us:.0f} us/execution "
-            f"(= {s['nv_inference_count'] / max(s['nv_inference_compute_infer_duration_us'], 1) * 1e6:.0f} rows/s "
-            f"per busy runner), queue {s['nv_inference_queue_duration_us'] / requests:.0f} us/request, "
-            f"request {s['nv_inference_request_duration_us'] / requests:.0f} us/request in the server"
+            f"{i['rows_per_execution']:.1f} rows/execution, compute {i['compute_us']:.0f} us/execution "
+            f"(= {i['rows_per_execution'] / max(i['compute_us'], 1e-9) * 1e6:.0f} rows/s per busy runner), "
+            f"queue {i['queue_us']:.0f} us/request, request {i['request_us']:.0f} us/request in the server"
         )
 
 
@@ -350,23 +384,70 @@ def measure(
     return point
 
 
-def floor_runs(package: Path, scale: Scale, device: str) -> dict[int, dict]:
-    runs = {}
-    for batch in scale.floor_batches:
-        runs[batch] = server_bench._floor(package, scale.floor_seconds, threads=1, device=device, batch=batch)
-        r = runs[batch]
+class Floor:
+    """trtaoti-bench-floor --commands: the package stays loaded between runs, so floor
+    runs can alternate with the server's without paying a load each time."""
+
+    def __init__(self, package: Path, device: str, runners: int, log: Path) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [
+                str(support.FLOOR_BIN),
+                "--model",
+                str(package),
+                "--device",
+                device,
+                "--runners",
+                str(runners),
+                "--intra-op-threads",
+                "1",
+                "--commands",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(log, "a"),
+            text=True,
+            bufsize=1,
+        )
+        self._read()  # {"ready": true} once the package is loaded
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(timeout=30)
+            raise RuntimeError(f"trtaoti-bench-floor exited {self.process.returncode}: {self.log.read_text()[-3000:]}")
+        return json.loads(line)
+
+    def run(self, path: str, batch: int, seconds: float, gap_us: int = 0) -> dict:
+        self.process.stdin.write(f"{path} {batch} {seconds} {gap_us}\n")
+        result = self._read()
+        if "error" in result:
+            raise RuntimeError(f"floor {path} batch {batch}: {result['error']}")
+        extra = (
+            f"  launch {result['launch_p50_us']:7.0f} us  device {result['device_p50_us']:7.0f} us"
+            if "launch_p50_us" in result
+            else ""
+        )
         print(
-            f"  floor batch {batch:4d}: p50 {r['p50_us']:9.1f} us  p99 {r['p99_us']:9.1f} us  "
-            f"{batch * r['per_second']:9.0f} rows/s",
+            f"  floor {path:<8} batch {batch:4d}{f' gap {gap_us} us' if gap_us else '':<12} p50 {result['p50_us']:9.1f} us  "
+            f"p99 {result['p99_us']:9.1f} us{extra}",
             flush=True,
         )
-    return runs
+        return result
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
-def server_points(model: BenchModel, package: Path, scale: Scale, device: str) -> tuple[list[Point], dict]:
-    path = f"/v2/models/{model.name}/infer"
+def server_args(scale: Scale, device: str) -> list[str]:
     # cpp-httplib serves one connection per thread: more threads than connections.
-    server_args = [
+    return [
         "--device",
         device,
         "--runners",
@@ -378,87 +459,211 @@ def server_points(model: BenchModel, package: Path, scale: Scale, device: str) -
         "--http-threads",
         "320",
     ]
+
+
+GRAPH_MAX_BATCH = 16  # the CUDA-graph server variant: --cuda-graph-max-batch
+
+
+def measure_model(model: BenchModel, package: Path, scale: Scale, device: str, logs: Path) -> dict:
+    """The lone request in alternating floor/server rounds, then per batch, then throughput.
+    On a GPU a second server with CUDA graphs (--cuda-graph-max-batch) joins the rounds."""
+    path = f"/v2/models/{model.name}/infer"
+    lone: dict = {
+        "layers": {layer: [] for layer in (*LAYERS, "device+gap")},
+        "server": [],
+        "health": [],
+        "server_graphs": [],
+    }
+    batches: dict = {b: {"floor": [], "loader": [], "server": [], "server_graphs": []} for b in scale.batches}
     points: list[Point] = []
     extra: dict = {}
-    with support.run_server(package, *server_args, startup_timeout=300) as server:
-        port = server.port
-        ceiling = server_bench.run_load(
-            port, server_bench._request_bytes("GET", port, "/v2/health/live"), 16, min(2.0, scale.seconds)
+    floor = Floor(package, device, scale.runners, logs / f"floor-{model.name}.log")
+    graphs = (
+        support.run_server(
+            package, *server_args(scale, device), "--cuda-graph-max-batch", str(GRAPH_MAX_BATCH), startup_timeout=300
         )
-        extra["ceiling"] = ceiling["per_second"]
-        print(f"  load generator ceiling (GET /v2/health/live, c=16): {ceiling['per_second']:.0f} req/s", flush=True)
-        body, head = binary_body(model, 1)
-        check_once(port, path, body, head)
-        one = http_request(port, path, body, head)
-        points.append(measure(port, one, "c=1 batch-1 binary", 1, 1, len(body), scale.seconds, server, model.name))
-        c = scale.throughput_concurrency
-        points.append(measure(port, one, f"c={c} batch-1 binary", c, 1, len(body), scale.seconds, server, model.name))
-        json_one = json_body(model, 1)
-        check_once(port, path, json_one, None)
-        points.append(
-            measure(
-                port,
-                http_request(port, path, json_one),
-                f"c={c} batch-1 JSON",
-                c,
-                1,
-                len(json_one),
-                scale.seconds,
-                server,
-                model.name,
+        if device.startswith("cuda")
+        else contextlib.nullcontext()
+    )
+    try:
+        with support.run_server(package, *server_args(scale, device), startup_timeout=300) as server, graphs as gserver:
+            port = server.port
+            ceiling = server_bench.run_load(
+                port, server_bench._request_bytes("GET", port, "/v2/health/live"), 16, min(1.0, scale.seconds)
             )
-        )
-        points.append(
-            measure(
-                port,
-                http_request(port, path, json_one),
-                "c=1 batch-1 JSON",
-                1,
-                1,
-                len(json_one),
-                scale.seconds,
-                server,
-                model.name,
+            extra["ceiling"] = ceiling["per_second"]
+            print(
+                f"  load generator ceiling (GET /v2/health/live, c=16): {ceiling['per_second']:.0f} req/s", flush=True
             )
-        )
-        for concurrency, rows in scale.saturation:
-            body, head = binary_body(model, rows)
+            health = server_bench._request_bytes("GET", port, "/v2/health/live")
+            body, head = binary_body(model, 1)
             check_once(port, path, body, head)
+            one = http_request(port, path, body, head)
+            if gserver:
+                extra["graphs_log"] = [e for e in gserver.logs if "CUDA graphs" in str(e.get("msg", ""))]
+                print(f"  server with --cuda-graph-max-batch {GRAPH_MAX_BATCH}: {extra['graphs_log']}", flush=True)
+                check_once(gserver.port, path, body, head)
+                gone = http_request(gserver.port, path, body, head)
+            for r in range(scale.rounds):
+                print(f"== {model.name}: lone request, round {r + 1}/{scale.rounds}", flush=True)
+                for layer in LAYERS:
+                    lone["layers"][layer].append(floor.run(layer, 1, scale.layer_seconds))
+                lone["layers"]["device+gap"].append(floor.run("device", 1, scale.layer_seconds, scale.gap_us))
+                point = measure(port, one, "c=1 batch-1 binary", 1, 1, len(body), scale.seconds, server, model.name)
+                lone["server"].append(dataclasses.asdict(point))
+                lone["health"].append(server_bench.run_load(port, health, 1, min(0.5, scale.seconds)))
+                print(f"  GET /v2/health/live c=1: p50 {lone['health'][-1]['p50_us']:.0f} us", flush=True)
+                if gserver:
+                    point = measure(
+                        gserver.port,
+                        gone,
+                        "c=1 batch-1 binary, CUDA graphs",
+                        1,
+                        1,
+                        len(body),
+                        scale.seconds,
+                        gserver,
+                        model.name,
+                    )
+                    lone["server_graphs"].append(dataclasses.asdict(point))
+            for b in scale.batches:
+                print(f"== {model.name}: batch {b}", flush=True)
+                body_b, head_b = binary_body(model, b)
+                check_once(port, path, body_b, head_b)
+                payload = http_request(port, path, body_b, head_b)
+                batches[b]["loader"].append(floor.run("loader", b, scale.layer_seconds))
+                for _ in range(scale.batch_rounds):
+                    batches[b]["floor"].append(floor.run("device", b, scale.layer_seconds))
+                    point = measure(
+                        port, payload, f"c=1 batch-{b} binary", 1, b, len(body_b), scale.seconds, server, model.name
+                    )
+                    batches[b]["server"].append(dataclasses.asdict(point))
+                    if gserver and b <= GRAPH_MAX_BATCH:
+                        point = measure(
+                            gserver.port,
+                            http_request(gserver.port, path, body_b, head_b),
+                            f"c=1 batch-{b} binary, CUDA graphs",
+                            1,
+                            b,
+                            len(body_b),
+                            scale.seconds,
+                            gserver,
+                            model.name,
+                        )
+                        batches[b]["server_graphs"].append(dataclasses.asdict(point))
+            floor.close()
+            print(f"== {model.name}: throughput", flush=True)
+            c = scale.throughput_concurrency
             points.append(
-                measure(
-                    port,
-                    http_request(port, path, body, head),
-                    f"saturation c={concurrency} batch-{rows} binary",
-                    concurrency,
-                    rows,
-                    len(body),
-                    scale.seconds,
-                    server,
-                    model.name,
+                measure(port, one, f"c={c} batch-1 binary", c, 1, len(body), scale.seconds, server, model.name)
+            )
+            for concurrency, rows in scale.saturation:
+                body_s, head_s = binary_body(model, rows)
+                check_once(port, path, body_s, head_s)
+                points.append(
+                    measure(
+                        port,
+                        http_request(port, path, body_s, head_s),
+                        f"saturation c={concurrency} batch-{rows} binary",
+                        concurrency,
+                        rows,
+                        len(body_s),
+                        scale.seconds,
+                        server,
+                        model.name,
+                    )
                 )
-            )
-        extra["server_log_tail"] = server.raw[-3:]
-    # Without dynamic batching: the batcher may not coalesce requests (max batch = the
-    # request's rows), the same offered load as the best batched saturation point.
-    concurrency, rows = max(scale.saturation, key=lambda cr: cr[1])
-    no_batching = ["--batch-min", "1", "--batch-opt", str(rows), "--batch-max", str(rows)]
-    with support.run_server(package, *server_args, *no_batching, startup_timeout=300) as server:
-        body, head = binary_body(model, rows)
-        check_once(server.port, path, body, head)
-        points.append(
-            measure(
-                server.port,
-                http_request(server.port, path, body, head),
-                f"no batching (--batch-max {rows}) c={concurrency} batch-{rows}",
-                concurrency,
-                rows,
-                len(body),
-                scale.seconds,
-                server,
-                model.name,
-            )
+            if gserver:
+                points.append(
+                    measure(
+                        gserver.port,
+                        gone,
+                        f"c={c} batch-1 binary, CUDA graphs",
+                        c,
+                        1,
+                        len(body),
+                        scale.seconds,
+                        gserver,
+                        model.name,
+                    )
+                )
+            extra["server_log_tail"] = server.raw[-3:]
+    finally:
+        floor.close()
+    return {"lone": lone, "batches": batches, "points": [dataclasses.asdict(p) for p in points], "extra": extra}
+
+
+def graph_experiment(package: Path, scale: Scale, device: str, logs: Path, timeout: float = 150) -> dict:
+    """loader.run captured into a CUDA graph per batch (bench_floor.cc `graph`), in a
+    process of its own: a capture that fails can leave a stream unusable."""
+    if not device.startswith("cuda"):
+        return {"error": "CUDA graphs need a CUDA device"}
+    commands = "".join(f"graph {b} {scale.layer_seconds} 0\n" for b in scale.batches)
+    try:
+        out = subprocess.run(
+            [str(support.FLOOR_BIN), "--model", str(package), "--device", device, "--commands"],
+            input=commands,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
-    return points, extra
+    except subprocess.TimeoutExpired as e:
+        return {
+            "error": f"timed out after {timeout:.0f} s",
+            "stdout": (e.stdout or "")[-2000:] if isinstance(e.stdout, str) else "",
+        }
+    (logs / f"graph-{package.stem}.log").write_text(out.stderr)
+    runs = {}
+    for line in out.stdout.splitlines():
+        result = json.loads(line)
+        if "batch" in result:
+            runs[result["batch"]] = result
+            print(
+                f"  graph batch {result['batch']:4d}: "
+                + (
+                    f"error {result['error'][:200]}"
+                    if "error" in result
+                    else f"p50 {result['p50_us']:9.1f} us  launch {result['launch_p50_us']:7.1f} us  device {result['device_p50_us']:8.1f} us"
+                    f"  max |diff| {result['max_abs_diff']:.3g}  plain run after capture: "
+                    f"{result.get('plain_run_after_capture', '?')[:120]}"
+                ),
+                flush=True,
+            )
+    return {
+        "runs": runs,
+        "returncode": out.returncode,
+        **({"error": out.stderr[-1500:]} if out.returncode != 0 else {}),
+    }
+
+
+def torch_baselines(
+    model: BenchModel, scale: Scale, device: str, modes: str, out: Path, deadline_s: float
+) -> dict | None:
+    """bench/torch_baselines.py in a subprocess (its own CUDA context and allocator)."""
+    command = [
+        sys.executable,
+        str(REPO / "bench" / "torch_baselines.py"),
+        "--models",
+        model.name,
+        "--modes",
+        modes,
+        "--batches",
+        ",".join(map(str, scale.batches)),
+        "--device",
+        device.split(":")[0],
+        "--seconds",
+        str(scale.layer_seconds),
+        "--deadline-s",
+        str(deadline_s),
+        "--out",
+        str(out),
+    ]
+    result = subprocess.run(command, timeout=deadline_s + 240, check=False)
+    path = out / f"torch-{model.name}.json"
+    if result.returncode != 0 or not path.exists():
+        print(f"  torch baselines for {model.name} exited {result.returncode}", flush=True)
+        return None
+    return json.loads(path.read_text())
 
 
 def python_points(model: BenchModel, package: Path, scale: Scale, device: str) -> list[Point]:
@@ -488,167 +693,259 @@ def python_points(model: BenchModel, package: Path, scale: Scale, device: str) -
 # --- report --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class ModelResult:
-    model: BenchModel
-    manifest: dict
-    compiled: str  # "compiled in N s" or "cache hit in N s"
-    floor: dict[int, dict]
-    ours: list[Point]
-    theirs: list[Point]
-    extra: dict
-    env: dict  # where and how it was measured (the card, torch, the command, the Scale)
-
-    def point(self, prefix: str) -> Point:
-        return next(p for p in [*self.ours, *self.theirs] if p.label.startswith(prefix))
-
-    def saturation(self) -> Point:
-        return max((p for p in self.ours if p.label.startswith("saturation")), key=lambda p: p.rows_per_second)
+def median(values: list[float]) -> float:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else float("nan")
 
 
-def ratios(r: ModelResult) -> dict[str, float]:
-    scale = Scale(**r.env["scale"])
-    c = scale.throughput_concurrency
-    top = max(scale.floor_batches)
-    floor_max_rows = top * r.floor[top]["per_second"]
-    ours_json = r.point(f"c={c} batch-1 JSON").load["per_second"]
-    theirs = r.point(f"(b) python c={c}").load["per_second"]
+def lone_summary(r: dict) -> dict:
+    lone = r["lone"]
+    layers = {name: median([run["p50_us"] for run in runs]) for name, runs in lone["layers"].items() if runs}
+    server = [p["load"]["p50_us"] for p in lone["server"]]
+    floor = [run["p50_us"] for run in lone["layers"]["device"]]
+    inside = [Point(**p).inside() for p in lone["server"]]
     return {
-        "saturation_vs_floor": r.saturation().rows_per_second / floor_max_rows,
-        "batch1_vs_python": ours_json / max(theirs, 1e-9),
-        "batch1_binary_vs_python": r.point(f"c={c} batch-1 binary").load["per_second"] / max(theirs, 1e-9),
-        "p50_minus_floor_us": r.point("c=1 batch-1 binary").load["p50_us"] - r.floor[1]["p50_us"],
+        "layers": layers,
+        "launch_us": median([run.get("launch_p50_us") for run in lone["layers"]["loader"]]),
+        "device_us": median([run.get("device_p50_us") for run in lone["layers"]["loader"]]),
+        "server": median(server),
+        "server_rounds": server,
+        "floor_rounds": floor,
+        # The acceptance figure: each round's server p50 minus the same round's floor p50.
+        "gap": median([s - f for s, f in zip(server, floor)]),
+        "request_us": median([i.get("request_us") for i in inside]),
+        "queue_us": median([i.get("queue_us") for i in inside]),
+        "compute_us": median([i.get("compute_us") for i in inside]),
+        "health": median([h["p50_us"] for h in lone["health"]]),
+        "graphs": median([p["load"]["p50_us"] for p in lone.get("server_graphs", [])]),
+        "graphs_rounds": [p["load"]["p50_us"] for p in lone.get("server_graphs", [])],
+        "graphs_compute_us": median([Point(**p).inside().get("compute_us") for p in lone.get("server_graphs", [])]),
     }
 
 
-def render(results: list[ModelResult]) -> str:
+def batch_summary(r: dict) -> dict[int, dict]:
+    out = {}
+    torch_modes = (r.get("torch") or {}).get("modes", {})
+    graph = (r.get("graph") or {}).get("runs", {})
+    for b, runs in r["batches"].items():
+        b = int(b)
+        g = graph.get(str(b)) or graph.get(b) or {}
+        row = {
+            "floor": median([x["p50_us"] for x in runs["floor"]]),
+            "floor_per_second": median([x["per_second"] for x in runs["floor"]]),
+            "loader": median([x["p50_us"] for x in runs["loader"]]),
+            "server": median([p["load"]["p50_us"] for p in runs["server"]]),
+            "server_graphs": median([p["load"]["p50_us"] for p in runs.get("server_graphs", [])]),
+            "graph": g.get("p50_us"),
+            "graph_diff": g.get("max_abs_diff"),
+        }
+        for mode, result in torch_modes.items():
+            row[mode] = (result["batches"].get(str(b)) or result["batches"].get(b) or {}).get("p50_us")
+        out[b] = row
+    return out
+
+
+def saturation(r: dict) -> tuple[Point, float, float]:
+    """The best saturation point, the floor's rows/s at the largest batch, their ratio."""
+    points = [Point(**p) for p in r["points"]]
+    best = max((p for p in points if p.label.startswith("saturation")), key=lambda p: p.rows_per_second)
+    top = max(int(b) for b in r["batches"])
+    floor_rows = top * batch_summary(r)[top]["floor_per_second"]
+    return best, floor_rows, best.rows_per_second / floor_rows
+
+
+def fmt(value, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def render(results: list[dict]) -> str:
     """gpu.md from one or more runs' results (each model may come from another call of
     the GPU machine, so each section names its own card, date and command)."""
-    env = results[0].env
-    scale = Scale(**env["scale"])
+    env = results[0]["env"]
     on_gpu = env["device"].startswith("cuda")
+    scale = Scale(**env["scale"])
     lines = [
         "# trtaoti-server on a GPU: ResNet-50 and a BERT-base encoder"
         if not env["smoke"]
         else "# trtaoti-server GPU benchmark, smoke run on CPU (small models; checks the script, not the numbers)",
         "",
         "- packages: `trtaoti compile` (the CLI the compile Job runs), backend inductor (AOTInductor), "
-        f"device {env['device'].split(':')[0]}, one package per model, batch profile min/opt/max as listed; the same "
-        "package for (a), (b) and (c)",
-        f"- (a) trtaoti-server `--device {env['device']} --runners {scale.runners} --max-queue-delay-us 0 --max-queue-size 4096 "
-        "--http-threads 320`, the same flags plus `--batch-min 1 --batch-opt N --batch-max N` (N = the request's rows) for "
-        '"no batching"; (b) bench/python_baseline.py (aoti_load_package + FastAPI/uvicorn, KServe V2 JSON only, no '
-        f"batching{', LD_PRELOAD=' + SYSTEM_LIBSTDCXX if on_gpu else ''}); (c) `trtaoti-bench-floor` (loader.run in a loop "
-        f"on one thread, random inputs{', host->device->host copies included' if on_gpu else ''})",
+        f"device {env['device'].split(':')[0]}, one package per model, batch profile min/opt/max as listed",
+        f"- (a) trtaoti-server `{' '.join(server_args(scale, env['device']))}`; (c) `trtaoti-bench-floor` "
+        f"(bench_floor.cc): `device` = the floor, `Device::Run` in a loop on one thread{', host->device->host copies included' if on_gpu else ''}, "
+        "and the layers around it; (d) bench/torch_baselines.py: the same model in eager PyTorch and under "
+        '`torch.compile(mode="max-autotune")`, each run timed like the floor (pageable input to the device, '
+        "forward, every output to page-locked host memory, one synchronisation)",
+        f"- a lone request: {scale.rounds} rounds, each the floor's layers ({scale.layer_seconds:g} s each) then the "
+        f'server at concurrency 1 ({scale.seconds:g} s); medians over rounds; "server - floor" is the median of each '
+        "round's difference",
         "- load generator: bench/server_bench.py's (asyncio + uvloop + httptools in one process, one keep-alive connection "
-        f"per unit of concurrency, {scale.seconds:g} s per point after 0.5 s warm-up, the same request bytes repeated); "
-        "binary = Triton's binary tensor extension, JSON = KServe V2 JSON (all outputs)",
-        "- peak GPU memory: the compiler manifest's `peakGpuMemoryBytes` (torch.cuda.max_memory_allocated in the "
-        "compiler's validation worker, which runs the package at min, opt and max batch)",
+        "per unit of concurrency, 0.5 s warm-up per point, the same request bytes repeated); binary = Triton's binary "
+        "tensor extension",
         "",
     ]
     for r in results:
-        m = r.model
-        b = r.manifest["batch"]
-        peak = r.manifest.get("peakGpuMemoryBytes")
-        e = r.env
-        scale = Scale(**e["scale"])
-        c = scale.throughput_concurrency
-        top = max(scale.floor_batches)
+        m = BenchModel(**r["model"])
+        manifest = r["manifest"]
+        b = manifest["batch"]
+        peak = manifest.get("peakGpuMemoryBytes")
+        e = r["env"]
+        lone = lone_summary(r)
+        layers = lone["layers"]
         lines += [
             f"## {m.name}",
             "",
             f"- {m.note}",
             f"- measured {e['date']} on **{e['gpu']}**, torch {e['torch']}, {e['cpus']} CPUs ({e['cpu']}), 1-minute load "
             f"average {e['load_before']:.2f} before; command `{e['command']}`",
-            f"- package: precision {r.manifest['precision']}, batch {b['min']}/{b['opt']}/{b['max']}, {r.manifest['bytes'] / 1e6:.1f} MB, "
-            f"this run's `trtaoti compile`: {r.compiled}, "
-            f"validation max abs error {r.manifest['validation']['maxAbsError']:.3g}; peak GPU memory "
-            f"{f'{peak / 2**30:.2f} GiB' if peak else 'n/a (CPU)'}, peak host memory {r.manifest['peakMemoryBytes'] / 2**30:.2f} GiB",
-            f"- load generator ceiling (GET /v2/health/live, c=16): {r.extra['ceiling']:.0f} req/s",
+            f"- package: precision {manifest['precision']}, batch {b['min']}/{b['opt']}/{b['max']}, "
+            f"{manifest['bytes'] / 1e6:.1f} MB, this run's `trtaoti compile`: {r['compiled']}, validation max abs error "
+            f"{manifest['validation']['maxAbsError']:.3g}; peak GPU memory {f'{peak / 2**30:.2f} GiB' if peak else 'n/a (CPU)'}",
+            f"- load generator ceiling (GET /v2/health/live, c=16): {r['extra']['ceiling']:.0f} req/s",
             "",
-            "(c) floor:",
+            "### A lone request (batch 1, concurrency 1)",
             "",
-            "| batch | p50 us | p99 us | rows/s |",
-            "| ---: | ---: | ---: | ---: |",
+            "| layer (bench_floor.cc, one process, no HTTP) | p50 us | adds | per round |",
+            "| --- | ---: | ---: | --- |",
         ]
+        previous = None
+        for name, what in (
+            ("loader", "model alone: `loader.run` on resident inputs, one sync"),
+            ("device", "**the floor**: + page-locked staging, one DMA per input and output"),
+            ("model", "+ `AotiModel::Execute` on a misaligned body-like buffer"),
+            ("batcher", "+ `Batcher::RunOrEnqueue` (runs on the caller) and its callback"),
+        ):
+            value = layers.get(name)
+            rounds = ", ".join(fmt(x["p50_us"]) for x in r["lone"]["layers"][name])
+            lines.append(
+                f"| {name}: {what} | {fmt(value)} | {fmt(value - previous) if previous is not None else ''} | {rounds} |"
+            )
+            previous = value
         lines += [
-            f"| {n} | {f['p50_us']:.0f} | {f['p99_us']:.0f} | {n * f['per_second']:.0f} |" for n, f in r.floor.items()
+            f"| queued: `Batcher::Enqueue` (a worker thread runs it; two hand-offs) | {fmt(layers.get('queued'))} | "
+            f"{fmt(layers.get('queued', 0) - layers.get('batcher', 0))} vs batcher | "
+            f"{', '.join(fmt(x['p50_us']) for x in r['lone']['layers']['queued'])} |",
+            f"| device after a {scale.gap_us} us idle gap (as between a client's requests) | {fmt(layers.get('device+gap'))} | "
+            f"{fmt(layers.get('device+gap', 0) - layers.get('device', 0))} vs device | "
+            f"{', '.join(fmt(x['p50_us']) for x in r['lone']['layers']['device+gap'])} |",
+            "",
+            f"`loader` at batch 1: `loader.run` returns after {fmt(lone['launch_us'])} us of host work (kernel launches), "
+            f"the device's own time between events around it is {fmt(lone['device_us'])} us.",
+            "",
+            "| trtaoti-server, binary, keep-alive | us |",
+            "| --- | ---: |",
+            f"| client-measured p50 at concurrency 1 (median of rounds: {', '.join(fmt(x) for x in lone['server_rounds'])}) | "
+            f"**{fmt(lone['server'])}** |",
+            f"| the floor's p50 in the same rounds ({', '.join(fmt(x) for x in lone['floor_rounds'])}) | {fmt(layers.get('device'))} |",
+            f"| **server - floor** (median of per-round differences) | **{fmt(lone['gap'])}** |",
+            f"| inside the server (its /metrics): compute stage per execution | {fmt(lone['compute_us'])} |",
+            f"| inside the server: queue per request (caller-run: taking a runner) | {fmt(lone['queue_us'])} |",
+            f"| inside the server: request (handler start to response ready: body read, parse, queue, compute, encode) | "
+            f"{fmt(lone['request_us'])} |",
+            f"| outside the handler: HTTP I/O, loopback, the Python client (client p50 - request) | "
+            f"{fmt(lone['server'] - lone['request_us'])} |",
+            f"| for scale: `GET /v2/health/live` at concurrency 1, client p50 | {fmt(lone['health'])} |",
+            f"| the same server with `--cuda-graph-max-batch {GRAPH_MAX_BATCH}` (rounds: "
+            f"{', '.join(fmt(x) for x in lone['graphs_rounds'])}); compute stage {fmt(lone['graphs_compute_us'])} | "
+            f"{fmt(lone['graphs'])} |",
+            "",
+            "### Per batch (concurrency 1)",
+            "",
         ]
+        rows = batch_summary(r)
+        torch_modes = list(((r.get("torch") or {}).get("modes") or {}).keys())
+        head = (
+            "| batch | floor p50 us | server p50 us | server - floor | server, CUDA graphs | loader (resident) | "
+            "CUDA graph replay (resident) |"
+        )
+        rule = "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        for mode in torch_modes:
+            head += f" {mode} us | {mode} / floor |"
+            rule += " ---: | ---: |"
+        lines += [head, rule]
+        for batch, row in rows.items():
+            line = (
+                f"| {batch} | {fmt(row['floor'])} | {fmt(row['server'])} | {fmt(row['server'] - row['floor'])} | "
+                f"{fmt(row['server_graphs'])} | {fmt(row['loader'])} | {fmt(row['graph'])} |"
+            )
+            for mode in torch_modes:
+                value = row.get(mode)
+                line += f" {fmt(value)} | {fmt(value / row['floor'], 2) + 'x' if value else 'n/a'} |"
+            lines.append(line)
+        graph = r.get("graph") or {}
+        lines += [""]
+        if graph.get("error") and not graph.get("runs"):
+            lines.append(f"CUDA graph experiment: {graph['error'][:300]}")
+        elif graph.get("runs"):
+            diffs = [x.get("max_abs_diff") for x in graph["runs"].values() if "max_abs_diff" in x]
+            after = sorted({str(x.get("plain_run_after_capture", "?"))[:160] for x in graph["runs"].values()})
+            lines.append(
+                "CUDA graph column: bench_floor.cc `graph`, `loader.run` captured once per batch into a CUDA "
+                "graph and replayed (an experiment, not what the server does); largest |replay - plain run| "
+                f"over the batches: {fmt(max(diffs), 4) if diffs else 'n/a'}; the captured loader run outside "
+                f"its graph afterwards: {'; '.join(after)}."
+            )
+        t = r.get("torch")
+        if t:
+            notes = [f"{mode}: {res['error']}" for mode, res in t["modes"].items() if res.get("error")]
+            first = {
+                mode: [(b, v.get("first_call_s")) for b, v in res["batches"].items()]
+                for mode, res in t["modes"].items()
+            }
+            lines.append(
+                f"Eager / torch.compile: measured {t['date']} on {t['gpu']}, torch {t['torch']}; "
+                f'"/ floor" above 1 means the package is faster. First call per batch (compile, graph '
+                f"recording) in s: {json.dumps({k: {b: round(s or 0, 1) for b, s in v} for k, v in first.items()})}"
+                + (f". Not measured: {'; '.join(notes)}" if notes else "")
+            )
         lines += [
             "",
-            "(a) trtaoti-server and (b) the Python alternative:",
+            "### Throughput",
             "",
-            "| point | request bytes | req/s | rows/s | p50 us | p99 us | MB/s in | errors |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| point | request bytes | req/s | rows/s | p50 us | p99 us | errors | inside the server |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
-        for p in [*r.ours, *r.theirs]:
+        for p in [Point(**x) for x in r["points"]] + [Point(**x) for x in r.get("python", [])]:
             lines.append(
                 f"| {p.label} | {p.request_bytes} | {p.load['per_second']:.0f} | {p.rows_per_second:.0f} | "
-                f"{p.load['p50_us']:.0f} | {p.load['p99_us']:.0f} | {p.load['per_second'] * p.request_bytes / 1e6:.0f} | "
-                f"{p.load['errors']} |"
+                f"{p.load['p50_us']:.0f} | {p.load['p99_us']:.0f} | {p.load['errors']} | {p.breakdown()} |"
             )
-        lines += ["", "Where the server's time goes (its /metrics, deltas over each point):", ""]
-        lines += [f"- {p.label}: {p.breakdown()}" for p in r.ours if p.breakdown()]
-        q = ratios(r)
-        sat = r.saturation()
+        best, floor_rows, ratio = saturation(r)
+        top = max(rows)
         lines += [
             "",
-            f"- saturation ({sat.label}): {sat.rows_per_second:.0f} rows/s = **{q['saturation_vs_floor']:.2f}x** the floor "
-            f"at batch {top} ({top * r.floor[top]['per_second']:.0f} rows/s){' (target >= 0.9x)' if 'encoder' in m.name else ''}",
-            f"- concurrency {c}, batch-1, the same JSON bytes: (a)/(b) = **{q['batch1_vs_python']:.1f}x** (target >= 5x); "
-            f"with binary requests (a)/(b) = {q['batch1_binary_vs_python']:.1f}x",
-            f"- dynamic batching: {sat.rows_per_second:.0f} rows/s at saturation vs {r.point('no batching').rows_per_second:.0f} "
-            f"rows/s without ({r.point('no batching').label})",
-            f"- p50 at concurrency 1 (binary) minus the floor's batch-1 p50: **{q['p50_minus_floor_us']:.0f} us** "
-            f"(target <= 100 us; includes the Python client's own time per round trip)",
+            f"- saturation ({best.label}): {best.rows_per_second:.0f} rows/s = **{ratio:.2f}x** the floor at batch {top} "
+            f"({floor_rows:.0f} rows/s; target >= 0.9x)",
             "",
         ]
     return "\n".join(lines) + "\n"
 
 
-def summary(results: list[ModelResult]) -> str:
-    scale = Scale(**results[0].env["scale"])
-    c = scale.throughput_concurrency
-    top = max(scale.floor_batches)
-    rows = [
-        "SUMMARY",
-        f"{'model':<14}{'floor b1 p50':>13}{'c1 p50':>9}{'d us':>7}{'floor b' + str(top) + ' r/s':>16}"
-        f"{'sat rows/s':>12}{'sat/floor':>10}{'nobatch r/s':>12}{f'c{c} ours/py':>13}{'bin/py':>8}{'GPU GiB':>9}",
-    ]
+def summary(results: list[dict]) -> str:
+    rows = ["SUMMARY"]
     for r in results:
-        q = ratios(r)
-        nobatch = r.point("no batching").rows_per_second
-        peak = r.manifest.get("peakGpuMemoryBytes") or 0
+        lone = lone_summary(r)
+        _, _, ratio = saturation(r)
+        target = 100 if "encoder" in r["model"]["name"] else 150
         rows.append(
-            f"{r.model.name:<14}{r.floor[1]['p50_us']:>13.0f}{r.point('c=1 batch-1 binary').load['p50_us']:>9.0f}"
-            f"{q['p50_minus_floor_us']:>7.0f}{top * r.floor[top]['per_second']:>16.0f}{r.saturation().rows_per_second:>12.0f}"
-            f"{q['saturation_vs_floor']:>10.2f}{nobatch:>12.0f}{q['batch1_vs_python']:>13.1f}"
-            f"{q['batch1_binary_vs_python']:>8.1f}{peak / 2**30:>9.2f}"
+            f"{r['model']['name']}: lone request floor p50 {fmt(lone['layers'].get('device'))} us, server p50 "
+            f"{fmt(lone['server'])} us, server - floor {fmt(lone['gap'])} us (target <= {target}); "
+            f"with CUDA graphs {fmt(lone['graphs'])} us; "
+            f"loader {fmt(lone['layers'].get('loader'))} us (launch {fmt(lone['launch_us'])}, device "
+            f"{fmt(lone['device_us'])}); saturation / floor {ratio:.2f} (target >= 0.9)"
         )
-    rows.append(
-        "targets: sat/floor >= 0.9 (encoder), ours/py >= 5 at c=%d batch-1, d us (c1 p50 - floor b1 p50) <= 100" % c
-    )
+        for batch, row in batch_summary(r).items():
+            others = "  ".join(
+                f"{mode} {fmt(row[mode])}" for mode in ((r.get("torch") or {}).get("modes") or {}) if row.get(mode)
+            )
+            rows.append(
+                f"  batch {batch:4d}: floor {fmt(row['floor'])}  server {fmt(row['server'])}  graphs "
+                f"{fmt(row['server_graphs'])}  loader "
+                f"{fmt(row['loader'])}  graph {fmt(row['graph'])}  {others}"
+            )
     return "\n".join(rows)
-
-
-def save_result(r: ModelResult, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dataclasses.asdict(r), indent=1))
-
-
-def load_result(path: Path) -> ModelResult:
-    d = json.loads(path.read_text())
-    return ModelResult(
-        model=BenchModel(**d["model"]),
-        manifest=d["manifest"],
-        compiled=d["compiled"],
-        floor={int(k): v for k, v in d["floor"].items()},
-        ours=[Point(**p) for p in d["ours"]],
-        theirs=[Point(**p) for p in d["theirs"]],
-        extra=d["extra"],
-        env=d["env"],
-    )
 
 
 def run_environment(args: argparse.Namespace, device: str, scale: Scale, load_before: float) -> dict:
@@ -670,6 +967,21 @@ def run_environment(args: argparse.Namespace, device: str, scale: Scale, load_be
     }
 
 
+def load_results(paths: list[Path]) -> list[dict]:
+    """Results JSON files, with torch-<model>.json files (bench/torch_baselines.py) joined to their model."""
+    results, torch_runs = [], {}
+    for path in paths:
+        d = json.loads(path.read_text())
+        if "modes" in d:
+            torch_runs[d["model"]] = d
+        else:
+            results.append(d)
+    for r in results:
+        if r["model"]["name"] in torch_runs:
+            r["torch"] = torch_runs[r["model"]["name"]]
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda (uses cuda:0) or cpu")
@@ -682,7 +994,14 @@ def main() -> None:
     )
     parser.add_argument("--compile-only", action="store_true", help="compile (or find) the packages and stop")
     parser.add_argument("--models", default="", help="comma-separated subset of the model names")
-    parser.add_argument("--seconds", type=float, help="measured seconds per point")
+    parser.add_argument(
+        "--torch-modes",
+        default="eager",
+        help="bench/torch_baselines.py modes to run after each model ('' for none); e.g. eager,max-autotune",
+    )
+    parser.add_argument("--torch-deadline-s", type=float, default=240, help="per model, for bench/torch_baselines.py")
+    parser.add_argument("--no-graph", action="store_true", help="skip the CUDA graph experiment")
+    parser.add_argument("--python-baseline", action="store_true", help="also measure (b), bench/python_baseline.py")
     parser.add_argument("--out", type=Path, help="default bench/results/gpu.md (gpu-smoke.md with --smoke)")
     parser.add_argument(
         "--results", type=Path, default=None, help="directory for each model's results JSON (default: next to --out)"
@@ -696,23 +1015,22 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.render:
-        results = [load_result(path) for path in args.render]
-        out = args.out or REPO / "bench" / "results" / ("gpu-smoke.md" if results[0].env["smoke"] else "gpu.md")
+        results = load_results(args.render)
+        out = args.out or REPO / "bench" / "results" / ("gpu-smoke.md" if results[0]["env"]["smoke"] else "gpu.md")
         out.write_text(render(results))
         print(f"wrote {out}")
         print(summary(results))
         return
     load_before = os.getloadavg()[0]
     device = "cuda:0" if args.device.startswith("cuda") else "cpu"
-    scale = SMOKE if args.smoke else FULL
-    if args.seconds:
-        scale.seconds = args.seconds
+    scale = dataclasses.replace(SMOKE if args.smoke else FULL)
     models = smoke_models() if args.smoke else gpu_models()
     if args.models:
         models = [m for m in models if m.name in args.models.split(",")]
     out = args.out or REPO / "bench" / "results" / ("gpu-smoke.md" if args.smoke else "gpu.md")
     store = args.packages.resolve()
     logs = store.parent / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     if device.startswith("cuda"):
         import torch
 
@@ -734,24 +1052,31 @@ def main() -> None:
 
     support.build_server()
     results_dir = args.results or out.parent
+    results_dir.mkdir(parents=True, exist_ok=True)
     env = run_environment(args, device, scale, load_before)
     results = []
     for model, package, manifest, seconds in compiled:
         started = time.monotonic()
-        print(f"== {model.name}: (c) floor", flush=True)
-        floor = floor_runs(package, scale, device)
-        print(f"== {model.name}: (a) trtaoti-server", flush=True)
-        ours, extra = server_points(model, package, scale, device)
-        print(f"== {model.name}: (b) Python alternative", flush=True)
-        theirs = python_points(model, package, scale, device)
+        r = {"model": dataclasses.asdict(model), "manifest": manifest, "compiled": seconds, "env": env}
+        r.update(measure_model(model, package, scale, device, logs))
+        if not args.no_graph:
+            print(f"== {model.name}: CUDA graph experiment", flush=True)
+            r["graph"] = graph_experiment(package, scale, device, logs)
+        if args.python_baseline:
+            print(f"== {model.name}: (b) Python alternative", flush=True)
+            r["python"] = [dataclasses.asdict(p) for p in python_points(model, package, scale, device)]
+        if args.torch_modes:
+            print(f"== {model.name}: {args.torch_modes} (bench/torch_baselines.py)", flush=True)
+            r["torch"] = torch_baselines(model, scale, device, args.torch_modes, results_dir, args.torch_deadline_s)
         print(f"== {model.name}: {time.monotonic() - started:.0f} s", flush=True)
-        results.append(ModelResult(model, manifest, seconds, floor, ours, theirs, extra, env))
+        results.append(r)
         # Written after each model: a run cut short still leaves what it measured, and
         # `--render` joins models measured in separate calls of the GPU machine.
-        save_result(results[-1], results_dir / f"{out.stem}-{model.name}.json")
+        stem = out.stem if out.stem.endswith(f"-{model.name}") else f"{out.stem}-{model.name}"
+        (results_dir / f"{stem}.json").write_text(json.dumps(r, indent=1))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render(results))
-        print(f"wrote {out} and {results_dir / f'{out.stem}-{model.name}.json'}", flush=True)
+        print(f"wrote {out} and {results_dir / f'{stem}.json'}", flush=True)
 
     print(summary(results))
 

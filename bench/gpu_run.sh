@@ -1,54 +1,78 @@
 #!/usr/bin/env bash
-# The GPU machine's two calls, each under 10 minutes on 16 cores and each standing
-# alone (a machine goes back 30 s after a call, so the second usually starts bare):
+# The GPU benchmark and tests on a machine without network, in device calls of at most
+# 10 minutes that each stand alone (a machine is usually bare at the next call):
 #
-#   bench/gpu_run.sh prepare   carried wheels -> /tmp/site, trtaoti-server built for CUDA,
-#                              pytest tests/gpu with ResNet-50 compiled beside it, then
-#                              bench/gpu_bench.py --models resnet50
-#   bench/gpu_run.sh bench     wheels, server build, bench/gpu_bench.py --models encoder
-#                              (its `trtaoti compile` included; a cache hit on a warm machine)
+#   bench/gpu_run.sh bench   carried wheels -> /tmp/site; both bench models compiled by
+#                            `trtaoti compile` in the background while trtaoti-server builds
+#                            for CUDA; then bench/gpu_bench.py on the encoder, then ResNet-50:
+#                            the lone request (floor layers and server in alternating rounds),
+#                            per batch (floor, server, CUDA graph replay, eager PyTorch),
+#                            throughput.
+#   bench/gpu_run.sh tests   wheels, server build, tests/gpu (its two files side by side),
+#                            and bench/torch_baselines.py: eager PyTorch and
+#                            torch.compile(mode="max-autotune") per batch for both models
+#                            (compiled in the background while the tests run, measured after).
 #
-# Each call leaves $OUT/gpu-<model>.json (and gpu.md for its model); afterwards, on any machine,
-#   python bench/gpu_bench.py --render DIR1/gpu-resnet50.json DIR2/gpu-encoder.json
-# writes bench/results/gpu.md from both.
+# What must be carried, and how to gather it where PyPI and Debian are reachable:
+# bench/README.md (bench/prepare-offline.sh fills .whl and .carry/server-deps). Then:
+#   run(command="bash bench/gpu_run.sh bench", carry=[".whl", ".carry/server-deps"], timeout_s=600)
+#   run(command="bash bench/gpu_run.sh tests", carry=[".whl", ".carry/server-deps"], timeout_s=600)
+# Packages go to .gpu-work/store (git-ignored); logs and results to .gpu-work/out-PHASE,
+# packed into $OUT when the caller sets it (below). Afterwards, on any machine,
+#   python bench/gpu_bench.py --render OUT1/gpu-*.json OUT2/torch-*.json
+# writes bench/results/gpu.md from both calls.
 #
-# The device call carries `.whl` (cp312 wheels the image lacks) and `.carry/server-deps`
-# (cpp-httplib, prometheus-cpp, nlohmann-json, libzip headers and libraries for the server build):
-#   run(command="bash bench/gpu_run.sh prepare", carry=[".whl", ".carry/server-deps"], timeout_s=600)
-#   run(command="bash bench/gpu_run.sh bench",   carry=[".whl", ".carry/server-deps"], timeout_s=600)
-# Packages go to .gpu-work/store (git-ignored); logs and results to $OUT (default .gpu-work/out).
+# Every step runs under a timeout cut from the phase's budget (TRTAOTI_GPU_RUN_BUDGET,
+# default 560 s of the call's 600), so the phase always ends with its summary; it exits
+# 0 only when every step passed.
 #
 # TRTAOTI_GPU_RUN_SMOKE=1 runs the same steps on a CPU machine with the project venv
 # (--device cpu --smoke, the CPU test variant), to check this script without a GPU.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
-phase="${1:?usage: bench/gpu_run.sh prepare|bench}"
-budget="${TRTAOTI_GPU_RUN_BUDGET:-560}"  # seconds for the whole phase (the device call allows 600)
+phase="${1:?usage: bench/gpu_run.sh bench|tests}"
+budget="${TRTAOTI_GPU_RUN_BUDGET:-560}"
 started=$SECONDS
 export PYTHONUNBUFFERED=1
 work="$repo/.gpu-work"
-OUT="${OUT:-$work/out}"
+# Everything lands in $work/out-PHASE; where the caller gave $OUT (the device tool brings
+# back at most 8 files from it), the end of the phase packs that folder into
+# $OUT/PHASE-logs.tgz and copies the results JSON and the summary beside it.
+final_out="${OUT:-}"
+OUT="$work/out-$phase"
+rm -rf "$OUT"
 mkdir -p "$work/logs" "$OUT"
+pack() {
+  [ -n "$final_out" ] && [ "$final_out" != "$OUT" ] || return 0
+  mkdir -p "$final_out"
+  cp "$work/logs/"*.log "$OUT/" 2>/dev/null
+  tar czf "$final_out/$phase-logs.tgz" -C "$OUT" .
+  cp "$OUT"/*.json "$OUT/summary.txt" "$final_out/" 2>/dev/null
+  true
+}
+trap pack EXIT
 
 if [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" = 1 ]; then
   python="${PYTHON:-$HOME/.cache/trtaoti/venv/bin/python}"
+  device=cpu
   bench_args=(--device cpu --smoke --packages "$work/smoke-store")
-  first_model=mlp second_model=small-encoder out_stem=gpu-smoke
+  models=(small-encoder mlp) out_stem=gpu-smoke torch_modes=eager
   export TRTAOTI_SERVE_TEST_DEVICE=cpu
   nice=(nice -n 10)
   preload=()
 else
   python=python3
+  device=cuda
   bench_args=(--device cuda --packages "$work/store")
-  first_model=resnet50 second_model=encoder out_stem=gpu
+  models=(encoder resnet50) out_stem=gpu torch_modes=eager,max-autotune
   nice=()
   # Python's aoti_load_package segfaults there without it (DESIGN.md); tests/gpu loads packages in-process.
   preload=(env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libstdc++.so.6)
 fi
 
 summary=()
-record() { summary+=("$(printf '%-22s %s' "$1" "$2")"); echo "== $1: $2"; }
+record() { summary+=("$(printf '%-24s %s' "$1" "$2")"); echo "== $1: $2"; }
 remaining() { echo $((budget - (SECONDS - started))); }
 
 # step NAME MAX_SECONDS COMMAND...: runs with a timeout (the smaller of MAX_SECONDS and
@@ -69,8 +93,25 @@ step() {
   return $rc
 }
 
+# background NAME MAX_SECONDS COMMAND...: the same, not waited for; `finish NAME` waits
+# and records it.
+background() {
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name (background, limit ${limit}s): $*"
+  (timeout --kill-after=10 "$limit" bash -c '"$@"' "$name" "$@" >"$OUT/$name.log" 2>&1; echo $? >"$work/$name.rc") &
+}
+finish() {
+  local name=$1
+  wait
+  local rc
+  rc=$(cat "$work/$name.rc" 2>/dev/null || echo missing)
+  if [ "$rc" = 0 ]; then record "$name" "ok"; else record "$name" "FAILED rc=$rc ($OUT/$name.log)"; tail -n 15 "$OUT/$name.log"; fi
+}
+
 install_wheels() {
   [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" = 1 ] && { echo "smoke: the venv has them"; return 0; }
+  ls .whl/*.whl >/dev/null || { echo "no .whl/*.whl: run bench/prepare-offline.sh where PyPI is reachable and carry .whl"; return 1; }
   local stamp
   stamp=$(ls .whl/*.whl | md5sum | cut -d' ' -f1)
   if [ -f /tmp/site/.wheels-"$stamp" ]; then echo "wheels already in /tmp/site"; return 0; fi
@@ -79,120 +120,110 @@ install_wheels() {
 }
 export PYTHONPATH="/tmp/site:$repo/operator:$repo${PYTHONPATH:+:$PYTHONPATH}"
 
-# The server's C++ dependencies, carried from a Debian machine (no apt there). Only
-# the libraries the image lacks go on the loader path, not the carried libssl/libz.
+# The server's C++ dependencies, carried from a Debian machine (no apt there) and
+# unpacked by prepare-offline.sh. Their .pc files say prefix=/usr, so the headers and
+# libraries are found through CPATH and LIBRARY_PATH. Only the libraries the image lacks
+# go on the loader path (server-libs), never the carried libc-level ones.
 deps="$repo/.carry/server-deps/usr"
+arch_lib="$deps/lib/x86_64-linux-gnu"
 if [ -d "$deps" ] && [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" != 1 ]; then
-  arch_lib="$deps/lib/x86_64-linux-gnu"
   mkdir -p "$work/server-libs"
-  ln -sf "$arch_lib"/libcpp-httplib.so* "$arch_lib"/libprometheus-cpp-core.so* "$arch_lib"/libbrotli*.so* \
-    "$arch_lib"/libzip.so* "$work/server-libs/"
-  export PKG_CONFIG_PATH="$arch_lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  export PKG_CONFIG_PATH="$arch_lib/pkgconfig:$deps/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   export CMAKE_PREFIX_PATH="$deps${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
   export CPATH="$deps/include:$deps/include/x86_64-linux-gnu${CPATH:+:$CPATH}"
   export LIBRARY_PATH="$work/server-libs:$arch_lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
   export LD_LIBRARY_PATH="$work/server-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
+export deps arch_lib work
 build_server() {
+  if [ -d "$arch_lib" ] && [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" != 1 ]; then
+    # Runtime libraries: the carried one only where the image has none of that name.
+    for lib in "$arch_lib"/lib*.so.*; do
+      [ -e "$lib" ] || continue
+      local name
+      name=$(basename "$lib")
+      case "$name" in libssl.so*|libcrypto.so*|libz.so*|libc.so*|libstdc++*|libgcc*) continue ;; esac
+      ldconfig -p | grep -q " $name " || ln -sf "$lib" "$work/server-libs/$name"
+    done
+  fi
   # No GoogleTest on the GPU machine; the suite runs on the CPU machines.
-  TRTAOTI_BUILD_JOBS="${TRTAOTI_BUILD_JOBS:-$(nproc)}" images/server/build.sh "$python" -DTRTAOTI_BUILD_TESTS=OFF &&
-    "$python" - <<'EOF'
-import sys
-sys.path.insert(0, "tests/e2e")
-import server_support as s, subprocess
-print(subprocess.run([str(s.SERVER_BIN), "--help"], capture_output=True, text=True, check=True).stdout.splitlines()[0])
-EOF
+  TRTAOTI_BUILD_JOBS="${TRTAOTI_BUILD_JOBS:-$(nproc)}" images/server/build.sh "$python" -DTRTAOTI_BUILD_TESTS=OFF || return 1
+  local missing
+  missing=$(ldd images/server/build/trtaoti-server | grep "not found")
+  [ -z "$missing" ] || { echo "trtaoti-server cannot load: $missing"; return 1; }
+  images/server/build/trtaoti-server --help | head -n 1
 }
 
 environment() {
   date -u
   "$python" -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
   nproc
-  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader || true
+  command -v nvcc >/dev/null && nvcc --version | tail -n 1 || true
+  (. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")
 }
 
 export -f environment install_wheels build_server
 export python
 
 case "$phase" in
-  prepare)
-    # tests/gpu, and ResNet-50 compiled (beside the tests: 16 cores) then measured.
-    step environment 60 environment
-    step wheels 120 install_wheels
-    model=$first_model
-    (timeout --kill-after=10 "$(($(remaining) - 170))" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" \
-       --compile-only --models "$model" >"$OUT/compile-$model.log" 2>&1; echo $? >"$work/compile-$model.rc") &
-    step server-build 300 build_server
-    # What is left after the tests must still hold the ResNet-50 measurements (~150 s).
-    pytest_limit=$(($(remaining) - 160))
-    [ "$pytest_limit" -gt 360 ] && pytest_limit=360
-    step pytest-gpu "$pytest_limit" "${preload[@]}" "${nice[@]}" "$python" -m pytest -p no:cacheprovider --noconftest \
-      tests/gpu -v -rs --junitxml="$OUT/pytest-gpu.xml"
-    wait
-    if [ "$(cat "$work/compile-$model.rc" 2>/dev/null)" = 0 ]; then
-      record "compile-$model" "ok: $(grep -o 'compiled in [0-9]* s\|cache hit in [0-9]* s' "$OUT/compile-$model.log" | head -1)"
-    else
-      record "compile-$model" "FAILED ($OUT/compile-$model.log; the bench step below retries it)"
-      tail -n 20 "$OUT/compile-$model.log"
-    fi
-    step "bench-$model" "$(remaining)" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" --models "$model" \
-      --results "$OUT" --out "$OUT/$out_stem.md"
-    cp -r "$work/logs" "$OUT/compiler-logs" 2>/dev/null
-    echo
-    echo "== tests/gpu"
-    grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/pytest-gpu.log" | tail -n 40
-    sed -n '/^SUMMARY/,$p' "$OUT/bench-$model.log"
-    ;;
   bench)
-    # The encoder: compiled (a no-op where the store already holds it) and measured.
-    step environment 60 environment
-    step wheels 120 install_wheels
-    step server-build 300 build_server
-    model=$second_model
-    step "bench-$model" "$(remaining)" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" --models "$model" \
-      --results "$OUT" --out "$OUT/$out_stem.md"
-    cp -r "$work/logs" "$OUT/compiler-logs" 2>/dev/null
-    echo
-    sed -n '/^SUMMARY/,$p' "$OUT/bench-$model.log"
-    ;;
-  all)
-    # Everything in one call, for a session with one call's worth of device time: both
-    # bench models compile in the background (16 cores) beside the server build and
-    # tests/gpu; then the encoder (the throughput target) is measured before ResNet-50.
-    step environment 60 environment
-    step wheels 120 install_wheels
-    for model in $second_model $first_model; do
-      (timeout --kill-after=10 "$(($(remaining) - 150))" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" \
-         --compile-only --models "$model" >"$OUT/compile-$model.log" 2>&1; echo $? >"$work/compile-$model.rc") &
+    step environment 30 environment
+    step wheels 90 install_wheels
+    # Both packages compile beside the server build (16 cores); a package already in the
+    # store is a cache hit. The measurements need about 130 s per model after that.
+    for model in "${models[@]}"; do
+      background "compile-$model" $(($(remaining) - 200)) "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" \
+        --compile-only --models "$model"
     done
     step server-build 300 build_server
-    pytest_limit=$(($(remaining) - 260))
-    [ "$pytest_limit" -gt 240 ] && pytest_limit=240
-    step pytest-gpu "$pytest_limit" "${preload[@]}" "${nice[@]}" "$python" -m pytest -p no:cacheprovider --noconftest \
-      tests/gpu -v -rs --junitxml="$OUT/pytest-gpu.xml"
-    wait
-    for model in $second_model $first_model; do
-      record "compile-$model" "rc=$(cat "$work/compile-$model.rc" 2>/dev/null): $(grep -o 'compiled in [0-9]* s\|cache hit in [0-9]* s' "$OUT/compile-$model.log" | head -1)"
+    for model in "${models[@]}"; do finish "compile-$model"; done
+    for model in "${models[@]}"; do
+      grep -o 'compiled in [0-9]* s\|cache hit in [0-9]* s' "$OUT/compile-$model.log" | head -1
     done
-    for model in $second_model $first_model; do
+    # The encoder first: its lone request is the tighter target (+100 us).
+    for model in "${models[@]}"; do
       step "bench-$model" "$(remaining)" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" --models "$model" \
-        --seconds "${TRTAOTI_GPU_RUN_SECONDS:-2}" --results "$OUT" --out "$OUT/$out_stem-$model.md"
+        --torch-modes eager --results "$OUT" --out "$OUT/$out_stem-$model.md"
     done
-    cp -r "$work/logs" "$OUT/compiler-logs" 2>/dev/null
+    echo
+    for model in "${models[@]}"; do sed -n '/^SUMMARY/,$p' "$OUT/bench-$model.log"; done | tee "$OUT/summary.txt"
+    ;;
+  tests)
+    step environment 30 environment
+    step wheels 90 install_wheels
+    # torch.compile's max-autotune for both models, compiled into the inductor cache
+    # while the server builds and the tests run; measured once the tests are done.
+    background torch-warm $(($(remaining) - 150)) "${nice[@]}" "$python" bench/torch_baselines.py \
+      --models "$(IFS=,; echo "${models[*]}")" --modes "${torch_modes#eager,}" --device "$device" --warm-only \
+      --deadline-s $(($(remaining) - 200))
+    step server-build 300 build_server
+    # The two files side by side (tests/gpu/README.md: alone they take ~105 s and ~230 s),
+    # where pytest-xdist is installed (the GPU image has it).
+    xdist=()
+    "$python" -c "import xdist" 2>/dev/null && xdist=(-n 2 --dist loadfile)
+    pytest_limit=$(($(remaining) - 140))
+    step pytest-gpu "$pytest_limit" "${preload[@]}" "${nice[@]}" "$python" -m pytest -p no:cacheprovider --noconftest \
+      "${xdist[@]}" tests/gpu -v -rs --junitxml="$OUT/pytest-gpu.xml"
+    finish torch-warm
+    step torch-baselines "$(remaining)" "${nice[@]}" "$python" bench/torch_baselines.py \
+      --models "$(IFS=,; echo "${models[*]}")" --modes "$torch_modes" --device "$device" --out "$OUT" \
+      --deadline-s $(($(remaining) - 40))
     echo
     echo "== tests/gpu"
-    grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/pytest-gpu.log" | tail -n 30
-    for model in $second_model $first_model; do sed -n '/^SUMMARY/,$p' "$OUT/bench-$model.log"; done
+    grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/pytest-gpu.log" | tail -n 30 | tee "$OUT/summary.txt"
     ;;
   *)
-    echo "usage: bench/gpu_run.sh prepare|bench|all" >&2
+    echo "usage: bench/gpu_run.sh bench|tests" >&2
     exit 2
     ;;
 esac
 
-echo
-echo "== $phase summary ($((SECONDS - started)) s)"
-printf '%s\n' "${summary[@]}"
+{
+  echo
+  echo "== $phase summary ($((SECONDS - started)) s)"
+  printf '%s\n' "${summary[@]}"
+} | tee -a "$OUT/summary.txt"
 failed=0
 for line in "${summary[@]}"; do case "$line" in *FAILED*|*SKIPPED*) failed=1 ;; esac; done
 exit $failed

@@ -31,7 +31,7 @@ InferOutcome Failure(StatusCode code, std::string message) {
 
 }  // namespace
 
-HostTensor BatchExecutor::AllocateInput(DataType dtype, const Shape& shape) {
+HostTensor BatchExecutor::AllocateInput(int, size_t, DataType dtype, const Shape& shape) {
   size_t nbytes = static_cast<size_t>(NumElements(shape)) * ElementSize(dtype);
   // Every byte is overwritten by the batcher: skip the zero fill.
   std::shared_ptr<std::byte[]> buffer = std::make_shared_for_overwrite<std::byte[]>(nbytes ? nbytes : 1);
@@ -61,8 +61,9 @@ Batcher::Batcher(BatcherOptions options, std::shared_ptr<BatchExecutor> executor
   if (options_.limits.min < 1 || options_.limits.max < options_.limits.min) {
     throw std::invalid_argument("batch limits need 1 <= min <= max");
   }
-  int workers = std::max(1, options_.workers);
-  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  runners_ = std::max(1, options_.workers);
+  for (int r = runners_ - 1; r >= 0; --r) idle_runners_.push_back(r);  // runner 0 is taken first
+  for (int i = 0; i < runners_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 Batcher::~Batcher() { Stop(); }
@@ -75,6 +76,9 @@ void Batcher::Stop() {
     }
     cv_.notify_all();
     for (auto& worker : workers_) worker.join();
+    // Batches that callers run themselves (RunOrEnqueue) give their runner back last.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return static_cast<int>(idle_runners_.size()) == runners_; });
   });
 }
 
@@ -83,11 +87,16 @@ size_t Batcher::queued() const {
   return queue_.size();
 }
 
-void Batcher::Enqueue(BatchRequest request) {
+std::shared_ptr<Batcher::Pending> Batcher::MakePending(BatchRequest request) const {
   auto pending = std::make_shared<Pending>();
   pending->rows = request.inputs.empty() ? 0 : request.inputs[0].rows();
   pending->arrival = Clock::now();
   pending->request = std::move(request);
+  return pending;
+}
+
+void Batcher::Enqueue(BatchRequest request) {
+  auto pending = MakePending(std::move(request));
   if (pending->rows < 1) {
     pending->request.on_complete(Failure(StatusCode::kInvalidArgument, "batch size must be at least 1"));
     return;
@@ -111,16 +120,48 @@ void Batcher::Enqueue(BatchRequest request) {
   cv_.notify_one();
 }
 
+bool Batcher::MayRunOnThisThread() {
+  const auto self = std::this_thread::get_id();
+  if (std::find(caller_threads_.begin(), caller_threads_.end(), self) != caller_threads_.end()) return true;
+  const size_t limit = static_cast<size_t>(options_.caller_threads < 0 ? 4 * runners_ : options_.caller_threads);
+  if (caller_threads_.size() >= limit) return false;
+  caller_threads_.push_back(self);
+  return true;
+}
+
+void Batcher::RunOrEnqueue(BatchRequest request) {
+  const int64_t rows = request.inputs.empty() ? 0 : request.inputs[0].rows();
+  const bool alone_is_enough = options_.max_queue_delay.count() == 0 || rows >= options_.limits.opt;
+  if (rows < 1 || rows > options_.limits.max || !alone_is_enough) return Enqueue(std::move(request));
+  int runner = -1;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Every runner idle, not just one: under load the workers batch what queues while
+    // a runner is busy, and a caller holding a runner for one row would cost that.
+    if (!stopping_ && queue_.empty() && static_cast<int>(idle_runners_.size()) == runners_ && MayRunOnThisThread()) {
+      runner = idle_runners_.back();
+      idle_runners_.pop_back();
+      accepted_.fetch_add(1);
+    }
+  }
+  if (runner < 0) return Enqueue(std::move(request));
+  auto pending = MakePending(std::move(request));
+  pending->next_row = rows;
+  std::vector<Slice> batch{Slice{std::move(pending), 0, rows}};
+  Run(batch, runner);
+}
+
 void Batcher::WorkerLoop() {
   std::vector<Slice> batch;
   std::vector<std::shared_ptr<Pending>> expired;
   for (;;) {
     batch.clear();
     expired.clear();
+    int runner = -1;
     bool more;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      more = NextBatch(lock, batch, expired);
+      more = NextBatch(lock, batch, runner, expired);
     }
     // Another worker may be able to form a batch from what is left.
     if (more && !batch.empty()) cv_.notify_one();
@@ -128,7 +169,7 @@ void Batcher::WorkerLoop() {
       request->request.on_complete(Failure(StatusCode::kUnavailable, "request timed out in the queue"));
       completed_.fetch_add(1);
     }
-    if (!batch.empty()) Run(batch);
+    if (!batch.empty()) Run(batch, runner);
     if (!more) return;
   }
 }
@@ -144,9 +185,10 @@ int64_t Batcher::QueuedCompatibleRows() const {
   return rows;
 }
 
-bool Batcher::NextBatch(std::unique_lock<std::mutex>& lock, std::vector<Slice>& batch,
+bool Batcher::NextBatch(std::unique_lock<std::mutex>& lock, std::vector<Slice>& batch, int& runner,
                         std::vector<std::shared_ptr<Pending>>& expired) {
-  cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+  auto ready = [this] { return !queue_.empty() && !idle_runners_.empty(); };
+  cv_.wait(lock, [&] { return ready() || (stopping_ && queue_.empty()); });
   if (queue_.empty()) return false;  // stopping and drained
 
   // Give more requests a chance to arrive, unless shutting down (drain promptly).
@@ -156,9 +198,11 @@ bool Batcher::NextBatch(std::unique_lock<std::mutex>& lock, std::vector<Slice>& 
       if (Clock::now() >= until) break;
       cv_.wait_until(lock, until);
     }
-    if (queue_.empty()) return true;  // another worker took them
   }
+  if (!ready()) return true;  // another worker (or a caller) took the requests or the runner
 
+  runner = idle_runners_.back();
+  idle_runners_.pop_back();
   const auto now = Clock::now();
   int64_t capacity = options_.limits.max;
   while (!queue_.empty() && capacity > 0) {
@@ -175,10 +219,15 @@ bool Batcher::NextBatch(std::unique_lock<std::mutex>& lock, std::vector<Slice>& 
     capacity -= take;
     if (head->next_row == head->rows) queue_.pop_front();
   }
+  if (batch.empty()) {  // everything it looked at had expired
+    idle_runners_.push_back(runner);
+    runner = -1;
+  }
   return true;
 }
 
-std::vector<HostTensor> Batcher::Assemble(const std::vector<Slice>& batch, int64_t rows, int64_t padded) const {
+std::vector<HostTensor> Batcher::Assemble(const std::vector<Slice>& batch, int64_t rows, int64_t padded,
+                                          int runner) const {
   const Slice& first = batch.front();
   // The common case of one whole request that needs no padding: its tensors (views
   // into the request body) go to the model as they are.
@@ -192,7 +241,7 @@ std::vector<HostTensor> Batcher::Assemble(const std::vector<Slice>& batch, int64
     const HostTensor& proto = first.request->request.inputs[i];
     Shape shape = proto.shape();
     shape[0] = padded;
-    HostTensor buffer = executor_->AllocateInput(proto.dtype(), shape);
+    HostTensor buffer = executor_->AllocateInput(runner, i, proto.dtype(), shape);
     const size_t row_bytes = proto.row_bytes();
     std::byte* out = buffer.mutable_data();
     for (const Slice& slice : batch) {
@@ -208,7 +257,7 @@ std::vector<HostTensor> Batcher::Assemble(const std::vector<Slice>& batch, int64
   return inputs;
 }
 
-void Batcher::Run(std::vector<Slice>& batch) {
+void Batcher::Run(std::vector<Slice>& batch, int runner) {
   int64_t rows = 0;
   for (const Slice& slice : batch) rows += slice.count;
   const int64_t padded = std::max(rows, options_.limits.min);
@@ -224,7 +273,7 @@ void Batcher::Run(std::vector<Slice>& batch) {
   Status status;
   std::vector<HostTensor> outputs;
   try {
-    outputs = executor_->Execute(Assemble(batch, rows, padded));
+    outputs = executor_->Execute(runner, Assemble(batch, rows, padded, runner));
     for (size_t j = 0; j < outputs.size(); ++j) {
       if (outputs[j].rows() != padded) {
         throw std::runtime_error("model output " + std::to_string(j) + " has " +
@@ -240,6 +289,15 @@ void Batcher::Run(std::vector<Slice>& batch) {
     status = Status{StatusCode::kInternal, "model execution failed"};
   }
   const auto compute_time = duration_cast<microseconds>(Clock::now() - start);
+  // The runner is free before anyone is answered: a client that sends its next request
+  // as soon as it has this answer finds it idle. A worker waiting for a runner is woken.
+  bool work_waiting;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_runners_.push_back(runner);
+    work_waiting = !queue_.empty() || stopping_;
+  }
+  if (work_waiting) cv_.notify_all();
 
   if (on_batch_) {
     on_batch_(BatchStats{rows, padded, static_cast<int>(batch.size()), compute_time, status.ok()});

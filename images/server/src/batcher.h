@@ -36,19 +36,27 @@ using Clock = std::chrono::steady_clock;
 
 // What the batcher runs. Implemented by the AOTInductor model (model.h) and by fakes
 // in the tests.
+//
+// Runners: the batcher runs at most `workers` batches at once and gives each one a
+// runner index in [0, workers) that no other batch holds while it runs, so whatever an
+// executor keeps per runner (a CUDA stream, page-locked and device staging buffers)
+// needs no lock. Different runners run concurrently, on any thread: a worker of the
+// batcher, or the caller of Batcher::RunOrEnqueue.
 class BatchExecutor {
  public:
   virtual ~BatchExecutor() = default;
 
-  // Runs one batch: every input has the same rows() (the padded batch size); every
-  // returned output must have that many rows. Called from up to `workers` threads at
-  // once. Throwing fails every request of the batch with kInternal (or the code of a
-  // RequestError).
-  virtual std::vector<HostTensor> Execute(const std::vector<HostTensor>& inputs) = 0;
+  // Runs one batch on `runner`: every input has the same rows() (the padded batch
+  // size); every returned output must have that many rows. Throwing fails every
+  // request of the batch with kInternal (or the code of a RequestError).
+  virtual std::vector<HostTensor> Execute(int runner, const std::vector<HostTensor>& inputs) = 0;
 
-  // A writable buffer the batcher fills with a batch's rows (page-locked memory for a
-  // CUDA model, so its host-to-device copy can be asynchronous).
-  virtual HostTensor AllocateInput(DataType dtype, const Shape& shape);
+  // A writable buffer the batcher fills with input `index` of the next batch it runs
+  // on `runner`. The CUDA model hands out the runner's own page-locked staging memory
+  // (reused batch after batch, so its copy to the device is one DMA and no extra host
+  // copy): the buffer is valid until that runner's Execute returns, and the batcher
+  // uses it for nothing else. The default allocates a fresh host buffer.
+  virtual HostTensor AllocateInput(int runner, size_t index, DataType dtype, const Shape& shape);
 };
 
 struct BatchLimits {
@@ -62,6 +70,13 @@ struct BatcherOptions {
   std::chrono::microseconds max_queue_delay{0};
   size_t max_queue_size = 0;  // queued requests; 0 means unbounded
   int workers = 1;            // batches executing at once (the model's runners)
+  // Distinct caller threads that may run a batch themselves (RunOrEnqueue), first come
+  // first served; the rest hand their requests to the workers. A model keeps state per
+  // thread that runs it (cuBLAS and cuDNN handles, a cuBLAS workspace per stream, OpenMP
+  // thread teams), so this bounds it however many front-end threads there are; a
+  // one-off request (a smoke check on its own connection) takes a place for good, hence
+  // a few more than the runners. -1: 4 x workers.
+  int caller_threads = -1;
 };
 
 struct InferOutcome {
@@ -99,7 +114,17 @@ class Batcher {
   // kUnavailable before Enqueue returns.
   void Enqueue(BatchRequest request);
 
-  // Refuses new requests, runs everything already queued, joins the workers.
+  // For a caller that blocks until its request is answered anyway (the front ends):
+  // when the request would run alone and at once (nothing queued, every runner idle, no
+  // more than `limits.max` rows, and no queue delay to wait out: the delay is 0 or the
+  // request alone reaches `limits.opt` rows), it runs on the calling thread, and
+  // on_complete is called before this returns. Two thread hand-offs (to a worker and
+  // back) are saved for a lone request. Otherwise, or when `caller_threads` other
+  // threads already run batches, the same as Enqueue.
+  void RunOrEnqueue(BatchRequest request);
+
+  // Refuses new requests, runs everything already queued, joins the workers and waits
+  // for batches running on callers' threads (RunOrEnqueue) to finish.
   void Stop();
 
   size_t queued() const;
@@ -116,14 +141,18 @@ class Batcher {
   };
 
   void WorkerLoop();
-  // Under the lock: waits for work; returns false when stopping and drained.
-  bool NextBatch(std::unique_lock<std::mutex>& lock, std::vector<Slice>& batch,
+  // Under the lock: waits for work and an idle runner; returns false when stopping and
+  // drained. A non-empty batch comes with the runner it holds (`runner`).
+  bool NextBatch(std::unique_lock<std::mutex>& lock, std::vector<Slice>& batch, int& runner,
                  std::vector<std::shared_ptr<Pending>>& expired);
   int64_t QueuedCompatibleRows() const;
-  void Run(std::vector<Slice>& batch);
-  std::vector<HostTensor> Assemble(const std::vector<Slice>& batch, int64_t rows, int64_t padded) const;
+  // Runs the batch on `runner`, answers its requests, and gives the runner back.
+  void Run(std::vector<Slice>& batch, int runner);
+  std::vector<HostTensor> Assemble(const std::vector<Slice>& batch, int64_t rows, int64_t padded, int runner) const;
   void Deliver(const Slice& slice, const std::vector<HostTensor>& outputs, int64_t offset,
                const Status& status, std::chrono::microseconds compute_time);
+  std::shared_ptr<Pending> MakePending(BatchRequest request) const;
+  bool MayRunOnThisThread();  // under the lock
 
   const BatcherOptions options_;
   const std::shared_ptr<BatchExecutor> executor_;
@@ -133,6 +162,9 @@ class Batcher {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Pending>> queue_;  // guarded by mu_
   bool stopping_ = false;                       // guarded by mu_
+  std::vector<int> idle_runners_;               // guarded by mu_
+  std::vector<std::thread::id> caller_threads_;  // guarded by mu_: those that ran a batch
+  int runners_ = 1;                             // = max(1, options_.workers)
   std::vector<std::thread> workers_;
   std::once_flag stop_once_;
   std::atomic<uint64_t> accepted_{0};

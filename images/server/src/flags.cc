@@ -30,6 +30,10 @@ constexpr const char* kUsage = R"(trtaoti-server: serve an AOTInductor package (
   --device cpu|cuda:N        where the model runs (default cpu)
   --runners N                batches run at once (the loader's num_runners; default 1; alias --num-runners)
   --intra-op-threads N       threads per batch on CPU (default: torch's default)
+  --cuda-graph-max-batch N   on CUDA, capture CUDA graphs at start for batches of up to N
+                             rows (the range's min and powers of two; a batch replays the
+                             smallest that holds it) and replay them instead of launching
+                             every kernel; larger batches run as usual (default 0: off)
   --batch-min/--batch-opt/--batch-max N   override the package's compiled batch range
   --max-queue-delay-us N     wait up to N us for a batch to reach batch-opt rows (default 0)
   --max-queue-size N         queued requests before 503 (default 1024; 0 = unbounded)
@@ -72,6 +76,8 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
       {"batch-min", [&](const std::string& v) { ParseNumber("batch-min", v, flags.batch_min); }},
       {"batch-opt", [&](const std::string& v) { ParseNumber("batch-opt", v, flags.batch_opt); }},
       {"batch-max", [&](const std::string& v) { ParseNumber("batch-max", v, flags.batch_max); }},
+      {"cuda-graph-max-batch",
+       [&](const std::string& v) { ParseNumber("cuda-graph-max-batch", v, flags.cuda_graph_max_batch); }},
       {"max-queue-delay-us", [&](const std::string& v) { ParseNumber("max-queue-delay-us", v, flags.max_queue_delay_us); }},
       {"max-queue-size", [&](const std::string& v) { ParseNumber("max-queue-size", v, flags.max_queue_size); }},
       {"request-timeout-ms", [&](const std::string& v) { ParseNumber("request-timeout-ms", v, flags.request_timeout_ms); }},

@@ -19,6 +19,7 @@ struct Flags {
   std::string device = "cpu";
   int runners = 1;
   int intra_op_threads = 0;
+  int64_t cuda_graph_max_batch = 0;  // 0: no CUDA graphs
   int64_t batch_min = 0, batch_opt = 0, batch_max = 0;  // 0: the package's range
   int64_t max_queue_delay_us = 0;
   int64_t max_queue_size = 1024;

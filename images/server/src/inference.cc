@@ -14,7 +14,8 @@ InferOutcome InferenceService::Run(std::vector<HostTensor> inputs, Clock::time_p
   request.inputs = std::move(inputs);
   if (request_timeout_.count() > 0) request.deadline = arrival + request_timeout_;
   request.on_complete = [done](InferOutcome outcome) { done->set_value(std::move(outcome)); };
-  batcher_.Enqueue(std::move(request));
+  // This thread waits for the answer anyway: a lone request runs right here.
+  batcher_.RunOrEnqueue(std::move(request));
   return future.get();
 }
 

@@ -49,19 +49,23 @@ BatchLimits ResolveLimits(const Flags& flags, const ModelSignature& signature) {
   return limits;
 }
 
-// One batch of zeros at batch opt, so the first client does not pay for
-// lazy initialisation (allocator pools, OpenMP threads, CUDA context).
-void Warmup(AotiModel& model, int64_t rows) {
-  std::vector<HostTensor> inputs;
-  for (const TensorSpec& spec : model.signature().inputs) {
-    Shape shape = spec.shape;
-    shape[0] = rows;
-    for (int64_t d : shape) {
-      if (d < 0) return;  // dynamic non-batch dims: no canonical warm-up shape
+// Batches of zeros at batch min (a lone request, padded) and opt on every runner, so
+// the first clients do not pay for lazy initialisation (allocator pools, OpenMP
+// threads, the CUDA context, each runner's stream and cuBLAS/cuDNN state per shape).
+void Warmup(AotiModel& model, const BatchLimits& limits) {
+  for (int64_t rows : {limits.min, limits.opt}) {
+    std::vector<HostTensor> inputs;
+    for (const TensorSpec& spec : model.signature().inputs) {
+      Shape shape = spec.shape;
+      shape[0] = rows;
+      for (int64_t d : shape) {
+        if (d < 0) return;  // dynamic non-batch dims: no canonical warm-up shape
+      }
+      inputs.push_back(HostTensor::Allocate(spec.dtype, shape));
     }
-    inputs.push_back(HostTensor::Allocate(spec.dtype, shape));
+    for (int runner = 0; runner < model.runners(); ++runner) model.Execute(runner, inputs);
+    if (limits.opt == limits.min) break;
   }
-  model.Execute(inputs);
 }
 
 int Main(int argc, char** argv) {
@@ -97,6 +101,7 @@ int Main(int argc, char** argv) {
                     .count()}});
     Log(LogLevel::kInfo, "loading model", {{"package", flags.model}, {"device", flags.device}, {"torch", TORCH_VERSION}});
     ModelOptions model_options{flags.model, flags.device, flags.runners, flags.intra_op_threads, flags.torchtrt_runtime};
+    model_options.cuda_graph_max_batch = flags.cuda_graph_max_batch;
     auto model = std::make_shared<AotiModel>(model_options);
     const ModelSignature& signature = model->signature();
     const std::string model_name = flags.model_name.empty() ? signature.name : flags.model_name;
@@ -105,7 +110,7 @@ int Main(int argc, char** argv) {
     batcher_options.max_queue_delay = std::chrono::microseconds(flags.max_queue_delay_us);
     batcher_options.max_queue_size = static_cast<size_t>(flags.max_queue_size);
     batcher_options.workers = flags.runners;
-    if (flags.warmup) Warmup(*model, batcher_options.limits.opt);
+    if (flags.warmup) Warmup(*model, batcher_options.limits);
 
     Metrics metrics(model_name, flags.model_version, batcher_options.limits.max);
     Batcher batcher(batcher_options, model, [&metrics](const BatchStats& stats) { metrics.RecordBatch(stats); });

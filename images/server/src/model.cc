@@ -5,7 +5,8 @@
 #include <dlfcn.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 
-#include <cstdint>
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -49,18 +50,14 @@ DataType FromScalarType(at::ScalarType type) {
   }
 }
 
-// Inductor's kernels assume 16-byte aligned inputs (torch._inductor.utils.ALIGNMENT);
-// binary tensors inside an HTTP body start wherever the JSON header ends.
-constexpr uintptr_t kAlignment = 16;
-
+// A view of the request's (or the batch buffer's) bytes; the device copies them where
+// its loader needs them (CUDA: staging memory; CPU: aligned, see cpu_device.cc).
 at::Tensor ToTorch(const HostTensor& tensor) {
   auto options = at::TensorOptions().dtype(ToScalarType(tensor.dtype()));
   // The deleter holds the owner (request body or batch buffer) until torch lets go.
   std::shared_ptr<const void> owner = tensor.owner();
-  at::Tensor view = at::from_blob(
+  return at::from_blob(
       const_cast<std::byte*>(tensor.data()), tensor.shape(), [owner](void*) {}, options);
-  if (reinterpret_cast<uintptr_t>(tensor.data()) % kAlignment != 0) return view.clone();
-  return view;
 }
 
 HostTensor FromTorch(at::Tensor tensor) {
@@ -97,6 +94,19 @@ void PreloadTorchTrtRuntime(std::string path, bool required) {
   Log(LogLevel::kInfo, "loaded the Torch-TensorRT runtime", {{"path", target}});
 }
 
+// Batch sizes to capture: the range's min, then powers of two up to the limit, and the
+// limit itself (a batch replays the smallest that holds it).
+std::vector<int64_t> GraphBatches(int64_t min, int64_t limit) {
+  std::vector<int64_t> batches;
+  for (int64_t b = std::max<int64_t>(1, min); b <= limit;) {
+    batches.push_back(b);
+    int64_t next = 1;
+    while (next <= b) next *= 2;
+    b = (next > limit && b < limit) ? limit : next;
+  }
+  return batches;
+}
+
 // Two loaders constructed concurrently corrupt each other (measured); one at a time.
 std::mutex& LoaderConstructionMutex() {
   static std::mutex mu;
@@ -105,7 +115,7 @@ std::mutex& LoaderConstructionMutex() {
 
 }  // namespace
 
-AotiModel::AotiModel(const ModelOptions& options) : options_(options) {
+AotiModel::AotiModel(const ModelOptions& options) : options_(options), runners_(std::max(1, options.runners)) {
   if (!std::filesystem::is_regular_file(options_.package_path)) {
     throw std::runtime_error("model package '" + options_.package_path + "' does not exist or is not a file");
   }
@@ -119,8 +129,8 @@ AotiModel::AotiModel(const ModelOptions& options) : options_(options) {
     signature_ = SignatureFromMetadata(metadata);
     PreloadTorchTrtRuntime(options_.torchtrt_runtime, signature_.requires_torchtrt_runtime);
     loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
-        options_.package_path, "model", /*run_single_threaded=*/false,
-        static_cast<size_t>(std::max(1, options_.runners)), static_cast<c10::DeviceIndex>(device_->index()));
+        options_.package_path, "model", /*run_single_threaded=*/false, static_cast<size_t>(runners_),
+        static_cast<c10::DeviceIndex>(device_->index()));
   } catch (const c10::Error& e) {
     throw std::runtime_error("cannot load model package '" + options_.package_path +
                              "': " + e.what_without_backtrace());
@@ -129,14 +139,59 @@ AotiModel::AotiModel(const ModelOptions& options) : options_(options) {
     throw std::runtime_error("the package was compiled for " + signature_.device + " but --device is " +
                              device_->name());
   }
+  // Staging for the compiled range's largest batch, per runner, allocated now.
+  std::vector<size_t> max_input_bytes;
+  for (const TensorSpec& spec : signature_.inputs) {
+    int64_t elements = std::max<int64_t>(1, signature_.batch_max);
+    for (size_t d = 1; d < spec.shape.size(); ++d) elements = spec.shape[d] < 0 ? 0 : elements * spec.shape[d];
+    max_input_bytes.push_back(static_cast<size_t>(elements) * ElementSize(spec.dtype));
+  }
+  device_->Prepare(runners_, max_input_bytes);
+  if (options_.cuda_graph_max_batch > 0) EnableGraphs();
+}
+
+void AotiModel::EnableGraphs() {
+  const int64_t limit = std::min(options_.cuda_graph_max_batch, signature_.batch_max);
+  std::vector<int64_t> batches = GraphBatches(signature_.batch_min, limit);
+  std::vector<at::Tensor> rows;
+  for (const TensorSpec& spec : signature_.inputs) {
+    Shape shape = spec.shape;
+    shape[0] = 1;
+    if (std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; })) {
+      Log(LogLevel::kWarning, "CUDA graphs off: an input has a dynamic non-batch dimension", {{"input", spec.name}});
+      return;
+    }
+    rows.push_back(at::zeros(shape, at::TensorOptions().dtype(ToScalarType(spec.dtype))));
+  }
+  if (batches.empty()) {
+    Log(LogLevel::kWarning, "CUDA graphs off: no batch size of the range is at most --cuda-graph-max-batch",
+        {{"cuda_graph_max_batch", options_.cuda_graph_max_batch}, {"batch_min", signature_.batch_min}});
+    return;
+  }
+  try {
+    // A loader of their own: the AOTI container lets a captured model instance run only
+    // inside its graph, so every capture takes a fresh instance (and one warms up).
+    const size_t instances = 1 + static_cast<size_t>(runners_) * batches.size();
+    auto graph_loader = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+        options_.package_path, "model", /*run_single_threaded=*/false, instances,
+        static_cast<c10::DeviceIndex>(device_->index()));
+    const auto started = std::chrono::steady_clock::now();
+    std::string summary = device_->EnableGraphs(std::move(graph_loader), *loader_, rows, batches);
+    Log(LogLevel::kInfo, "CUDA graphs on",
+        {{"graphs", summary},
+         {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()}});
+  } catch (const std::exception& e) {
+    Log(LogLevel::kWarning, "CUDA graphs off: capturing them failed; batches run plainly", {{"error", e.what()}});
+  }
 }
 
 AotiModel::~AotiModel() = default;
 
 std::string AotiModel::device_name() const { return device_->name(); }
 
-std::vector<HostTensor> AotiModel::Execute(const std::vector<HostTensor>& inputs) {
-  // OpenMP's thread count is per calling thread: set it once in each batcher worker.
+std::vector<HostTensor> AotiModel::Execute(int runner, const std::vector<HostTensor>& inputs) {
+  if (runner < 0 || runner >= runners_) throw std::logic_error("runner " + std::to_string(runner) + " out of range");
+  // OpenMP's thread count is per calling thread: set it once in each thread that runs batches.
   thread_local bool threads_set = false;
   if (!threads_set && options_.intra_op_threads > 0) {
     at::set_num_threads(options_.intra_op_threads);
@@ -147,7 +202,7 @@ std::vector<HostTensor> AotiModel::Execute(const std::vector<HostTensor>& inputs
   for (const HostTensor& input : inputs) torch_inputs.push_back(ToTorch(input));
   std::vector<at::Tensor> outputs;
   try {
-    outputs = device_->Run(*loader_, torch_inputs);
+    outputs = device_->Run(runner, *loader_, torch_inputs);
   } catch (const c10::Error& e) {
     throw std::runtime_error(e.what_without_backtrace());
   }
@@ -157,8 +212,8 @@ std::vector<HostTensor> AotiModel::Execute(const std::vector<HostTensor>& inputs
   return result;
 }
 
-HostTensor AotiModel::AllocateInput(DataType dtype, const Shape& shape) {
-  at::Tensor buffer = device_->AllocateHost(shape, ToScalarType(dtype));
+HostTensor AotiModel::AllocateInput(int runner, size_t index, DataType dtype, const Shape& shape) {
+  at::Tensor buffer = device_->AllocateHost(runner, index, shape, ToScalarType(dtype));
   const auto* data = static_cast<const std::byte*>(buffer.data_ptr());
   auto owner = std::make_shared<at::Tensor>(std::move(buffer));
   return HostTensor(dtype, shape, std::shared_ptr<const void>(owner, data), data);

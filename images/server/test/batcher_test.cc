@@ -10,6 +10,7 @@
 #include <future>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "batcher.h"
@@ -22,11 +23,24 @@ constexpr auto kDeadline = 10s;  // generous: failing tests fail, they never han
 
 // Input "ids": FP32 [rows, 2], both columns = the row's id.
 // Outputs: FP32 [rows, 1] = id, INT64 [rows] = id.
+// Records each batch's runner and thread, and fails the test if two batches ever hold
+// one runner at once.
 class FakeExecutor : public BatchExecutor {
  public:
-  std::vector<HostTensor> Execute(const std::vector<HostTensor>& inputs) override {
+  std::vector<HostTensor> Execute(int runner, const std::vector<HostTensor>& inputs) override {
+    struct Release {
+      FakeExecutor* self;
+      int runner;
+      ~Release() {
+        std::lock_guard<std::mutex> lock(self->mu_);
+        self->busy_runners_.erase(runner);
+      }
+    };
     {
       std::unique_lock<std::mutex> lock(mu_);
+      if (!busy_runners_.insert(runner).second) ADD_FAILURE() << "runner " << runner << " ran two batches at once";
+      runners_.push_back(runner);
+      threads_.push_back(std::this_thread::get_id());
       ++entered_;
       cv_.notify_all();
       cv_.wait(lock, [this] { return open_; });
@@ -37,6 +51,10 @@ class FakeExecutor : public BatchExecutor {
         ids.push_back(id);
       }
       batches_.push_back(ids);
+    }
+    Release release{this, runner};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
       if (fail_) throw std::runtime_error("fake failure");
     }
     const int64_t rows = inputs[0].rows();
@@ -74,6 +92,14 @@ class FakeExecutor : public BatchExecutor {
     std::lock_guard<std::mutex> lock(mu_);
     return batches_;
   }
+  std::vector<int> runners() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return runners_;
+  }
+  std::vector<std::thread::id> threads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return threads_;
+  }
 
  private:
   std::mutex mu_;
@@ -82,6 +108,9 @@ class FakeExecutor : public BatchExecutor {
   bool fail_ = false;
   int entered_ = 0;
   std::vector<std::vector<float>> batches_;
+  std::set<int> busy_runners_;
+  std::vector<int> runners_;
+  std::vector<std::thread::id> threads_;
 };
 
 HostTensor Ids(const std::vector<float>& ids, int64_t width = 2) {
@@ -99,15 +128,28 @@ std::vector<float> Range(float first, int count) {
   return ids;
 }
 
-std::future<InferOutcome> Submit(Batcher& batcher, HostTensor input,
-                                 Clock::time_point deadline = Clock::time_point::max()) {
-  auto promise = std::make_shared<std::promise<InferOutcome>>();
-  auto future = promise->get_future();
+BatchRequest Request(HostTensor input, std::shared_ptr<std::promise<InferOutcome>> promise,
+                     Clock::time_point deadline = Clock::time_point::max()) {
   BatchRequest request;
   request.inputs = {std::move(input)};
   request.deadline = deadline;
   request.on_complete = [promise](InferOutcome outcome) { promise->set_value(std::move(outcome)); };
-  batcher.Enqueue(std::move(request));
+  return request;
+}
+
+std::future<InferOutcome> Submit(Batcher& batcher, HostTensor input,
+                                 Clock::time_point deadline = Clock::time_point::max()) {
+  auto promise = std::make_shared<std::promise<InferOutcome>>();
+  auto future = promise->get_future();
+  batcher.Enqueue(Request(std::move(input), promise, deadline));
+  return future;
+}
+
+// The front ends' way in: may run the batch on the calling thread.
+std::future<InferOutcome> RunOrSubmit(Batcher& batcher, HostTensor input) {
+  auto promise = std::make_shared<std::promise<InferOutcome>>();
+  auto future = promise->get_future();
+  batcher.RunOrEnqueue(Request(std::move(input), promise));
   return future;
 }
 
@@ -381,6 +423,109 @@ TEST(Batcher, StopDrainsAcceptedRequestsAndRefusesNewOnes) {
   }
   EXPECT_EQ(batcher.accepted(), accepted.size());
   EXPECT_EQ(batcher.completed(), accepted.size());
+}
+
+TEST(Batcher, RunsALoneRequestOnTheCallingThread) {
+  auto executor = std::make_shared<FakeExecutor>();
+  BatcherOptions options = Options(1, 4, 8);
+  options.workers = 2;
+  Batcher batcher(options, executor);
+  auto future = RunOrSubmit(batcher, Ids({3, 4}));
+  ASSERT_EQ(future.wait_for(0s), std::future_status::ready);  // answered before RunOrEnqueue returned
+  ExpectRows(future.get(), {3, 4});
+  ASSERT_EQ(executor->threads().size(), 1u);
+  EXPECT_EQ(executor->threads()[0], std::this_thread::get_id());
+  EXPECT_EQ(batcher.accepted(), 1u);
+  EXPECT_EQ(batcher.completed(), 1u);
+}
+
+TEST(Batcher, RunOrEnqueueHandsOffWhileAnyRunnerIsBusy) {
+  auto executor = std::make_shared<FakeExecutor>();
+  BatcherOptions options = Options(1, 8, 8);
+  options.workers = 2;
+  Batcher batcher(options, executor);
+  executor->Close();
+  auto running = Submit(batcher, Ids({0}));
+  ASSERT_TRUE(executor->WaitEntered(1));
+  // One runner is busy, one idle: under load the workers batch; this must not block here.
+  auto handed_off = RunOrSubmit(batcher, Ids({1}));
+  EXPECT_EQ(handed_off.wait_for(0s), std::future_status::timeout);
+  ASSERT_TRUE(executor->WaitEntered(2));  // on the idle runner, by a worker
+  executor->Open();
+  ExpectRows(Get(running), {0});
+  ExpectRows(Get(handed_off), {1});
+  for (auto id : executor->threads()) EXPECT_NE(id, std::this_thread::get_id());
+  auto runners = executor->runners();
+  ASSERT_EQ(runners.size(), 2u);
+  EXPECT_NE(runners[0], runners[1]);
+}
+
+TEST(Batcher, RunOrEnqueueLeavesAQueueDelayToTheWorkers) {
+  auto executor = std::make_shared<FakeExecutor>();
+  BatcherOptions options = Options(1, 4, 8);
+  options.max_queue_delay = 10s;  // reached only if coalescing were broken
+  Batcher batcher(options, executor);
+  std::vector<std::future<InferOutcome>> futures;
+  for (int i = 0; i < 3; ++i) futures.push_back(RunOrSubmit(batcher, Ids({static_cast<float>(i)})));
+  // Below opt with a delay: queued, and the fourth completes the preferred batch.
+  EXPECT_EQ(futures[0].wait_for(0s), std::future_status::timeout);
+  futures.push_back(RunOrSubmit(batcher, Ids({3})));
+  for (int i = 0; i < 4; ++i) ExpectRows(Get(futures[i]), {static_cast<float>(i)});
+  ASSERT_EQ(executor->batches().size(), 1u);
+  EXPECT_EQ(executor->batches()[0], Range(0, 4));
+  // A request that fills opt by itself needs no delay: it runs at once, on the caller.
+  auto full = RunOrSubmit(batcher, Ids(Range(10, 4)));
+  ASSERT_EQ(full.wait_for(0s), std::future_status::ready);
+  ExpectRows(full.get(), Range(10, 4));
+}
+
+TEST(Batcher, AtMostCallerThreadsCallersRunBatchesThemselves) {
+  auto executor = std::make_shared<FakeExecutor>();
+  BatcherOptions options = Options(1, 1, 1);
+  options.workers = 2;
+  options.caller_threads = 1;
+  Batcher batcher(options, executor);
+  auto first = RunOrSubmit(batcher, Ids({1}));
+  ExpectRows(Get(first), {1});
+  std::thread::id other;
+  std::thread([&] {
+    other = std::this_thread::get_id();
+    auto future = RunOrSubmit(batcher, Ids({2}));
+    ExpectRows(Get(future), {2});
+  }).join();
+  auto again = RunOrSubmit(batcher, Ids({3}));
+  ASSERT_EQ(again.wait_for(0s), std::future_status::ready);  // the first caller keeps its place
+  ExpectRows(again.get(), {3});
+  auto threads = executor->threads();
+  ASSERT_EQ(threads.size(), 3u);
+  EXPECT_EQ(threads[0], std::this_thread::get_id());
+  EXPECT_NE(threads[1], other);  // handed to a worker
+  EXPECT_EQ(threads[2], std::this_thread::get_id());
+}
+
+TEST(Batcher, EveryBatchHoldsItsOwnRunner) {
+  auto executor = std::make_shared<FakeExecutor>();
+  BatcherOptions options = Options(1, 4, 4);
+  options.workers = 3;
+  Batcher batcher(options, executor);
+  constexpr int kThreads = 8, kPerThread = 40;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto ids = Range(static_cast<float>((t * kPerThread + i) * 10), 1 + (i % 6));  // some split
+        auto future = (i % 2) ? RunOrSubmit(batcher, Ids(ids)) : Submit(batcher, Ids(ids));
+        ExpectRows(Get(future), ids);
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  for (int runner : executor->runners()) {
+    EXPECT_GE(runner, 0);
+    EXPECT_LT(runner, 3);
+  }
+  batcher.Stop();
+  EXPECT_EQ(batcher.accepted(), batcher.completed());
 }
 
 }  // namespace

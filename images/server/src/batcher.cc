@@ -276,9 +276,8 @@ void Batcher::Run(std::vector<Slice>& batch, int runner) {
     outputs = executor_->Execute(runner, Assemble(batch, rows, padded, runner));
     for (size_t j = 0; j < outputs.size(); ++j) {
       if (outputs[j].rows() != padded) {
-        throw std::runtime_error("model output " + std::to_string(j) + " has " +
-                                 std::to_string(outputs[j].rows()) + " rows for a batch of " +
-                                 std::to_string(padded));
+        throw std::runtime_error("model output " + std::to_string(j) + " has " + std::to_string(outputs[j].rows()) +
+                                 " rows for a batch of " + std::to_string(padded));
       }
     }
   } catch (const RequestError& e) {
@@ -309,8 +308,8 @@ void Batcher::Run(std::vector<Slice>& batch, int runner) {
   }
 }
 
-void Batcher::Deliver(const Slice& slice, const std::vector<HostTensor>& outputs, int64_t offset,
-                      const Status& status, microseconds compute_time) {
+void Batcher::Deliver(const Slice& slice, const std::vector<HostTensor>& outputs, int64_t offset, const Status& status,
+                      microseconds compute_time) {
   Pending& pending = *slice.request;
   InferOutcome outcome;
   if (slice.count == pending.rows) {  // the whole request rode in this batch: views, no copy
@@ -342,8 +341,8 @@ void Batcher::Deliver(const Slice& slice, const std::vector<HostTensor>& outputs
       }
       for (size_t j = 0; j < outputs.size(); ++j) {
         const size_t row_bytes = outputs[j].row_bytes();
-        std::memcpy(pending.outputs[j].mutable_data() + slice.begin * row_bytes,
-                    outputs[j].data() + offset * row_bytes, slice.count * row_bytes);
+        std::memcpy(pending.outputs[j].mutable_data() + slice.begin * row_bytes, outputs[j].data() + offset * row_bytes,
+                    slice.count * row_bytes);
       }
     }
     pending.rows_done += slice.count;

@@ -149,8 +149,8 @@ class Batcher {
   // Runs the batch on `runner`, answers its requests, and gives the runner back.
   void Run(std::vector<Slice>& batch, int runner);
   std::vector<HostTensor> Assemble(const std::vector<Slice>& batch, int64_t rows, int64_t padded, int runner) const;
-  void Deliver(const Slice& slice, const std::vector<HostTensor>& outputs, int64_t offset,
-               const Status& status, std::chrono::microseconds compute_time);
+  void Deliver(const Slice& slice, const std::vector<HostTensor>& outputs, int64_t offset, const Status& status,
+               std::chrono::microseconds compute_time);
   std::shared_ptr<Pending> MakePending(BatchRequest request) const;
   bool MayRunOnThisThread();  // under the lock
 

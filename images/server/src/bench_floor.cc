@@ -202,7 +202,7 @@ class Bench {
       shape[0] = batch;
       const at::ScalarType type = ScalarType(spec.dtype);
       inputs.push_back(at::isIntegralType(type, /*includeBool=*/true) ? at::randint(0, 2, shape).to(type)
-                                                                       : at::randn(shape).to(type));
+                                                                      : at::randn(shape).to(type));
     }
     return inputs;
   }
@@ -263,9 +263,9 @@ class Bench {
 }  // namespace trtaoti
 
 int main(int argc, char** argv) {
-  std::map<std::string, std::string> args = {{"model", ""},  {"batch", "1"},   {"seconds", "3"},
-                                             {"device", "cpu"}, {"intra-op-threads", "0"}, {"path", "device"},
-                                             {"gap-us", "0"},   {"runners", "2"}};
+  std::map<std::string, std::string> args = {
+      {"model", ""},      {"batch", "1"},  {"seconds", "3"}, {"device", "cpu"}, {"intra-op-threads", "0"},
+      {"path", "device"}, {"gap-us", "0"}, {"runners", "2"}};
   bool commands = false;
   for (int i = 1; i < argc; ++i) {
     std::string name = argv[i];
@@ -287,7 +287,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (int threads = std::stoi(args["intra-op-threads"]); threads > 0) at::set_num_threads(threads);
-    trtaoti::Options options{args["model"], args["device"], std::stoi(args["runners"]), std::stoi(args["intra-op-threads"])};
+    trtaoti::Options options{args["model"], args["device"], std::stoi(args["runners"]),
+                             std::stoi(args["intra-op-threads"])};
     trtaoti::Bench bench(options);
     if (!commands) {
       auto result = bench.Measure(args["path"], std::stoll(args["batch"]), std::stod(args["seconds"]),

@@ -38,7 +38,9 @@ constexpr size_t kCopyChunk = 4 << 20;
 class PinnedBuffer {
  public:
   PinnedBuffer() = default;
-  explicit PinnedBuffer(size_t bytes) : bytes_(bytes) { C10_CUDA_CHECK(cudaHostAlloc(&data_, bytes, cudaHostAllocDefault)); }
+  explicit PinnedBuffer(size_t bytes) : bytes_(bytes) {
+    C10_CUDA_CHECK(cudaHostAlloc(&data_, bytes, cudaHostAllocDefault));
+  }
   ~PinnedBuffer() {
     if (data_) cudaFreeHost(data_);
   }
@@ -144,8 +146,8 @@ class CudaDevice : public Device {
             C10_CUDA_CHECK(cudaMemcpyAsync(on_device + offset, pinned + offset, n, cudaMemcpyHostToDevice, stream));
           }
         }
-        device_inputs.push_back(at::from_blob(staging.device.data_ptr(), host.sizes(),
-                                              host.options().device(at::kCUDA, index_)));
+        device_inputs.push_back(
+            at::from_blob(staging.device.data_ptr(), host.sizes(), host.options().device(at::kCUDA, index_)));
       } else {
         device_inputs.push_back(at::empty(host.sizes(), host.options().device(at::kCUDA, index_)));
       }
@@ -181,8 +183,8 @@ class CudaDevice : public Device {
       if (!output.is_contiguous()) output = output.contiguous();  // on this stream (the guard)
       at::Tensor host = at::empty(output.sizes(), output.options().device(at::kCPU).pinned_memory(true));
       if (output.nbytes() > 0) {
-        C10_CUDA_CHECK(cudaMemcpyAsync(host.data_ptr(), output.data_ptr(), output.nbytes(), cudaMemcpyDeviceToHost,
-                                       stream));
+        C10_CUDA_CHECK(
+            cudaMemcpyAsync(host.data_ptr(), output.data_ptr(), output.nbytes(), cudaMemcpyDeviceToHost, stream));
       }
       host_outputs.push_back(std::move(host));
     }
@@ -213,7 +215,8 @@ class CudaDevice : public Device {
     C10_CUDA_CHECK(cudaEventRecord(runner.started, stream));
     std::vector<at::Tensor> outputs = loader.run(resident_inputs, stream);
     C10_CUDA_CHECK(cudaEventRecord(runner.finished, stream));
-    const double launch_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+    const double launch_us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
     C10_CUDA_CHECK(cudaEventSynchronize(runner.finished));
     float ms = 0;
     C10_CUDA_CHECK(cudaEventElapsedTime(&ms, runner.started, runner.finished));
@@ -221,8 +224,7 @@ class CudaDevice : public Device {
   }
 
   std::function<Timing()> CaptureGraph(int runner_index, torch::inductor::AOTIModelPackageLoader& loader,
-                                       const std::vector<at::Tensor>& resident_inputs,
-                                       double& max_abs_diff) override {
+                                       const std::vector<at::Tensor>& resident_inputs, double& max_abs_diff) override {
     Runner& runner = runners_.at(static_cast<size_t>(runner_index));
     c10::cuda::CUDAGuard device_guard(index_);
     c10::cuda::CUDAStreamGuard stream_guard(*runner.stream);
@@ -321,7 +323,8 @@ class CudaDevice : public Device {
           for (const at::Tensor& input : inputs) graph.inputs.push_back(input.data_ptr());
           graph.exec->replay();
           C10_CUDA_CHECK(cudaStreamSynchronize(stream));
-          if (graph.outputs.size() != reference.size()) throw std::runtime_error("graph and plain run disagree on outputs");
+          if (graph.outputs.size() != reference.size())
+            throw std::runtime_error("graph and plain run disagree on outputs");
           for (size_t i = 0; i < graph.outputs.size(); ++i) {
             const at::Tensor& out = graph.outputs[i];
             if (!out.is_cuda() || out.dim() == 0 || out.size(0) != rows || !out.is_contiguous()) {
@@ -380,7 +383,8 @@ class CudaDevice : public Device {
     staging.host = PinnedBuffer(bytes);
     // Zeros: a graph reads its whole captured batch, and rows past the real ones must be
     // valid values (zeros, or earlier inputs) for the model.
-    staging.device = at::zeros({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte).device(at::kCUDA, index_));
+    staging.device =
+        at::zeros({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte).device(at::kCUDA, index_));
   }
 
   // The captured graph for a batch of `rows` with these inputs, or null (graphs off, too
@@ -390,7 +394,8 @@ class CudaDevice : public Device {
     auto it = runner.graphs.lower_bound(rows);
     if (it == runner.graphs.end()) return nullptr;
     for (size_t i = 0; i < inputs.size(); ++i) {
-      if (inputs[i].scalar_type() != graph_dtypes_[i] || inputs[i].sizes().slice(1) != at::IntArrayRef(graph_row_shapes_[i]) ||
+      if (inputs[i].scalar_type() != graph_dtypes_[i] ||
+          inputs[i].sizes().slice(1) != at::IntArrayRef(graph_row_shapes_[i]) ||
           runner.inputs[i].device.data_ptr() != it->second.inputs[i]) {
         return nullptr;
       }
@@ -431,8 +436,6 @@ class CudaDevice : public Device {
 };
 
 }  // namespace
-
-bool BuiltWithCuda() { return true; }
 
 std::unique_ptr<Device> MakeCudaDevice(int index) { return std::make_unique<CudaDevice>(index); }
 

@@ -82,7 +82,6 @@ class Device {
 std::unique_ptr<Device> MakeCpuDevice();
 // Throws std::runtime_error when this binary was built without CUDA support.
 std::unique_ptr<Device> MakeCudaDevice(int index);
-bool BuiltWithCuda();
 
 // "cpu" or "cuda:N" (also "cuda" = "cuda:0").
 std::unique_ptr<Device> MakeDevice(const std::string& spec);

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <optional>
@@ -14,7 +14,8 @@
 namespace trtaoti {
 namespace {
 
-constexpr const char* kUsage = R"(trtaoti-server: serve an AOTInductor package (.pt2) over KServe V2 with dynamic batching
+constexpr const char* kUsage =
+    R"(trtaoti-server: serve an AOTInductor package (.pt2) over KServe V2 with dynamic batching
 
   --model PATH               the .pt2 package (required; alias --model-path)
   --model-name NAME          name in URLs (default: the package's trtaoti.model_name)
@@ -78,9 +79,11 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
       {"batch-max", [&](const std::string& v) { ParseNumber("batch-max", v, flags.batch_max); }},
       {"cuda-graph-max-batch",
        [&](const std::string& v) { ParseNumber("cuda-graph-max-batch", v, flags.cuda_graph_max_batch); }},
-      {"max-queue-delay-us", [&](const std::string& v) { ParseNumber("max-queue-delay-us", v, flags.max_queue_delay_us); }},
+      {"max-queue-delay-us",
+       [&](const std::string& v) { ParseNumber("max-queue-delay-us", v, flags.max_queue_delay_us); }},
       {"max-queue-size", [&](const std::string& v) { ParseNumber("max-queue-size", v, flags.max_queue_size); }},
-      {"request-timeout-ms", [&](const std::string& v) { ParseNumber("request-timeout-ms", v, flags.request_timeout_ms); }},
+      {"request-timeout-ms",
+       [&](const std::string& v) { ParseNumber("request-timeout-ms", v, flags.request_timeout_ms); }},
       {"torchtrt-runtime", [&](const std::string& v) { flags.torchtrt_runtime = v; }},
       {"sha256", [&](const std::string& v) { flags.sha256 = v; }},
       {"log-level", [&](const std::string& v) { flags.log_level = v; }},
@@ -119,7 +122,8 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
       sha256_source = "TRTAOTI_MODEL_SHA256";
     }
   }
-  const bool hex = std::all_of(flags.sha256.begin(), flags.sha256.end(), [](unsigned char c) { return std::isxdigit(c); });
+  const bool hex =
+      std::all_of(flags.sha256.begin(), flags.sha256.end(), [](unsigned char c) { return std::isxdigit(c); });
   if (!flags.sha256.empty() && (flags.sha256.size() != 64 || !hex)) {
     throw std::invalid_argument(std::string(sha256_source) + " needs 64 hex digits, got '" + flags.sha256 + "'");
   }

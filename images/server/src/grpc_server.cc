@@ -214,8 +214,8 @@ class Service final : public inference::GRPCInferenceService::Service {
     if (request.inputs().empty()) throw BadRequest("the request needs at least one input");
     const bool raw = request.raw_input_contents_size() > 0;
     if (raw && request.raw_input_contents_size() != request.inputs_size()) {
-      throw BadRequest("raw_input_contents has " + std::to_string(request.raw_input_contents_size()) +
-                       " entries for " + std::to_string(request.inputs_size()) + " inputs");
+      throw BadRequest("raw_input_contents has " + std::to_string(request.raw_input_contents_size()) + " entries for " +
+                       std::to_string(request.inputs_size()) + " inputs");
     }
     InputCollector collector(signature_);
     for (int i = 0; i < request.inputs_size(); ++i) {
@@ -224,7 +224,8 @@ class Service final : public inference::GRPCInferenceService::Service {
       const InputCollector::Slot slot = collector.Declare(input.name(), input.datatype(), shape);
       const TensorSpec& spec = signature_.inputs[slot.index];
       if (raw) {
-        if (input.has_contents()) throw BadRequest("input '" + input.name() + "' has both contents and raw_input_contents");
+        if (input.has_contents())
+          throw BadRequest("input '" + input.name() + "' has both contents and raw_input_contents");
         const std::string& bytes = request.raw_input_contents(i);
         if (bytes.size() != slot.nbytes) {
           throw BadRequest("input '" + input.name() + "': raw_input_contents has " + std::to_string(bytes.size()) +
@@ -232,7 +233,8 @@ class Service final : public inference::GRPCInferenceService::Service {
                            std::string(DataTypeName(spec.dtype)) + " needs " + std::to_string(slot.nbytes));
         }
         // A view into the request message, which outlives the inference (see ModelInfer).
-        collector.Set(slot, HostTensor(spec.dtype, slot.shape, nullptr, reinterpret_cast<const std::byte*>(bytes.data())));
+        collector.Set(slot,
+                      HostTensor(spec.dtype, slot.shape, nullptr, reinterpret_cast<const std::byte*>(bytes.data())));
       } else if (input.has_contents()) {
         collector.Set(slot, FromContents(input.contents(), spec, slot.shape));
       } else {
@@ -251,14 +253,14 @@ class Service final : public inference::GRPCInferenceService::Service {
 
 class GrpcServer final : public GrpcFrontend {
  public:
-  GrpcServer(const GrpcOptions& options, const ModelSignature& signature, InferenceService& inference,
-             Metrics& metrics)
+  GrpcServer(const GrpcOptions& options, const ModelSignature& signature, InferenceService& inference, Metrics& metrics)
       : service_(options, signature, inference, metrics) {
     grpc::ServerBuilder builder;
     const std::string address = options.host + ":" + std::to_string(options.port);
     builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(&service_);
-    const int max_bytes = static_cast<int>(std::min<size_t>(options.max_message_bytes, std::numeric_limits<int>::max()));
+    const int max_bytes =
+        static_cast<int>(std::min<size_t>(options.max_message_bytes, std::numeric_limits<int>::max()));
     builder.SetMaxReceiveMessageSize(max_bytes);
     builder.SetMaxSendMessageSize(max_bytes);
     server_ = builder.BuildAndStart();
@@ -278,8 +280,6 @@ class GrpcServer final : public GrpcFrontend {
 };
 
 }  // namespace
-
-bool BuiltWithGrpc() { return true; }
 
 std::unique_ptr<GrpcFrontend> StartGrpcServer(const GrpcOptions& options, const ModelSignature& signature,
                                               InferenceService& inference, Metrics& metrics) {

@@ -31,8 +31,6 @@ class GrpcFrontend {
   virtual void Stop() = 0;
 };
 
-bool BuiltWithGrpc();
-
 // Serves on gRPC's own threads until Stop(). Throws std::runtime_error when the port
 // cannot be bound or this binary was built without gRPC.
 std::unique_ptr<GrpcFrontend> StartGrpcServer(const GrpcOptions& options, const ModelSignature& signature,

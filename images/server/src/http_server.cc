@@ -28,9 +28,9 @@ class PoolTaskQueue : public httplib::TaskQueue {
   WorkerPool pool_;
 };
 
+using nlohmann::json;
 using std::chrono::duration_cast;
 using std::chrono::microseconds;
-using nlohmann::json;
 
 void SendJson(httplib::Response& res, int status, std::string body) {
   res.status = status;
@@ -60,11 +60,10 @@ void CloseAfterWriting(const httplib::Request& req, httplib::Response& res) {
   if (!res.has_header("Content-Length")) res.set_header("Content-Length", std::to_string(body->size()));
   const std::string content_type = res.get_header_value("Content-Type");
   res.headers.erase("Content-Type");  // set_content_provider sets it again
-  res.set_content_provider(body->size(), content_type,
-                           [body](size_t offset, size_t length, httplib::DataSink& sink) {
-                             sink.write(body->data() + offset, length);
-                             return false;
-                           });
+  res.set_content_provider(body->size(), content_type, [body](size_t offset, size_t length, httplib::DataSink& sink) {
+    sink.write(body->data() + offset, length);
+    return false;
+  });
 }
 
 // The request boundary: whatever a handler throws becomes a JSON error; nothing a
@@ -186,8 +185,8 @@ HttpServer::HttpServer(HttpOptions options, const ModelSignature& signature, Inf
   });
   server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    std::string message = res.status == 404 ? "no route for " + req.method + " " + req.path
-                                            : "HTTP " + std::to_string(res.status);
+    std::string message =
+        res.status == 404 ? "no route for " + req.method + " " + req.path : "HTTP " + std::to_string(res.status);
     res.body = ErrorJson(message);
     res.set_header("Content-Type", "application/json");
   });
@@ -255,9 +254,8 @@ void HttpServer::Routes() {
   auto check_model = [this](const httplib::Request& req) { CheckModel(req); };
   auto is_ready = [this] { return inference_.ready(); };
 
-  server_->Get("/v2/health/live", [](const httplib::Request&, httplib::Response& res) {
-    SendJson(res, 200, "{\"live\":true}");
-  });
+  server_->Get("/v2/health/live",
+               [](const httplib::Request&, httplib::Response& res) { SendJson(res, 200, "{\"live\":true}"); });
   server_->Get("/v2/health/ready", [is_ready](const httplib::Request&, httplib::Response& res) {
     bool ready = is_ready();
     SendJson(res, ready ? 200 : 503, json{{"ready", ready}}.dump());
@@ -265,22 +263,21 @@ void HttpServer::Routes() {
   server_->Get("/v2", [this](const httplib::Request& req, httplib::Response& res) {
     Guarded(req, res, [&] { SendJson(res, 200, ServerMetadataJson(options_.server_version).dump()); });
   });
-  server_->Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?/ready)",
-               [check_model, is_ready](const httplib::Request& req, httplib::Response& res) {
-                 Guarded(req, res, [&] {
-                   check_model(req);
-                   bool ready = is_ready();
-                   SendJson(res, ready ? 200 : 503, json{{"name", std::string(req.matches[1])}, {"ready", ready}}.dump());
-                 });
-               });
-  server_->Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)",
-               [this, check_model](const httplib::Request& req, httplib::Response& res) {
-                 Guarded(req, res, [&] {
-                   check_model(req);
-                   SendJson(res, 200,
-                            ModelMetadataJson(signature_, options_.model_name, options_.model_version).dump());
-                 });
-               });
+  server_->Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?/ready)", [check_model, is_ready](const httplib::Request& req,
+                                                                                            httplib::Response& res) {
+    Guarded(req, res, [&] {
+      check_model(req);
+      bool ready = is_ready();
+      SendJson(res, ready ? 200 : 503, json{{"name", std::string(req.matches[1])}, {"ready", ready}}.dump());
+    });
+  });
+  server_->Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)", [this, check_model](const httplib::Request& req,
+                                                                                  httplib::Response& res) {
+    Guarded(req, res, [&] {
+      check_model(req);
+      SendJson(res, 200, ModelMetadataJson(signature_, options_.model_name, options_.model_version).dump());
+    });
+  });
   server_->Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?/config)",
                [this, check_model](const httplib::Request& req, httplib::Response& res) {
                  Guarded(req, res, [&] {

@@ -21,7 +21,7 @@ class Server;
 struct Request;
 struct Response;
 class ContentReader;
-}
+}  // namespace httplib
 
 namespace trtaoti {
 

@@ -73,9 +73,7 @@ class OverflowLocator : public nlohmann::json_sax<json> {
     return !root.array && root.key == "inputs" && inputs.array;
   }
   // Directly inside inputs[i], the object of one input.
-  bool InputObject() const {
-    return path_.size() == 3 && IsInputsArray(path_[0], path_[1]) && !path_[2].array;
-  }
+  bool InputObject() const { return path_.size() == 3 && IsInputsArray(path_[0], path_[1]) && !path_[2].array; }
   bool Value() {
     if (!path_.empty() && path_.back().array) path_.back().index = path_.back().next++;
     return true;

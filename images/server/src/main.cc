@@ -19,8 +19,8 @@
 #include "batcher.h"
 #include "flags.h"
 #include "grpc_server.h"
-#include "inference.h"
 #include "http_server.h"
+#include "inference.h"
 #include "logging.h"
 #include "metrics.h"
 #include "model.h"
@@ -99,8 +99,10 @@ int Main(int argc, char** argv) {
          {"checks", flags.sha256.empty() ? "zip structure, member CRCs" : "sha256, zip structure, member CRCs"},
          {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - verify_started)
                     .count()}});
-    Log(LogLevel::kInfo, "loading model", {{"package", flags.model}, {"device", flags.device}, {"torch", TORCH_VERSION}});
-    ModelOptions model_options{flags.model, flags.device, flags.runners, flags.intra_op_threads, flags.torchtrt_runtime};
+    Log(LogLevel::kInfo, "loading model",
+        {{"package", flags.model}, {"device", flags.device}, {"torch", TORCH_VERSION}});
+    ModelOptions model_options{flags.model, flags.device, flags.runners, flags.intra_op_threads,
+                               flags.torchtrt_runtime};
     model_options.cuda_graph_max_batch = flags.cuda_graph_max_batch;
     auto model = std::make_shared<AotiModel>(model_options);
     const ModelSignature& signature = model->signature();
@@ -116,9 +118,9 @@ int Main(int argc, char** argv) {
     Batcher batcher(batcher_options, model, [&metrics](const BatchStats& stats) { metrics.RecordBatch(stats); });
 
     InferenceService inference(batcher, std::chrono::milliseconds(flags.request_timeout_ms));
-    const ServingConfig serving_config{batcher_options.limits.min,      batcher_options.limits.opt,
-                                       batcher_options.limits.max,      flags.max_queue_delay_us,
-                                       flags.max_queue_size,            flags.runners,
+    const ServingConfig serving_config{batcher_options.limits.min,   batcher_options.limits.opt,
+                                       batcher_options.limits.max,   flags.max_queue_delay_us,
+                                       flags.max_queue_size,         flags.runners,
                                        model->device_name() != "cpu"};
     std::unique_ptr<GrpcFrontend> grpc;
     if (flags.grpc_port >= 0) {
@@ -166,15 +168,16 @@ int Main(int argc, char** argv) {
     });
 
     inference.SetReady(true);
-    if (!inference.draining()) Log(LogLevel::kInfo, "serving",
-        {{"model", model_name},
-         {"host", flags.host},
-         {"port", port},
-         {"grpc_port", grpc ? grpc->port() : -1},
-         {"device", model->device_name()},
-         {"batch", {batcher_options.limits.min, batcher_options.limits.opt, batcher_options.limits.max}},
-         {"max_queue_delay_us", flags.max_queue_delay_us},
-         {"runners", flags.runners}});
+    if (!inference.draining())
+      Log(LogLevel::kInfo, "serving",
+          {{"model", model_name},
+           {"host", flags.host},
+           {"port", port},
+           {"grpc_port", grpc ? grpc->port() : -1},
+           {"device", model->device_name()},
+           {"batch", {batcher_options.limits.min, batcher_options.limits.opt, batcher_options.limits.max}},
+           {"max_queue_delay_us", flags.max_queue_delay_us},
+           {"runners", flags.runners}});
     bool served = false;
     try {
       served = http.Serve();

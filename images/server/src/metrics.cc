@@ -48,9 +48,12 @@ Metrics::Metrics(const std::string& model_name, const std::string& model_version
   failure_other_ = with_reason("OTHER");        // invalid request
   inference_count_ = counter("nv_inference_count", "Number of inferences performed (batch rows, padding excluded)");
   exec_count_ = counter("nv_inference_exec_count", "Number of model executions performed (batches)");
-  request_duration_us_ = counter("nv_inference_request_duration_us", "Cumulative inference request duration in microseconds");
-  queue_duration_us_ = counter("nv_inference_queue_duration_us", "Cumulative inference queuing duration in microseconds");
-  compute_duration_us_ = counter("nv_inference_compute_infer_duration_us", "Cumulative compute inference duration in microseconds");
+  request_duration_us_ =
+      counter("nv_inference_request_duration_us", "Cumulative inference request duration in microseconds");
+  queue_duration_us_ =
+      counter("nv_inference_queue_duration_us", "Cumulative inference queuing duration in microseconds");
+  compute_duration_us_ =
+      counter("nv_inference_compute_infer_duration_us", "Cumulative compute inference duration in microseconds");
   padding_rows_ = counter("trtaoti_padding_rows_total", "Rows added to batches below the compiled minimum");
   pending_ = &BuildGauge()
                   .Name("nv_inference_pending_request_count")
@@ -62,10 +65,10 @@ Metrics::Metrics(const std::string& model_name, const std::string& model_version
   };
   request_hist_ = histogram("trtaoti_request_duration_us", "Successful request latency inside the server, microseconds",
                             LatencyBucketsUs());
-  queue_hist_ = histogram("trtaoti_queue_duration_us", "Time a request waited for its batch, microseconds",
-                          LatencyBucketsUs());
-  compute_hist_ = histogram("trtaoti_compute_duration_us", "Model execution time per batch, microseconds",
-                            LatencyBucketsUs());
+  queue_hist_ =
+      histogram("trtaoti_queue_duration_us", "Time a request waited for its batch, microseconds", LatencyBucketsUs());
+  compute_hist_ =
+      histogram("trtaoti_compute_duration_us", "Model execution time per batch, microseconds", LatencyBucketsUs());
   batch_size_hist_ = histogram("trtaoti_batch_size", "Real rows per model execution", BatchBuckets(batch_max));
 }
 

@@ -56,8 +56,7 @@ at::Tensor ToTorch(const HostTensor& tensor) {
   auto options = at::TensorOptions().dtype(ToScalarType(tensor.dtype()));
   // The deleter holds the owner (request body or batch buffer) until torch lets go.
   std::shared_ptr<const void> owner = tensor.owner();
-  return at::from_blob(
-      const_cast<std::byte*>(tensor.data()), tensor.shape(), [owner](void*) {}, options);
+  return at::from_blob(const_cast<std::byte*>(tensor.data()), tensor.shape(), [owner](void*) {}, options);
 }
 
 HostTensor FromTorch(at::Tensor tensor) {
@@ -124,8 +123,7 @@ AotiModel::AotiModel(const ModelOptions& options) : options_(options), runners_(
 
   std::lock_guard<std::mutex> lock(LoaderConstructionMutex());
   try {
-    auto metadata =
-        torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(options_.package_path, "model");
+    auto metadata = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(options_.package_path, "model");
     signature_ = SignatureFromMetadata(metadata);
     PreloadTorchTrtRuntime(options_.torchtrt_runtime, signature_.requires_torchtrt_runtime);
     loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
@@ -179,7 +177,8 @@ void AotiModel::EnableGraphs() {
     std::string summary = device_->EnableGraphs(std::move(graph_loader), *loader_, rows, batches);
     Log(LogLevel::kInfo, "CUDA graphs on",
         {{"graphs", summary},
-         {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()}});
+         {"ms",
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()}});
   } catch (const std::exception& e) {
     Log(LogLevel::kWarning, "CUDA graphs off: capturing them failed; batches run plainly", {{"error", e.what()}});
   }

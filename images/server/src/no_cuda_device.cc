@@ -5,8 +5,6 @@
 
 namespace trtaoti {
 
-bool BuiltWithCuda() { return false; }
-
 std::unique_ptr<Device> MakeCudaDevice(int) {
   throw std::runtime_error(
       "this trtaoti-server was built without CUDA support (no CUDA toolkit at build time); rebuild it where "

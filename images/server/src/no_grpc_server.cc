@@ -5,8 +5,6 @@
 
 namespace trtaoti {
 
-bool BuiltWithGrpc() { return false; }
-
 std::unique_ptr<GrpcFrontend> StartGrpcServer(const GrpcOptions&, const ModelSignature&, InferenceService&, Metrics&) {
   throw std::runtime_error(
       "this trtaoti-server was built without gRPC support (no protoc/grpc_cpp_plugin/grpc++ at build time); "

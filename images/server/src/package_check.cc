@@ -49,8 +49,8 @@ std::string ZipErrorText(int code) {
 // Reading a member to its end makes libzip compare the data's CRC-32 with the recorded one.
 void CheckZip(const std::string& path) {
   int open_error = 0;
-  std::unique_ptr<zip_t, decltype(&zip_discard)> archive(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &open_error),
-                                                         zip_discard);
+  std::unique_ptr<zip_t, decltype(&zip_discard)> archive(
+      zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &open_error), zip_discard);
   if (!archive) throw std::runtime_error("package is not a valid zip archive: " + ZipErrorText(open_error));
   const zip_int64_t members = zip_get_num_entries(archive.get(), 0);
   std::vector<char> buffer(kChunk);

@@ -137,8 +137,8 @@ void CheckShape(const TensorSpec& spec, const Shape& shape) {
   if (shape[0] == 0) throw BadRequest("input '" + spec.name + "': batch size 0 (shape " + ShapeString(shape) + ")");
   for (size_t i = 1; i < shape.size(); ++i) {
     if (spec.shape[i] != kDynamicDim && shape[i] != spec.shape[i]) {
-      throw BadRequest("input '" + spec.name + "': dimension " + std::to_string(i) + " is " +
-                       std::to_string(shape[i]) + ", the model expects " + ShapeString(spec.shape));
+      throw BadRequest("input '" + spec.name + "': dimension " + std::to_string(i) + " is " + std::to_string(shape[i]) +
+                       ", the model expects " + ShapeString(spec.shape));
     }
   }
   // Bound the element count before anything multiplies it into a byte size.
@@ -199,8 +199,7 @@ json SpecJson(const TensorSpec& spec) {
 InputCollector::InputCollector(const ModelSignature& signature)
     : signature_(signature), inputs_(signature.inputs.size()), seen_(signature.inputs.size(), false) {}
 
-InputCollector::Slot InputCollector::Declare(const std::string& name, const std::string& datatype,
-                                             const Shape& shape) {
+InputCollector::Slot InputCollector::Declare(const std::string& name, const std::string& datatype, const Shape& shape) {
   const int index = signature_.InputIndex(name);
   if (index < 0) throw BadRequest("unknown input '" + name + "'");
   if (seen_[index]) throw BadRequest("input '" + name + "' is given twice");
@@ -262,7 +261,8 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
   }
 
   const json* inputs = Find(doc, "inputs");
-  if (!inputs || !inputs->is_array() || inputs->empty()) throw BadRequest("the request needs a non-empty 'inputs' list");
+  if (!inputs || !inputs->is_array() || inputs->empty())
+    throw BadRequest("the request needs a non-empty 'inputs' list");
 
   InputCollector collector(signature);
   size_t binary_offset = header_size;
@@ -273,7 +273,8 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
     const std::string name = name_json->get<std::string>();
     const json* datatype = Find(input, "datatype");
     if (!datatype || !datatype->is_string()) throw BadRequest("input '" + name + "' lacks a string 'datatype'");
-    const InputCollector::Slot slot = collector.Declare(name, datatype->get<std::string>(), ParseShapeJson(input, name));
+    const InputCollector::Slot slot =
+        collector.Declare(name, datatype->get<std::string>(), ParseShapeJson(input, name));
     const TensorSpec& spec = signature.inputs[slot.index];
 
     const json* parameters = Find(input, "parameters");
@@ -376,12 +377,9 @@ json ModelMetadataJson(const ModelSignature& signature, const std::string& model
               {"inputs", std::move(inputs)},
               {"outputs", std::move(outputs)}};
   // Not part of KServe V2, but what a client needs to size its requests well.
-  doc["parameters"] = {{"batch_min", signature.batch_min},
-                       {"batch_opt", signature.batch_opt},
-                       {"batch_max", signature.batch_max},
-                       {"precision", signature.precision},
-                       {"device", signature.device},
-                       {"artifact_key", signature.artifact_key}};
+  doc["parameters"] = {{"batch_min", signature.batch_min}, {"batch_opt", signature.batch_opt},
+                       {"batch_max", signature.batch_max}, {"precision", signature.precision},
+                       {"device", signature.device},       {"artifact_key", signature.artifact_key}};
   return doc;
 }
 
@@ -424,18 +422,15 @@ json ModelConfigJson(const ModelSignature& signature, const std::string& model_n
         {"max_queue_delay_microseconds", serving.max_queue_delay_us},
         {"default_queue_policy", {{"max_queue_size", std::min(serving.max_queue_size, kUint32Max)}}}}},
       {"instance_group",
-       json::array({{{"name", model_name},
-                     {"kind", serving.gpu ? "KIND_GPU" : "KIND_CPU"},
-                     {"count", serving.runners}}})},
+       json::array(
+           {{{"name", model_name}, {"kind", serving.gpu ? "KIND_GPU" : "KIND_CPU"}, {"count", serving.runners}}})},
       // Below min rows are padded up to it (Triton has no such setting).
       {"parameters", {{"batch_min", {{"string_value", std::to_string(serving.batch_min)}}}}},
   };
 }
 
 json ServerMetadataJson(const std::string& version) {
-  return {{"name", "trtaoti-server"},
-          {"version", version},
-          {"extensions", {"binary_tensor_data"}}};
+  return {{"name", "trtaoti-server"}, {"version", version}, {"extensions", {"binary_tensor_data"}}};
 }
 
 std::string ErrorJson(const std::string& message) {

@@ -74,7 +74,7 @@ HttpPayload EncodeInferResponse(const std::string& model_name, const std::string
                                 const std::vector<HostTensor>& outputs);
 
 nlohmann::json ModelMetadataJson(const ModelSignature& signature, const std::string& model_name,
-                                  const std::string& model_version);
+                                 const std::string& model_version);
 nlohmann::json ServerMetadataJson(const std::string& version);
 
 // What the server serves, in the shape of Triton's model configuration (its JSON form,

@@ -286,7 +286,8 @@ TEST(ModelConfig, TritonShapeOfWhatIsServed) {
   // Per-row dims (no batch dimension) and Triton's type names.
   EXPECT_EQ(config["input"][0], (nlohmann::json{{"name", "x"}, {"data_type", "TYPE_FP32"}, {"dims", {3}}}));
   EXPECT_EQ(config["input"][1]["data_type"], "TYPE_INT64");
-  EXPECT_EQ(config["output"][1], (nlohmann::json{{"name", "h"}, {"data_type", "TYPE_FP16"}, {"dims", nlohmann::json::array()}}));
+  EXPECT_EQ(config["output"][1],
+            (nlohmann::json{{"name", "h"}, {"data_type", "TYPE_FP16"}, {"dims", nlohmann::json::array()}}));
   EXPECT_EQ(config["dynamic_batching"]["preferred_batch_size"], (nlohmann::json{4, 8}));
   EXPECT_EQ(config["dynamic_batching"]["max_queue_delay_microseconds"], 500);
   EXPECT_EQ(config["instance_group"][0]["kind"], "KIND_GPU");

@@ -405,7 +405,7 @@ class Floor:
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=open(log, "a"),
+            stderr=open(log, "a"),  # noqa: SIM115 - the server's stderr for its whole life, closed in stop()
             text=True,
             bufsize=1,
         )
@@ -603,6 +603,7 @@ def graph_experiment(package: Path, scale: Scale, device: str, logs: Path, timeo
         out = subprocess.run(
             [str(support.FLOOR_BIN), "--model", str(package), "--device", device, "--commands"],
             input=commands,
+            check=False,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -682,8 +683,10 @@ def python_points(model: BenchModel, package: Path, scale: Scale, device: str) -
         body = json_body(model, 1)
         check_once(port, path, body, None)
         payload = http_request(port, path, body)
-        for c in (1, scale.throughput_concurrency):
-            points.append(measure(port, payload, f"(b) python c={c} batch-1 JSON", c, 1, len(body), scale.seconds))
+        points.extend(
+            measure(port, payload, f"(b) python c={c} batch-1 JSON", c, 1, len(body), scale.seconds)
+            for c in (1, scale.throughput_concurrency)
+        )
     finally:
         baseline.terminate()
         baseline.wait(timeout=60)
@@ -712,7 +715,7 @@ def lone_summary(r: dict) -> dict:
         "server_rounds": server,
         "floor_rounds": floor,
         # The acceptance figure: each round's server p50 minus the same round's floor p50.
-        "gap": median([s - f for s, f in zip(server, floor)]),
+        "gap": median([s - f for s, f in zip(server, floor, strict=True)]),
         "request_us": median([i.get("request_us") for i in inside]),
         "queue_us": median([i.get("queue_us") for i in inside]),
         "compute_us": median([i.get("compute_us") for i in inside]),
@@ -727,8 +730,8 @@ def batch_summary(r: dict) -> dict[int, dict]:
     out = {}
     torch_modes = (r.get("torch") or {}).get("modes", {})
     graph = (r.get("graph") or {}).get("runs", {})
-    for b, runs in r["batches"].items():
-        b = int(b)
+    for key, runs in r["batches"].items():
+        b = int(key)
         g = graph.get(str(b)) or graph.get(b) or {}
         row = {
             "floor": median([x["p50_us"] for x in runs["floor"]]),
@@ -953,7 +956,7 @@ def run_environment(args: argparse.Namespace, device: str, scale: Scale, load_be
 
     script = Path(sys.argv[0])
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else "no GPU (CPU smoke run)",
         "torch": torch.__version__,
         "cpus": os.cpu_count(),

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2329  # the steps run through `step` (bash -c with an exported function's name)
 # The GPU benchmark and tests on a machine without network, in device calls of at most
 # 10 minutes that each stand alone (a machine is usually bare at the next call):
 #
@@ -29,7 +30,7 @@
 # TRTAOTI_GPU_RUN_SMOKE=1 runs the same steps on a CPU machine with the project venv
 # (--device cpu --smoke, the CPU test variant), to check this script without a GPU.
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 repo=$PWD
 phase="${1:?usage: bench/gpu_run.sh bench|tests}"
 budget="${TRTAOTI_GPU_RUN_BUDGET:-560}"
@@ -113,7 +114,7 @@ install_wheels() {
   [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" = 1 ] && { echo "smoke: the venv has them"; return 0; }
   ls .whl/*.whl >/dev/null || { echo "no .whl/*.whl: run bench/prepare-offline.sh where PyPI is reachable and carry .whl"; return 1; }
   local stamp
-  stamp=$(ls .whl/*.whl | md5sum | cut -d' ' -f1)
+  stamp=$(printf '%s\n' .whl/*.whl | md5sum | cut -d' ' -f1)
   if [ -f /tmp/site/.wheels-"$stamp" ]; then echo "wheels already in /tmp/site"; return 0; fi
   rm -rf /tmp/site
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && touch /tmp/site/.wheels-"$stamp"

@@ -11,6 +11,8 @@ user model (`factory: "bench.models:resnet50"`, `pythonPath: ["."]`).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -29,7 +31,7 @@ def resnet50() -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
 class Encoder(nn.Module):
     """Token embedding + positional embedding + a stack of transformer encoder layers."""
 
-    output_names = ["hidden", "pooled"]
+    output_names: ClassVar[list[str]] = ["hidden", "pooled"]
 
     def __init__(self, layers: int = 12, width: int = 768, heads: int = 12, seq_len: int = SEQ_LEN) -> None:
         super().__init__()

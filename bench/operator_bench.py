@@ -239,10 +239,8 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> int:
         sampling.set()
         sampler.join()
         operator.stop()
-        try:
+        with contextlib.suppress(client.ApiException):
             core.delete_namespace(namespace)
-        except client.ApiException:
-            pass
 
     to_job = [watcher.job_created[n] - applied[n] for n in applied if n in watcher.job_created]
     to_deploy = [

@@ -38,7 +38,7 @@ python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version "
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
   -d .whl "${wheels[@]}"
 # One version of each: two of a name stop the install there (pip install --no-deps).
-dupes=$(ls .whl/*.whl | xargs -n1 basename | cut -d- -f1 | tr 'A-Z-' 'a-z_' | sort | uniq -d)
+dupes=$(for w in .whl/*.whl; do basename "$w"; done | cut -d- -f1 | tr 'A-Z-' 'a-z_' | sort | uniq -d)
 [ -z "$dupes" ] || { echo "several versions of: $dupes (remove the stale ones from .whl)" >&2; exit 1; }
 
 # Debian packages: headers, pkg-config and CMake files for the build, and the shared
@@ -62,5 +62,6 @@ for deb in .carry/debs/*.deb; do dpkg -x "$deb" .carry/server-deps; done
 find .carry/server-deps -name '*.a' -delete
 rm -rf .carry/server-deps/usr/share/doc .carry/server-deps/usr/share/man
 
-echo "wheels: $(ls .whl/*.whl | wc -l) ($(du -sh .whl | cut -f1)); Debian packages: $(ls .carry/debs/*.deb | wc -l)," \
+wheels=(.whl/*.whl) debs=(.carry/debs/*.deb)
+echo "wheels: ${#wheels[@]} ($(du -sh .whl | cut -f1)); Debian packages: ${#debs[@]}," \
   "unpacked in .carry/server-deps ($(du -sh .carry/server-deps | cut -f1)); carry [\".whl\", \".carry/server-deps\"]"

@@ -59,7 +59,7 @@ def build_app(package: str) -> FastAPI:
             "model_name": name,
             "outputs": [
                 {"name": n, "datatype": KSERVE_NAMES[o.dtype], "shape": list(o.shape), "data": o.flatten().tolist()}
-                for n, o in zip(output_names, outputs)
+                for n, o in zip(output_names, outputs, strict=True)
             ],
         }
 

@@ -321,7 +321,7 @@ def main() -> None:
     lines = [
         f"# trtaoti-server on {'GPU' if on_gpu else 'CPU'}: against Triton, the Python alternative and the floor",
         "",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_model()}){_gpu_model(on_gpu)}; 1-minute load "
         f"average {load_before:.2f} before the run, {os.getloadavg()[0]:.2f} after (other work shares the machine; "
         f"servers and load generator share the same {os.cpu_count()} cores)",

@@ -99,7 +99,7 @@ def time_batch(fn, inputs, device: str, seconds: float) -> dict:
         outputs = flat(fn(*device_inputs))
         if "host" not in state:
             state["host"] = [torch.empty(o.shape, dtype=o.dtype, pin_memory=on_gpu) for o in outputs]
-        for h, o in zip(state["host"], outputs):
+        for h, o in zip(state["host"], outputs, strict=True):
             h.copy_(o, non_blocking=on_gpu)
         if on_gpu:
             torch.cuda.current_stream().synchronize()
@@ -135,10 +135,7 @@ def run_mode(
     module, example, dtype = build(name, device)
     result: dict = {"batches": {}}
     started = time.monotonic()
-    if mode == "eager":
-        fn = module
-    else:
-        fn = torch.compile(module, mode=mode)
+    fn = module if mode == "eager" else torch.compile(module, mode=mode)
     with torch.inference_mode():
         for batch in batches:
             if time.monotonic() > deadline:
@@ -198,7 +195,7 @@ def main() -> None:
             "model": name,
             "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
             "torch": torch.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "timing": "pageable inputs -> device, forward (inference_mode), outputs -> page-locked host, one sync",
             "modes": {},
         }

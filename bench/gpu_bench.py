@@ -712,6 +712,8 @@ def lone_summary(r: dict) -> dict:
         "launch_us": median([run.get("launch_p50_us") for run in lone["layers"]["loader"]]),
         "device_us": median([run.get("device_p50_us") for run in lone["layers"]["loader"]]),
         "server": median(server),
+        # The server's own figures are means over each point, so the client's mean goes with them.
+        "client_mean": median([p["load"].get("mean_us") for p in lone["server"]]),
         "server_rounds": server,
         "floor_rounds": floor,
         # The acceptance figure: each round's server p50 minus the same round's floor p50.
@@ -847,8 +849,16 @@ def render(results: list[dict]) -> str:
             f"| inside the server: queue per request (caller-run: taking a runner) | {fmt(lone['queue_us'])} |",
             f"| inside the server: request (handler start to response ready: body read, parse, queue, compute, encode) | "
             f"{fmt(lone['request_us'])} |",
-            f"| outside the handler: HTTP I/O, loopback, the Python client (client p50 - request) | "
-            f"{fmt(lone['server'] - lone['request_us'])} |",
+            f"| inside the server, neither queue nor compute: body read, parse, encode (request - queue - compute) | "
+            f"{fmt(lone['request_us'] - lone['queue_us'] - lone['compute_us'])} |",
+            *(
+                [
+                    f"| outside the handler: HTTP I/O, loopback, the Python client (client mean - request mean) | "
+                    f"{fmt(lone['client_mean'] - lone['request_us'])} |"
+                ]
+                if lone.get("client_mean") == lone.get("client_mean")
+                else []
+            ),
             f"| for scale: `GET /v2/health/live` at concurrency 1, client p50 | {fmt(lone['health'])} |",
             f"| the same server with `--cuda-graph-max-batch {GRAPH_MAX_BATCH}` (rounds: "
             f"{', '.join(fmt(x) for x in lone['graphs_rounds'])}); compute stage {fmt(lone['graphs_compute_us'])} | "
@@ -897,8 +907,9 @@ def render(results: list[dict]) -> str:
                 mode: [(b, v.get("first_call_s")) for b, v in res["batches"].items()]
                 for mode, res in t["modes"].items()
             }
+            dates = "; ".join(f"{mode} {res.get('date', t['date'])}" for mode, res in t["modes"].items())
             lines.append(
-                f"Eager / torch.compile: measured {t['date']} on {t['gpu']}, torch {t['torch']}; "
+                f"Eager / torch.compile: measured ({dates}) on {t['gpu']}, torch {t['torch']}; "
                 f'"/ floor" above 1 means the package is faster. First call per batch (compile, graph '
                 f"recording) in s: {json.dumps({k: {b: round(s or 0, 1) for b, s in v} for k, v in first.items()})}"
                 + (f". Not measured: {'; '.join(notes)}" if notes else "")
@@ -976,12 +987,17 @@ def load_results(paths: list[Path]) -> list[dict]:
     for path in paths:
         d = json.loads(path.read_text())
         if "modes" in d:
-            torch_runs[d["model"]] = d
+            torch_runs.setdefault(d["model"], []).append(d)
         else:
             results.append(d)
     for r in results:
-        if r["model"]["name"] in torch_runs:
-            r["torch"] = torch_runs[r["model"]["name"]]
+        for run in torch_runs.get(r["model"]["name"], []):
+            # Several runs of one model (say eager from the bench call, max-autotune from
+            # another): each mode keeps the first run that measured it, with its date.
+            mine = r.setdefault("torch", {**run, "modes": {}})
+            for mode, result in run["modes"].items():
+                if mode not in mine["modes"] and result.get("batches"):
+                    mine["modes"][mode] = {**result, "date": run["date"]}
     return results
 
 

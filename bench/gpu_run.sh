@@ -10,14 +10,18 @@
 #                            per batch (floor, server, CUDA graph replay, eager PyTorch),
 #                            throughput.
 #   bench/gpu_run.sh tests   wheels, server build, tests/gpu (its two files side by side),
-#                            and bench/torch_baselines.py: eager PyTorch and
-#                            torch.compile(mode="max-autotune") per batch for both models
-#                            (compiled in the background while the tests run, measured after).
+#                            then bench/torch_baselines.py: eager PyTorch and
+#                            torch.compile(mode="max-autotune") per batch for the encoder.
+#   bench/gpu_run.sh autotune  torch.compile(mode="max-autotune") for ResNet-50 alone (its
+#                            autotuning alone takes minutes per batch size).
 #
 # What must be carried, and how to gather it where PyPI and Debian are reachable:
 # bench/README.md (bench/prepare-offline.sh fills .whl and .carry/server-deps). Then:
 #   run(command="bash bench/gpu_run.sh bench", carry=[".whl", ".carry/server-deps"], timeout_s=600)
 #   run(command="bash bench/gpu_run.sh tests", carry=[".whl", ".carry/server-deps"], timeout_s=600)
+# (the workplace's device tool sends the checkout the session started in: from another
+# worktree, copy the tree and those two folders into an ignored folder of that checkout,
+# carry it, and cd into it first; bench/README.md)
 # Packages go to .gpu-work/store (git-ignored); logs and results to .gpu-work/out-PHASE,
 # packed into $OUT when the caller sets it (below). Afterwards, on any machine,
 #   python bench/gpu_bench.py --render OUT1/gpu-*.json OUT2/torch-*.json
@@ -32,7 +36,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 repo=$PWD
-phase="${1:?usage: bench/gpu_run.sh bench|tests}"
+phase="${1:?usage: bench/gpu_run.sh bench|tests|autotune}"
 budget="${TRTAOTI_GPU_RUN_BUDGET:-560}"
 started=$SECONDS
 export PYTHONUNBUFFERED=1
@@ -193,29 +197,33 @@ case "$phase" in
   tests)
     step environment 30 environment
     step wheels 90 install_wheels
-    # torch.compile's max-autotune for both models, compiled into the inductor cache
-    # while the server builds and the tests run; measured once the tests are done.
-    background torch-warm $(($(remaining) - 150)) "${nice[@]}" "$python" bench/torch_baselines.py \
-      --models "$(IFS=,; echo "${models[*]}")" --modes "${torch_modes#eager,}" --device "$device" --warm-only \
-      --deadline-s $(($(remaining) - 200))
     step server-build 300 build_server
-    # The two files side by side (tests/gpu/README.md: alone they take ~105 s and ~230 s),
-    # where pytest-xdist is installed (the GPU image has it).
+    # The two files side by side (alone they take ~105 s and ~230 s; together 209 s on
+    # the H200, 2026-12-02), where pytest-xdist is installed (the GPU image has it).
     xdist=()
     "$python" -c "import xdist" 2>/dev/null && xdist=(-n 2 --dist loadfile)
-    pytest_limit=$(($(remaining) - 140))
-    step pytest-gpu "$pytest_limit" "${preload[@]}" "${nice[@]}" "$python" -m pytest -p no:cacheprovider --noconftest \
-      "${xdist[@]}" tests/gpu -v -rs --junitxml="$OUT/pytest-gpu.xml"
-    finish torch-warm
-    step torch-baselines "$(remaining)" "${nice[@]}" "$python" bench/torch_baselines.py \
-      --models "$(IFS=,; echo "${models[*]}")" --modes "$torch_modes" --device "$device" --out "$OUT" \
-      --deadline-s $(($(remaining) - 40))
+    step pytest-gpu $(($(remaining) - 150)) "${preload[@]}" "${nice[@]}" "$python" -m pytest -p no:cacheprovider \
+      --noconftest "${xdist[@]}" tests/gpu -v -rs --junitxml="$OUT/pytest-gpu.xml"
+    # Then, alone on the machine, eager and torch.compile(mode="max-autotune") for the
+    # encoder (its compile ~40 s). Nothing compiles beside it: leftover compile workers
+    # slowed eager's launch-bound small batches by up to 2x in a run that overlapped.
+    step torch-baselines "$(remaining)" "${nice[@]}" "$python" bench/torch_baselines.py --models "${models[0]}" \
+      --modes "$torch_modes" --device "$device" --out "$OUT" --deadline-s $(($(remaining) - 40))
     echo
     echo "== tests/gpu"
     grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/pytest-gpu.log" | tail -n 30 | tee "$OUT/summary.txt"
     ;;
+  autotune)
+    # torch.compile(mode="max-autotune") for ResNet-50 alone: autotuning every
+    # convolution took 299 s for its first batch size on the H200 (2026-12-02), so it
+    # gets a call of its own (eager is measured by the bench phase).
+    step environment 30 environment
+    step wheels 90 install_wheels
+    step torch-baselines "$(remaining)" "${nice[@]}" "$python" bench/torch_baselines.py --models "${models[1]}" \
+      --modes "${torch_modes#eager,}" --device "$device" --out "$OUT" --deadline-s $(($(remaining) - 60))
+    ;;
   *)
-    echo "usage: bench/gpu_run.sh bench|tests" >&2
+    echo "usage: bench/gpu_run.sh bench|tests|autotune" >&2
     exit 2
     ;;
 esac

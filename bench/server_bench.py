@@ -125,12 +125,14 @@ async def _load(port: int, payload: bytes, concurrency: int, seconds: float, war
     def quantile(q: float) -> float:
         return latencies[min(count - 1, int(q * count))] * 1e6 if count else float("nan")
 
+    mean = sum(latencies) / count * 1e6 if count else float("nan")
     return {
         "requests": count,
         "errors": errors,
         "per_second": count / seconds,
         "p50_us": quantile(0.5),
         "p99_us": quantile(0.99),
+        "mean_us": mean,
     }
 
 

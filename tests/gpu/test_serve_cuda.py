@@ -266,3 +266,36 @@ def test_concurrent_requests_are_correct_and_counted(served) -> None:
     assert rows == sum(d[0][1].shape[0] for d in drawn)
     assert 0 < executions <= len(drawn)
     print(f"{artifact.name}: {len(drawn)} requests, {rows:.0f} rows in {executions:.0f} executions")
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="CUDA graphs need a CUDA device")
+@pytest.mark.parametrize("case", [("twoinput", "fp16"), ("mlp", "bf16")], ids=["twoinput-fp16", "mlp-bf16"])
+def test_cuda_graph_replays_equal_eager(compiled: dict[tuple[str, str], Compiled], case: tuple[str, str]) -> None:
+    """--cuda-graph-max-batch 8: batches that replay a captured graph (1, 2, 8), that
+    replay a larger one with padding rows (3, 5) and that run plainly above it (9, the
+    max) all answer like eager, and so do concurrent clients."""
+    artifact = compiled[case]
+    assert artifact.returncode == 0 and artifact.package is not None, artifact.log[-4000:]
+    with support.run_server(artifact.package, "--device", "cuda:0", "--runners", "2", "--cuda-graph-max-batch", "8",
+                            startup_timeout=300) as server:
+        graphs = [e for e in server.logs if str(e.get("msg", "")).startswith("CUDA graphs")]
+        assert graphs and graphs[0]["msg"] == "CUDA graphs on", f"graphs not captured: {graphs}"
+        client = http.InferenceServerClient(url=server.url, concurrency=8, network_timeout=120)
+        try:
+            batch = artifact.manifest["batch"]
+            for size in sorted({s for s in (1, 2, 3, 5, 8, 9, batch["max"]) if batch["min"] <= s <= batch["max"]}):
+                drawn = draw_inputs(artifact.manifest, size, seed=300 + size)
+                check_against_eager(artifact, infer(client, artifact, drawn, binary=True), drawn)
+            drawn = [draw_inputs(artifact.manifest, 1 + i % 3, seed=400 + i) for i in range(24)]
+            pending = []
+            for d in drawn:
+                inputs = []
+                for spec, array in d:
+                    item = http.InferInput(spec["name"], list(array.shape), spec["datatype"])
+                    item.set_data_from_numpy(array, binary_data=True)
+                    inputs.append(item)
+                pending.append(client.async_infer(artifact.name, inputs))
+            for d, request in zip(drawn, pending, strict=True):
+                check_against_eager(artifact, request.get_result(timeout=120), d)
+        finally:
+            client.close()

@@ -276,8 +276,9 @@ def test_cuda_graph_replays_equal_eager(compiled: dict[tuple[str, str], Compiled
     max) all answer like eager, and so do concurrent clients."""
     artifact = compiled[case]
     assert artifact.returncode == 0 and artifact.package is not None, artifact.log[-4000:]
-    with support.run_server(artifact.package, "--device", "cuda:0", "--runners", "2", "--cuda-graph-max-batch", "8",
-                            startup_timeout=300) as server:
+    with support.run_server(
+        artifact.package, "--device", "cuda:0", "--runners", "2", "--cuda-graph-max-batch", "8", startup_timeout=300
+    ) as server:
         graphs = [e for e in server.logs if str(e.get("msg", "")).startswith("CUDA graphs")]
         assert graphs and graphs[0]["msg"] == "CUDA graphs on", f"graphs not captured: {graphs}"
         client = http.InferenceServerClient(url=server.url, concurrency=8, network_timeout=120)

@@ -282,6 +282,32 @@ def test_failures_back_off_up_to_the_last_delay_and_success_resets_it():
     run(scenario)
 
 
+def test_a_failure_streak_logs_one_traceback(caplog: pytest.LogCaptureFixture):
+    async def scenario() -> None:
+        work = Recorder()
+        queue = WorkQueue(work, backoff=(1, 2))
+        outcomes = iter([False, False, False, True, False, True])
+
+        async def scripted(key: Hashable) -> None:
+            if not next(outcomes):
+                raise ConnectionRefusedError("apiserver down")
+
+        work.hook = scripted
+        queue.add(KEY)
+        task = await started(queue)
+        await asyncio.sleep(100)
+        queue.add(KEY)  # a new streak after the success
+        await asyncio.sleep(100)
+        await stop(task)
+
+    with caplog.at_level("ERROR", logger="trtaoti.operator.workqueue"):
+        run(scenario)
+    failures = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert [bool(r.exc_info) for r in failures] == [True, False, False, True]
+    assert "ConnectionRefusedError('apiserver down')" in failures[1].getMessage()
+    assert "(attempt 3); retrying in 2s" in failures[2].getMessage()
+
+
 def test_a_failing_key_does_not_hold_up_others():
     async def scenario() -> None:
         work = Recorder()

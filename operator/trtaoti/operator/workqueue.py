@@ -97,11 +97,21 @@ class WorkQueue:
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as error:
                 attempt = self._failures.get(key, 0)
                 self._failures[key] = attempt + 1
                 delay = self._backoff[min(attempt, len(self._backoff) - 1)]
-                log.exception("reconcile of %s failed (attempt %d); retrying in %.0fs", key, attempt + 1, delay)
+                # The first failure of a streak carries the traceback; the retries say only
+                # what failed. During an apiserver outage every model fails on every retry,
+                # and a traceback each time would bury the log.
+                log.error(
+                    "reconcile of %s failed (attempt %d); retrying in %.0fs%s",
+                    key,
+                    attempt + 1,
+                    delay,
+                    "" if attempt == 0 else f": {error!r}",
+                    exc_info=attempt == 0,
+                )
                 self.add_after(key, delay)
             finally:
                 self._active.discard(key)

@@ -48,9 +48,9 @@ import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "e2e")]  # `bench`, and the e2e tests' server_support
 import server_support as support  # noqa: E402
-from bench import server_bench  # noqa: E402  (also puts tests/e2e on sys.path)
+from bench import server_bench  # noqa: E402
 
 SYSTEM_LIBSTDCXX = "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"
 KSERVE = {"float16": "FP16", "bfloat16": "BF16", "float32": "FP32", "int64": "INT64"}

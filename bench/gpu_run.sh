@@ -31,6 +31,7 @@
 # default 560 s of the call's 600), so the phase always ends with its summary; it exits
 # 0 only when every step passed.
 #
+# TRTAOTI_GPU_RUN_MODELS="encoder" measures a subset of the models (default both).
 # TRTAOTI_GPU_RUN_SMOKE=1 runs the same steps on a CPU machine with the project venv
 # (--device cpu --smoke, the CPU test variant), to check this script without a GPU.
 set -uo pipefail
@@ -70,7 +71,8 @@ else
   python=python3
   device=cuda
   bench_args=(--device cuda --packages "$work/store")
-  models=(encoder resnet50) out_stem=gpu torch_modes=eager,max-autotune
+  read -ra models <<<"${TRTAOTI_GPU_RUN_MODELS:-encoder resnet50}"
+  out_stem=gpu torch_modes=eager,max-autotune
   nice=()
   # Python's aoti_load_package segfaults there without it (DESIGN.md); tests/gpu loads packages in-process.
   preload=(env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libstdc++.so.6)

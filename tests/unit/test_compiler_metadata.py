@@ -40,8 +40,11 @@ def documented_manifest_keys() -> set[str]:
 
 def test_every_documented_metadata_key_is_stamped() -> None:
     plan = plan_for(example_model("twoinput"))
-    metadata = package_metadata(plan, OUTPUTS, {"torch": "2.14.0"}, requires_torchtrt_runtime=True)
+    metadata = package_metadata(
+        plan, OUTPUTS, {"torch": "2.14.0"}, requires_torchtrt_runtime=True, rewrites={"attention-batch-first": 2}
+    )
     assert set(metadata) == documented_metadata_keys()
+    assert json.loads(metadata["trtaoti.rewrites"]) == {"attention-batch-first": 2}
     assert all(isinstance(v, str) for v in metadata.values())
 
 

@@ -53,7 +53,12 @@ def versions(plan: CompilePlan, torchtrt: Any | None = None) -> dict[str, str]:
 
 
 def package_metadata(
-    plan: CompilePlan, outputs: Sequence[OutputSpec], found_versions: dict[str, str], *, requires_torchtrt_runtime: bool
+    plan: CompilePlan,
+    outputs: Sequence[OutputSpec],
+    found_versions: dict[str, str],
+    *,
+    requires_torchtrt_runtime: bool,
+    rewrites: dict[str, int] | None = None,
 ) -> dict[str, str]:
     lo, opt, hi = plan.batch_range
     metadata = {
@@ -72,6 +77,8 @@ def package_metadata(
     }
     if requires_torchtrt_runtime:
         metadata["trtaoti.requires_torchtrt_runtime"] = "true"
+    if rewrites:  # trtaoti.compiler.rewrites: what the package's graph was rewritten with
+        metadata["trtaoti.rewrites"] = _json(rewrites)
     return metadata
 
 

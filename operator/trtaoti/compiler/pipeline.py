@@ -45,6 +45,7 @@ from trtaoti.compiler.inductor import compile_inductor
 from trtaoti.compiler.metadata import build_manifest, package_metadata, versions
 from trtaoti.compiler.plan import CompilePlan
 from trtaoti.compiler.progress import step
+from trtaoti.compiler.rewrites import rewrite_for_export
 from trtaoti.compiler.samples import SampleInputs
 from trtaoti.compiler.source import LoadedModel, check_examples, load_model
 from trtaoti.compiler.timing_cache import TimingCache
@@ -169,6 +170,9 @@ def _compile(
     step(f"eager references at batch {', '.join(str(c.batch) for c in cases)}; outputs {names}")
 
     adapter = prepare_module(loaded.module, plan)
+    rewrites = rewrite_for_export(adapter, plan.backend)
+    if rewrites:
+        step("rewritten for export: " + ", ".join(f"{name} x{count}" for name, count in rewrites.items()))
     exported = export_model(adapter, plan, samples.make(plan.trace_batch, plan.torch_device), names)
     step(
         f"exported with batch {plan.describe_range()}; "
@@ -183,7 +187,9 @@ def _compile(
 
         torchtrt = request.torchtrt if request.torchtrt is not None else import_torch_tensorrt()
     found_versions = versions(plan, torchtrt)
-    metadata = package_metadata(plan, exported.outputs, found_versions, requires_torchtrt_runtime=requires_torchtrt)
+    metadata = package_metadata(
+        plan, exported.outputs, found_versions, requires_torchtrt_runtime=requires_torchtrt, rewrites=rewrites
+    )
     if requires_torchtrt:
         timing = _timing_cache(store, plan, found_versions)
         timing_file = workdir / "timing.cache"

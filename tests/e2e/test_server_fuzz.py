@@ -1,6 +1,9 @@
 """Fuzzing the inference route with 10,300 malformed requests (loopback only, bounded
 in count, the same cases every run): the server answers every one with a 4xx or a
-declared 503, never a 500, never a crash, and serves correctly afterwards."""
+declared 503, never a 500, never a crash, and serves correctly afterwards. A mutation
+the server accepts (200) must be one that left the request meaning something: its
+answer is checked against the model run eagerly on the inputs as the protocol reads
+them, so a request misread into a plausible answer fails as surely as a crash."""
 
 from __future__ import annotations
 
@@ -107,16 +110,62 @@ def post(server, session, body: bytes, headers: dict | None = None) -> requests.
     return session.post(f"{server.base}/v2/models/{support.MODEL_NAME}/infer", data=body, headers=headers, timeout=30)
 
 
-def check(response: requests.Response) -> None:
+DTYPES = {"FP32": np.float32, "INT64": np.int64}
+OUTPUT_NAMES = ("logits", "label")
+
+
+def tensors(items: list[dict], blob: bytes) -> dict[str, np.ndarray]:
+    """Tensors of a request's `inputs` or a response's `outputs`, as the protocol reads
+    them: JSON `data`, or the next `binary_data_size` bytes after the JSON header."""
+    read, offset = {}, 0
+    for item in items:
+        dtype = DTYPES[item["datatype"]]  # another datatype accepted would be a wrong 200
+        parameters = item.get("parameters", {})
+        assert isinstance(parameters, dict), f"accepted {item['name']!r} with parameters {parameters!r}"
+        size = parameters.get("binary_data_size")
+        if size is None:
+            array = np.array(item["data"], dtype=dtype)
+        else:
+            array = np.frombuffer(blob[offset : offset + size], dtype=dtype)
+            offset += size
+        read[item["name"]] = array.reshape(item["shape"])
+    assert offset == len(blob), "binary bytes left over after the last tensor"
+    return read
+
+
+def split_binary(raw: bytes, header_length: int | None) -> tuple[dict, bytes]:
+    if header_length is None:
+        return json.loads(raw), b""
+    return json.loads(raw[:header_length]), raw[header_length:]
+
+
+def check(response: requests.Response, body: bytes, header_length: str | None = None) -> None:
     assert response.status_code in ALLOWED, (response.status_code, response.text[:300])
     if response.status_code != 200:
         assert isinstance(response.json()["error"], str)
+        return
+    # Accepted: the answer must be the model's on the inputs as sent.
+    request, blob = split_binary(body, None if header_length is None else int(header_length))
+    assert isinstance(request.get("parameters", {}), dict), f"accepted request parameters {request['parameters']!r}"
+    for output in request.get("outputs") or []:
+        assert isinstance(output.get("parameters", {}), dict), f"accepted output parameters {output['parameters']!r}"
+    inputs = tensors(request["inputs"], blob)
+    answer_length = response.headers.get("Inference-Header-Content-Length")
+    answer, answer_blob = split_binary(response.content, None if answer_length is None else int(answer_length))
+    outputs = tensors(answer["outputs"], answer_blob)
+    asked = [o["name"] for o in request.get("outputs") or []] or list(OUTPUT_NAMES)
+    assert sorted(outputs) == sorted(asked), (asked, list(outputs))
+    for name, expected in zip(OUTPUT_NAMES, support.eager_outputs(inputs["x"], inputs["mask"]), strict=True):
+        if name in outputs:
+            np.testing.assert_allclose(outputs[name], expected, rtol=1e-5, atol=1e-5, err_msg=name)
+    if "id" in request:
+        assert answer.get("id") == request["id"]
 
 
 @FUZZ_SETTINGS
 @given(body=mutated_bodies())
 def test_mutated_json_requests(server, session, body):
-    check(post(server, session, body))
+    check(post(server, session, body), body)
 
 
 @FUZZ_SETTINGS
@@ -129,7 +178,7 @@ def test_mutated_json_requests(server, session, body):
 )
 def test_binary_framing(server, session, header, payload, length):
     headers = {} if length is None else {"Inference-Header-Content-Length": length}
-    check(post(server, session, header + payload, headers))
+    check(post(server, session, header + payload, headers), header + payload, length)
 
 
 @settings(max_examples=300, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -170,6 +170,16 @@ BAD_REQUESTS = {
     # JSON has no NaN or Infinity literals (binary tensor data carries them).
     "nan-literal": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, float("nan"))), "malformed JSON"),
     "infinity-literal": (_mutated(lambda b: b["inputs"][0]["data"].__setitem__(0, float("inf"))), "malformed JSON"),
+    # `parameters` is an object wherever it appears; another value is not "no parameters".
+    "input-parameters-not-object": (
+        _mutated(lambda b: b["inputs"][0].update(parameters="FP32")),
+        "input 'x': 'parameters' must be an object",
+    ),
+    "request-parameters-not-object": (_mutated(lambda b: b.update(parameters=[1])), "the request: 'parameters' must"),
+    "output-parameters-not-object": (
+        _mutated(lambda b: b.update(outputs=[{"name": "logits", "parameters": 3}])),
+        "output 'logits': 'parameters' must be an object",
+    ),
 }
 
 

@@ -149,9 +149,17 @@ void CheckShape(const TensorSpec& spec, const Shape& shape) {
   }
 }
 
-bool BinaryFlag(const json& object, const char* key, bool fallback) {
+// The `parameters` of the request, an input or an output: absent, or an object. Any other
+// value is the client's mistake, answered 400 rather than read as "no parameters".
+const json* Parameters(const json& object, const std::string& owner) {
   const json* parameters = Find(object, "parameters");
-  if (!parameters || !parameters->is_object()) return fallback;
+  if (parameters && !parameters->is_object()) throw BadRequest(owner + ": 'parameters' must be an object");
+  return parameters;
+}
+
+bool BinaryFlag(const json& object, const std::string& owner, const char* key, bool fallback) {
+  const json* parameters = Parameters(object, owner);
+  if (!parameters) return fallback;
   const json* flag = Find(*parameters, key);
   if (!flag) return fallback;
   if (!flag->is_boolean()) throw BadRequest(std::string("parameter '") + key + "' must be a boolean");
@@ -277,8 +285,8 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
         collector.Declare(name, datatype->get<std::string>(), ParseShapeJson(input, name));
     const TensorSpec& spec = signature.inputs[slot.index];
 
-    const json* parameters = Find(input, "parameters");
-    const json* binary_size = parameters && parameters->is_object() ? Find(*parameters, "binary_data_size") : nullptr;
+    const json* parameters = Parameters(input, "input '" + name + "'");
+    const json* binary_size = parameters ? Find(*parameters, "binary_data_size") : nullptr;
     if (binary_size) {
       if (!binary_size->is_number_unsigned()) {
         throw BadRequest("input '" + name + "': binary_data_size must be a non-negative integer");
@@ -309,7 +317,7 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
   }
   request.inputs = collector.Finish();
 
-  const bool binary_default = BinaryFlag(doc, "binary_data_output", false);
+  const bool binary_default = BinaryFlag(doc, "the request", "binary_data_output", false);
   const json* outputs = Find(doc, "outputs");
   if (outputs && !outputs->is_array()) throw BadRequest("'outputs' must be a list");
   if (outputs && !outputs->empty()) {
@@ -318,7 +326,8 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
       const json* name = Find(output, "name");
       if (!name || !name->is_string()) throw BadRequest("a requested output lacks a string 'name'");
       const int index = OutputIndex(signature, name->get<std::string>());
-      request.outputs.push_back({index, BinaryFlag(output, "binary_data", binary_default)});
+      const std::string owner = "output '" + name->get<std::string>() + "'";
+      request.outputs.push_back({index, BinaryFlag(output, owner, "binary_data", binary_default)});
     }
   } else {
     for (size_t i = 0; i < signature.outputs.size(); ++i) {

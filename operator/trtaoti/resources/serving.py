@@ -18,11 +18,11 @@ from typing import Any
 
 from trtaoti.api.models import (
     QUEUE_DEPTH_METRIC,
-    TimeoutAction,
     Artifact,
     AutoscalingMetric,
     AutoscalingSpec,
     BatchProfile,
+    TimeoutAction,
     TrtAotiModelSpec,
 )
 from trtaoti.resources import artifacts, names

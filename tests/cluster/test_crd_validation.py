@@ -147,6 +147,26 @@ INVALID = {
         "spec.serving.products",
         "every serving.products name must be listed in compile.gpu.products",
     ),
+    "no priority levels": (
+        setp((*P0, "queuePolicy"), {"priorityLevels": 0}),
+        "spec.batchProfiles[0].queuePolicy.priorityLevels",
+        "greater than or equal to 1",
+    ),
+    "default priority level beyond the levels": (
+        setp((*P0, "queuePolicy"), {"priorityLevels": 2, "defaultPriorityLevel": 3}),
+        "spec.batchProfiles[0].queuePolicy.defaultPriorityLevel",
+        "defaultPriorityLevel must be <= priorityLevels",
+    ),
+    "unknown timeout action": (
+        setp((*P0, "queuePolicy"), {"timeoutAction": "DROP"}),
+        "spec.batchProfiles[0].queuePolicy.timeoutAction",
+        "Unsupported value",
+    ),
+    "negative queue timeout": (
+        setp((*P0, "queuePolicy"), {"defaultTimeoutMicroseconds": -1}),
+        "spec.batchProfiles[0].queuePolicy.defaultTimeoutMicroseconds",
+        "greater than or equal to 0",
+    ),
     "profile name not a DNS label": (setp((*P0, "name"), "Online_1"), "spec.batchProfiles[0].name", "should match"),
     "name too long": (setp(("metadata", "name"), "m" * 41), "metadata.name", "at most 40"),
     "name not a DNS label": (setp(("metadata", "name"), "res.net"), "metadata.name", "DNS label"),
@@ -183,6 +203,12 @@ def test_valid_model_is_accepted_with_defaults(crd, custom, namespace):
     assert spec["storage"]["retentionPolicy"] == "Retain"
     profile = spec["batchProfiles"][0]
     assert profile["maxQueueDelayMicroseconds"] == 100 and profile["maxQueueSize"] == 1024
+    assert profile["queuePolicy"] == {
+        "priorityLevels": 1,
+        "defaultPriorityLevel": 1,
+        "timeoutAction": "REJECT",
+        "allowTimeoutOverride": False,
+    }
     assert spec["compile"]["timeoutSeconds"] == 3600 and spec["compile"]["gpu"]["count"] == 1
     assert spec["serving"]["port"] == 8000 and spec["serving"]["numRunners"] == 2
 

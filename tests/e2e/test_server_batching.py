@@ -122,7 +122,7 @@ def test_a_full_queue_rejects_with_503_and_counts_it():
     with support.run_server(package, "--max-queue-size", "1") as server:
         results = _big_request_storm(server, rows=20000, clients=6)
         rejected = [r for r in results if r[0] == 503]
-        assert rejected and all("queue is full" in error for _, error, _ in rejected), results
+        assert rejected and all("Exceeds maximum queue size" in error for _, error, _ in rejected), results
         assert all(correct for status, _, correct in results if status == 200)
         assert any(status == 200 for status, _, _ in results)
         text = server.metrics()
@@ -137,5 +137,5 @@ def test_requests_queued_past_the_timeout_get_503():
     with support.run_server(package, "--request-timeout-ms", "5") as server:
         results = _big_request_storm(server, rows=40000, clients=6)
         timed_out = [r for r in results if r[0] == 503]
-        assert timed_out and all("timed out" in error for _, error, _ in timed_out), results
+        assert timed_out and all("Request timeout expired" in error for _, error, _ in timed_out), results
         assert all(correct for status, _, correct in results if status == 200)

@@ -38,6 +38,9 @@ def test_minimal_manifest_gets_defaults():
     assert spec.storage.retention_policy == "Retain"
     assert spec.profile("bulk").replicas == 1 and spec.profile("online").max_queue_delay_microseconds == 200
     assert spec.compile.timeout_seconds == 3600 and spec.serving.port == 8000
+    policy = spec.profile("online").queue_policy
+    assert (policy.priority_levels, policy.default_priority_level, policy.timeout_action) == (1, 1, "REJECT")
+    assert spec.profile("online").queue_timeout_microseconds(spec.serving) == 30_000_000
     # Round trip: what the operator writes into the compile Job's ConfigMap reads back equal.
     assert TrtAotiModelSpec.model_validate(spec.to_wire()) == spec
     with pytest.raises(KeyError, match="no batch profile named 'nope'"):
@@ -51,8 +54,18 @@ def test_minimal_manifest_gets_defaults():
         ({"inputs": [{"name": "x", "dtype": "complex64", "shape": [-1]}]}, "dtype"),
         ({"storage": {"uri": "http://example.com/x"}}, "uri"),
         ({"backend": "onnx"}, "backend"),
+        ({"batchProfiles": [{"name": "x", "min": 1, "opt": 1, "max": 1, "queuePolicy": {"priorityLevels": 0}}]},
+         "priorityLevels"),
+        ({"batchProfiles": [{"name": "x", "min": 1, "opt": 1, "max": 1,
+                             "queuePolicy": {"priorityLevels": 2, "defaultPriorityLevel": 3}}]},
+         "defaultPriorityLevel must be <= priorityLevels"),
+        ({"batchProfiles": [{"name": "x", "min": 1, "opt": 1, "max": 1, "queuePolicy": {"timeoutAction": "DROP"}}]},
+         "timeoutAction"),
+        ({"batchProfiles": [{"name": "x", "min": 1, "opt": 1, "max": 1,
+                             "queuePolicy": {"defaultTimeoutMicroseconds": -1}}]},
+         "defaultTimeoutMicroseconds"),
     ],
-)
+)  # fmt: skip
 def test_bad_fields_are_named(change, field):
     raw = yaml.safe_load(MINIMAL)["spec"]
     raw.update(change)

@@ -158,8 +158,12 @@ class TestServing:
             "--grpc-port": "8001",
             "--max-queue-delay-us": "200",
             "--max-queue-size": "1024",
+            # One FIFO queue, REJECT, and serving.requestTimeoutMilliseconds' 30 s.
+            "--priority-levels": "1",
+            "--default-priority-level": "1",
+            "--default-queue-timeout-us": "30000000",
+            "--timeout-action": "reject",
             "--num-runners": "2",
-            "--request-timeout-ms": "30000",
             "--device": "cuda:0",
             # The server checks the fetched file again (disk faults after the fetch).
             "--sha256": "f" * 64,
@@ -170,6 +174,32 @@ class TestServing:
         assert pod["nodeSelector"] == {"nvidia.com/gpu.product": GPU}
         assert server["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert_restricted(pod)
+
+    def test_a_profiles_queue_policy_becomes_the_servers_flags(self):
+        profiles = copy.deepcopy(BASE["batchProfiles"])
+        profiles[0]["queuePolicy"] = {
+            "priorityLevels": 3,
+            "defaultPriorityLevel": 2,
+            "defaultTimeoutMicroseconds": 2500,
+            "timeoutAction": "DELAY",
+            "allowTimeoutOverride": True,
+        }
+        spec = make_spec(batchProfiles=profiles, serving={"requestTimeoutMilliseconds": 900})
+        args = serving.server_args("resnet", spec, spec.profile("online"), artifact())
+        assert args[-1] != "--allow-timeout-override"  # the switch sits with the queue flags
+        assert "--allow-timeout-override" in args
+        args.remove("--allow-timeout-override")
+        flags = dict(zip(args[::2], args[1::2], strict=True))
+        assert {k: flags[k] for k in ("--priority-levels", "--default-priority-level")} == {
+            "--priority-levels": "3",
+            "--default-priority-level": "2",
+        }
+        assert flags["--default-queue-timeout-us"] == "2500"  # the profile's own beats the model-wide 900 ms
+        assert flags["--timeout-action"] == "delay"
+        # The other profile keeps the model-wide timeout and no override.
+        bulk = serving.server_args("resnet", spec, spec.profile("bulk"), artifact())
+        assert "--allow-timeout-override" not in bulk
+        assert dict(zip(bulk[::2], bulk[1::2], strict=True))["--default-queue-timeout-us"] == "900000"
 
     def test_the_batch_range_is_left_to_the_package(self):
         # The server reads it from the package; a flag would override the package's own.

@@ -23,11 +23,17 @@ bool SameRowShapes(const std::vector<HostTensor>& a, const std::vector<HostTenso
   return true;
 }
 
-InferOutcome Failure(StatusCode code, std::string message) {
+InferOutcome Failure(StatusCode code, std::string message, Rejection rejection = Rejection::kNone) {
   InferOutcome outcome;
   outcome.status = Status{code, std::move(message)};
+  outcome.rejection = rejection;
   return outcome;
 }
+
+// Triton's words (scheduler_utils.cc, dynamic_batch_scheduler.cc) lead, so clients
+// that match on them work unchanged; the details after them are ours.
+constexpr const char* kQueueFullMessage = "Exceeds maximum queue size";
+constexpr const char* kTimeoutMessage = "Request timeout expired";
 
 }  // namespace
 
@@ -45,6 +51,8 @@ struct Batcher::Pending {
   BatchRequest request;
   int64_t rows = 0;
   Clock::time_point arrival;
+  size_t level = 0;  // index into levels_
+  Clock::time_point deadline = Clock::time_point::max();  // in the main queue; none once delayed
   int64_t next_row = 0;  // rows already handed to a batch
   // ---
   std::mutex mu;
@@ -61,9 +69,21 @@ Batcher::Batcher(BatcherOptions options, std::shared_ptr<BatchExecutor> executor
   if (options_.limits.min < 1 || options_.limits.max < options_.limits.min) {
     throw std::invalid_argument("batch limits need 1 <= min <= max");
   }
+  const QueuePolicy& policy = options_.queue_policy;
+  if (policy.priority_levels < 1 || policy.default_priority_level < 1 ||
+      policy.default_priority_level > policy.priority_levels) {
+    throw std::invalid_argument("queue policy needs 1 <= default priority level <= priority levels");
+  }
+  levels_.resize(policy.priority_levels);
+  hold_until_queued_ = options_.hold_until_queued;
   runners_ = std::max(1, options_.workers);
   for (int r = runners_ - 1; r >= 0; --r) idle_runners_.push_back(r);  // runner 0 is taken first
-  for (int i = 0; i < runners_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  // While every runner is busy, every worker is inside a batch: one more worker answers
+  // rejected timeouts at their deadline instead of once a batch ends.
+  const bool rejects_timeouts = policy.timeout_action == TimeoutAction::kReject &&
+                                (policy.default_timeout.count() > 0 || policy.allow_timeout_override);
+  const int workers = runners_ + (rejects_timeouts ? 1 : 0);
+  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 Batcher::~Batcher() { Stop(); }
@@ -84,37 +104,68 @@ void Batcher::Stop() {
 
 size_t Batcher::queued() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return queue_.size();
+  return queued_;
+}
+
+Status Batcher::Admissible(const BatchRequest& request) const {
+  if (request.inputs.empty() || request.inputs[0].rows() < 1) {
+    return Status{StatusCode::kInvalidArgument, "batch size must be at least 1"};
+  }
+  const uint64_t levels = options_.queue_policy.priority_levels;
+  if (request.priority > levels) {
+    return Status{StatusCode::kInvalidArgument, "parameter 'priority' is " + std::to_string(request.priority) +
+                                                    ", the model has priority levels 1.." + std::to_string(levels) +
+                                                    " (0 or none: the default level " +
+                                                    std::to_string(options_.queue_policy.default_priority_level) + ")"};
+  }
+  return Status::Ok();
 }
 
 std::shared_ptr<Batcher::Pending> Batcher::MakePending(BatchRequest request) const {
+  const QueuePolicy& policy = options_.queue_policy;
   auto pending = std::make_shared<Pending>();
   pending->rows = request.inputs.empty() ? 0 : request.inputs[0].rows();
   pending->arrival = Clock::now();
+  pending->level = (request.priority == 0 ? policy.default_priority_level : request.priority) - 1;
+  // Triton lets a request shorten the default, never lengthen it; where there is no
+  // default at all, any timeout of the request's own is shorter.
+  microseconds timeout = policy.default_timeout;
+  if (policy.allow_timeout_override && request.timeout.count() > 0 &&
+      (timeout.count() == 0 || request.timeout < timeout)) {
+    timeout = request.timeout;
+  }
+  if (timeout.count() > 0) pending->deadline = pending->arrival + timeout;
   pending->request = std::move(request);
   return pending;
 }
 
 void Batcher::Enqueue(BatchRequest request) {
-  auto pending = MakePending(std::move(request));
-  if (pending->rows < 1) {
-    pending->request.on_complete(Failure(StatusCode::kInvalidArgument, "batch size must be at least 1"));
+  if (Status status = Admissible(request); !status.ok()) {
+    request.on_complete(Failure(status.code, status.message));
     return;
   }
-  std::string rejection;
+  auto pending = MakePending(std::move(request));
+  InferOutcome rejection;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    Level& level = levels_[pending->level];
+    const size_t limit = options_.queue_policy.max_queue_size;
     if (stopping_) {
-      rejection = "server is shutting down";
-    } else if (options_.max_queue_size && queue_.size() >= options_.max_queue_size) {
-      rejection = "queue is full (" + std::to_string(options_.max_queue_size) + " requests)";
+      rejection = Failure(StatusCode::kUnavailable, "server is shutting down", Rejection::kShuttingDown);
+    } else if (limit && level.size() >= limit) {
+      rejection = Failure(StatusCode::kUnavailable,
+                          std::string(kQueueFullMessage) + " (" + std::to_string(limit) +
+                              " requests at priority level " + std::to_string(pending->level + 1) + ")",
+                          Rejection::kQueueFull);
     } else {
-      queue_.push_back(pending);
+      level.queue.push_back(pending);
+      ++queued_;
+      next_deadline_ = std::min(next_deadline_, pending->deadline);
       accepted_.fetch_add(1);
     }
   }
-  if (!rejection.empty()) {
-    pending->request.on_complete(Failure(StatusCode::kUnavailable, rejection));
+  if (rejection.rejection != Rejection::kNone) {
+    pending->request.on_complete(std::move(rejection));
     return;
   }
   cv_.notify_one();
@@ -132,13 +183,15 @@ bool Batcher::MayRunOnThisThread() {
 void Batcher::RunOrEnqueue(BatchRequest request) {
   const int64_t rows = request.inputs.empty() ? 0 : request.inputs[0].rows();
   const bool alone_is_enough = options_.max_queue_delay.count() == 0 || rows >= options_.limits.opt;
-  if (rows < 1 || rows > options_.limits.max || !alone_is_enough) return Enqueue(std::move(request));
+  if (rows > options_.limits.max || !alone_is_enough || !Admissible(request).ok()) return Enqueue(std::move(request));
   int runner = -1;
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Every runner idle, not just one: under load the workers batch what queues while
     // a runner is busy, and a caller holding a runner for one row would cost that.
-    if (!stopping_ && queue_.empty() && static_cast<int>(idle_runners_.size()) == runners_ && MayRunOnThisThread()) {
+    // Nothing queued at any level, so no request of higher priority is passed over.
+    if (!stopping_ && queued_ == 0 && hold_until_queued_ == 0 && static_cast<int>(idle_runners_.size()) == runners_ &&
+        MayRunOnThisThread()) {
       runner = idle_runners_.back();
       idle_runners_.pop_back();
       accepted_.fetch_add(1);
@@ -166,7 +219,11 @@ void Batcher::WorkerLoop() {
     // Another worker may be able to form a batch from what is left.
     if (more && !batch.empty()) cv_.notify_one();
     for (auto& request : expired) {
-      request->request.on_complete(Failure(StatusCode::kUnavailable, "request timed out in the queue"));
+      const auto waited = duration_cast<microseconds>(Clock::now() - request->arrival);
+      request->request.on_complete(Failure(StatusCode::kUnavailable,
+                                           std::string(kTimeoutMessage) + " (queued " + std::to_string(waited.count()) +
+                                               " us at priority level " + std::to_string(request->level + 1) + ")",
+                                           Rejection::kTimeout));
       completed_.fetch_add(1);
     }
     if (!batch.empty()) Run(batch, runner);
@@ -174,50 +231,107 @@ void Batcher::WorkerLoop() {
   }
 }
 
-int64_t Batcher::QueuedCompatibleRows() const {
+std::pair<int64_t, Clock::time_point> Batcher::QueuedCompatibleRows() const {
   int64_t rows = 0;
-  const auto& head = queue_.front()->request.inputs;
-  for (const auto& pending : queue_) {
-    if (!SameRowShapes(head, pending->request.inputs)) break;
-    rows += pending->rows - pending->next_row;
-    if (rows >= options_.limits.max) break;
+  Clock::time_point oldest = Clock::time_point::max();
+  const std::vector<HostTensor>* head = nullptr;
+  for (const Level& level : levels_) {
+    for (const auto* queue : {&level.queue, &level.delayed}) {
+      for (const auto& pending : *queue) {
+        if (!head) head = &pending->request.inputs;
+        if (!SameRowShapes(*head, pending->request.inputs)) return {rows, oldest};
+        rows += pending->rows - pending->next_row;
+        oldest = std::min(oldest, pending->arrival);
+        if (rows >= options_.limits.max) return {rows, oldest};
+      }
+    }
   }
-  return rows;
+  return {rows, oldest};
+}
+
+void Batcher::ExpireOverdue(Clock::time_point now, std::vector<std::shared_ptr<Pending>>& expired) {
+  if (now < next_deadline_) return;
+  const bool reject = options_.queue_policy.timeout_action == TimeoutAction::kReject;
+  Clock::time_point next = Clock::time_point::max();
+  for (Level& level : levels_) {
+    auto& queue = level.queue;
+    // A request split across batches has started running: it is never expired.
+    auto overdue = [&](const std::shared_ptr<Pending>& p) { return p->next_row == 0 && p->deadline <= now; };
+    auto kept = std::stable_partition(queue.begin(), queue.end(), [&](const auto& p) { return !overdue(p); });
+    for (auto it = kept; it != queue.end(); ++it) {
+      if (reject) {
+        expired.push_back(std::move(*it));
+        --queued_;
+      } else {
+        (*it)->deadline = Clock::time_point::max();
+        level.delayed.push_back(std::move(*it));
+      }
+    }
+    queue.erase(kept, queue.end());
+    for (const auto& pending : queue) {
+      if (pending->next_row == 0) next = std::min(next, pending->deadline);
+    }
+  }
+  next_deadline_ = next;
 }
 
 bool Batcher::NextBatch(std::unique_lock<std::mutex>& lock, std::vector<Slice>& batch, int& runner,
                         std::vector<std::shared_ptr<Pending>>& expired) {
-  auto ready = [this] { return !queue_.empty() && !idle_runners_.empty(); };
-  cv_.wait(lock, [&] { return ready() || (stopping_ && queue_.empty()); });
-  if (queue_.empty()) return false;  // stopping and drained
+  const bool reject = options_.queue_policy.timeout_action == TimeoutAction::kReject;
+  for (;;) {
+    if (hold_until_queued_ && (queued_ >= hold_until_queued_ || stopping_)) hold_until_queued_ = 0;
+    if (stopping_ && queued_ == 0) return false;  // drained
+    if (!hold_until_queued_ && queued_ > 0 && !idle_runners_.empty()) break;
+    // A rejected request is answered at its deadline, not once a runner frees up.
+    if (reject && queued_ > 0 && next_deadline_ != Clock::time_point::max()) {
+      ExpireOverdue(Clock::now(), expired);
+      if (!expired.empty()) return true;
+      cv_.wait_until(lock, next_deadline_);
+    } else {
+      cv_.wait(lock);
+    }
+  }
 
   // Give more requests a chance to arrive, unless shutting down (drain promptly).
   if (options_.max_queue_delay.count() > 0) {
-    while (!stopping_ && !queue_.empty() && QueuedCompatibleRows() < options_.limits.opt) {
-      auto until = queue_.front()->arrival + options_.max_queue_delay;
+    while (!stopping_ && queued_ > 0) {
+      auto [rows, oldest] = QueuedCompatibleRows();
+      if (rows >= options_.limits.opt) break;
+      auto until = oldest + options_.max_queue_delay;
       if (Clock::now() >= until) break;
-      cv_.wait_until(lock, until);
+      cv_.wait_until(lock, reject ? std::min(until, next_deadline_) : until);
+      ExpireOverdue(Clock::now(), expired);
     }
   }
-  if (!ready()) return true;  // another worker (or a caller) took the requests or the runner
+  if (queued_ == 0 || idle_runners_.empty()) return true;  // another worker (or a caller) took them
 
+  const auto now = Clock::now();
+  ExpireOverdue(now, expired);
   runner = idle_runners_.back();
   idle_runners_.pop_back();
-  const auto now = Clock::now();
+  // Most urgent first: levels in order, each level's unexpired requests before its
+  // delayed ones. A batch stops at the first request whose rows cannot join it, so
+  // no request is passed over by a later one of its own level.
   int64_t capacity = options_.limits.max;
-  while (!queue_.empty() && capacity > 0) {
-    auto& head = queue_.front();
-    if (head->next_row == 0 && head->request.deadline <= now) {
-      expired.push_back(std::move(head));
-      queue_.pop_front();
-      continue;
+  bool compatible = true;
+  for (Level& level : levels_) {
+    for (auto* queue : {&level.queue, &level.delayed}) {
+      while (!queue->empty() && capacity > 0 && compatible) {
+        auto& head = queue->front();
+        if (!batch.empty() && !SameRowShapes(batch.front().request->request.inputs, head->request.inputs)) {
+          compatible = false;
+          break;
+        }
+        int64_t take = std::min(capacity, head->rows - head->next_row);
+        batch.push_back(Slice{head, head->next_row, take});
+        head->next_row += take;
+        capacity -= take;
+        if (head->next_row == head->rows) {
+          queue->pop_front();
+          --queued_;
+        }
+      }
     }
-    if (!batch.empty() && !SameRowShapes(batch.front().request->request.inputs, head->request.inputs)) break;
-    int64_t take = std::min(capacity, head->rows - head->next_row);
-    batch.push_back(Slice{head, head->next_row, take});
-    head->next_row += take;
-    capacity -= take;
-    if (head->next_row == head->rows) queue_.pop_front();
   }
   if (batch.empty()) {  // everything it looked at had expired
     idle_runners_.push_back(runner);
@@ -294,12 +408,13 @@ void Batcher::Run(std::vector<Slice>& batch, int runner) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     idle_runners_.push_back(runner);
-    work_waiting = !queue_.empty() || stopping_;
+    work_waiting = queued_ > 0 || stopping_;
   }
   if (work_waiting) cv_.notify_all();
 
   if (on_batch_) {
-    on_batch_(BatchStats{rows, padded, static_cast<int>(batch.size()), compute_time, status.ok()});
+    on_batch_(BatchStats{rows, padded, static_cast<int>(batch.size()), batch.front().request->level + 1, compute_time,
+                         status.ok()});
   }
   int64_t offset = 0;
   for (const Slice& slice : batch) {

@@ -12,8 +12,12 @@
 //     never reach a request;
 //   - a worker that finds fewer than `limits.opt` rows waits up to
 //     `max_queue_delay` from the oldest request's arrival for more to come;
-//   - `max_queue_size` bounds the queued requests (503 when full); a request whose
-//     deadline passes before it is scheduled is answered 503 and never run.
+//   - a queue policy after Triton's (`dynamic_batching { priority_levels,
+//     default_priority_level, default_queue_policy }`): one FIFO per priority level,
+//     level 1 served first; `max_queue_size` bounds each level (503 "Exceeds maximum
+//     queue size" when full); a request still queued past its timeout is answered 503
+//     "Request timeout expired" at its deadline and never run (REJECT), or moved
+//     behind every unexpired request of its level (DELAY).
 #pragma once
 
 #include <atomic>
@@ -25,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "status.h"
@@ -65,10 +70,27 @@ struct BatchLimits {
   int64_t max = 1;
 };
 
+enum class TimeoutAction { kReject, kDelay };
+
+// Triton's ModelQueuePolicy plus the two priority settings of its dynamic_batching.
+struct QueuePolicy {
+  uint64_t priority_levels = 1;         // levels 1..priority_levels; 1 runs first
+  uint64_t default_priority_level = 1;  // for requests without a priority (or priority 0)
+  size_t max_queue_size = 0;            // per priority level, delayed requests included; 0: unbounded
+  std::chrono::microseconds default_timeout{0};  // time in the queue; 0: none
+  TimeoutAction timeout_action = TimeoutAction::kReject;
+  // A request's own timeout replaces the default when it is shorter (or there is no default).
+  bool allow_timeout_override = false;
+};
+
 struct BatcherOptions {
   BatchLimits limits;
   std::chrono::microseconds max_queue_delay{0};
-  size_t max_queue_size = 0;  // queued requests; 0 means unbounded
+  QueuePolicy queue_policy;
+  // Test knob (Triton's TRITONSERVER_DELAY_SCHEDULER): form no batch, and run nothing
+  // on a caller's thread, until this many requests are queued at once; then schedule
+  // normally for good. Makes the order a queue is served in observable. 0: off.
+  size_t hold_until_queued = 0;
   int workers = 1;            // batches executing at once (the model's runners)
   // Distinct caller threads that may run a batch themselves (RunOrEnqueue), first come
   // first served; the rest hand their requests to the workers. A model keeps state per
@@ -79,8 +101,12 @@ struct BatcherOptions {
   int caller_threads = -1;
 };
 
+// Why the batcher refused a request without running it (metrics count each).
+enum class Rejection { kNone, kQueueFull, kTimeout, kShuttingDown };
+
 struct InferOutcome {
   Status status;
+  Rejection rejection = Rejection::kNone;
   std::vector<HostTensor> outputs;  // the executor's outputs, this request's rows only
   std::chrono::microseconds queue_time{0};    // arrival until its first chunk ran
   std::chrono::microseconds compute_time{0};  // model time of the batches it rode in
@@ -88,7 +114,11 @@ struct InferOutcome {
 
 struct BatchRequest {
   std::vector<HostTensor> inputs;  // all with the same rows() >= 1; validated by the caller
-  Clock::time_point deadline = Clock::time_point::max();
+  // Triton's request parameters: 0 means the policy's default level (an out-of-range
+  // level is refused, kInvalidArgument); the timeout counts from Enqueue and only
+  // applies with allow_timeout_override (0: none of its own).
+  uint64_t priority = 0;
+  std::chrono::microseconds timeout{0};
   // Called exactly once: from Enqueue itself when rejected, else from a worker.
   std::function<void(InferOutcome)> on_complete;
 };
@@ -97,6 +127,7 @@ struct BatchStats {
   int64_t rows = 0;         // real rows
   int64_t padded_rows = 0;  // rows sent to the model (>= rows)
   int requests = 0;         // requests (or chunks of them) in the batch
+  uint64_t priority_level = 0;  // of the batch's first request: the most urgent in it
   std::chrono::microseconds compute_time{0};
   bool ok = true;
 };
@@ -111,7 +142,7 @@ class Batcher {
   Batcher& operator=(const Batcher&) = delete;
 
   // Never blocks on the model. Rejected requests (stopping, queue full) are answered
-  // kUnavailable before Enqueue returns.
+  // kUnavailable, and a priority out of range kInvalidArgument, before Enqueue returns.
   void Enqueue(BatchRequest request);
 
   // For a caller that blocks until its request is answered anyway (the front ends):
@@ -128,12 +159,20 @@ class Batcher {
   void Stop();
 
   size_t queued() const;
+  const QueuePolicy& queue_policy() const { return options_.queue_policy; }
   // Requests taken into the queue, and those answered by a worker (drain accounting).
   uint64_t accepted() const { return accepted_.load(); }
   uint64_t completed() const { return completed_.load(); }
 
  private:
   struct Pending;
+  // One priority level: `queue` in arrival order, then `delayed`, the requests whose
+  // timeout passed under TimeoutAction::kDelay (Triton's delayed queue).
+  struct Level {
+    std::deque<std::shared_ptr<Pending>> queue;
+    std::deque<std::shared_ptr<Pending>> delayed;
+    size_t size() const { return queue.size() + delayed.size(); }
+  };
   struct Slice {
     std::shared_ptr<Pending> request;
     int64_t begin;
@@ -145,7 +184,14 @@ class Batcher {
   // drained. A non-empty batch comes with the runner it holds (`runner`).
   bool NextBatch(std::unique_lock<std::mutex>& lock, std::vector<Slice>& batch, int& runner,
                  std::vector<std::shared_ptr<Pending>>& expired);
-  int64_t QueuedCompatibleRows() const;
+  // Rows that could join a batch started by the most urgent request, and the oldest
+  // arrival among them (the queue delay counts from it).
+  std::pair<int64_t, Clock::time_point> QueuedCompatibleRows() const;
+  // Under the lock: takes expired requests out of the main queues; under kReject
+  // they go to `expired` to be answered, under kDelay to the back of their level.
+  void ExpireOverdue(Clock::time_point now, std::vector<std::shared_ptr<Pending>>& expired);
+  // kInvalidArgument for what no queue may hold (an empty batch, a priority beyond the levels).
+  Status Admissible(const BatchRequest& request) const;
   // Runs the batch on `runner`, answers its requests, and gives the runner back.
   void Run(std::vector<Slice>& batch, int runner);
   std::vector<HostTensor> Assemble(const std::vector<Slice>& batch, int64_t rows, int64_t padded, int runner) const;
@@ -160,8 +206,12 @@ class Batcher {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::shared_ptr<Pending>> queue_;  // guarded by mu_
-  bool stopping_ = false;                       // guarded by mu_
+  std::vector<Level> levels_;  // guarded by mu_; index = priority level - 1
+  size_t queued_ = 0;          // guarded by mu_: requests in levels_
+  // guarded by mu_: no queued request's deadline is earlier (it may be stale-early).
+  Clock::time_point next_deadline_ = Clock::time_point::max();
+  size_t hold_until_queued_ = 0;  // guarded by mu_; see BatcherOptions
+  bool stopping_ = false;         // guarded by mu_
   std::vector<int> idle_runners_;               // guarded by mu_
   std::vector<std::thread::id> caller_threads_;  // guarded by mu_: those that ran a batch
   int runners_ = 1;                             // = max(1, options_.workers)

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -37,14 +38,29 @@ constexpr const char* kUsage =
                              every kernel; larger batches run as usual (default 0: off)
   --batch-min/--batch-opt/--batch-max N   override the package's compiled batch range
   --max-queue-delay-us N     wait up to N us for a batch to reach batch-opt rows (default 0)
-  --max-queue-size N         queued requests before 503 (default 1024; 0 = unbounded)
-  --request-timeout-ms N     queued longer than this -> 503 (default 30000; 0 = never)
+  --priority-levels N        priority levels 1..N; a request's parameters.priority picks
+                             one (1 is served first; 0 or none: the default level);
+                             a priority above N gets 400 (default 1: one FIFO queue)
+  --default-priority-level N the level of requests without a priority (default 1)
+  --max-queue-size N         queued requests per priority level before 503 "Exceeds
+                             maximum queue size" (default 1024; 0 = unbounded)
+  --default-queue-timeout-us N   a request still queued after N us gets the timeout
+                             action (default 30000000; 0 = never)
+  --timeout-action reject|delay  reject: answer 503 "Request timeout expired" at once;
+                             delay: serve it after every unexpired request of its
+                             priority level (default reject)
+  --allow-timeout-override   let a request's parameters.timeout (us) shorten the
+                             default timeout (default: the parameter is ignored)
+  --request-timeout-ms N     deprecated: --default-queue-timeout-us N*1000
   --sha256 HEX               refuse to start unless the package's sha256 is HEX (also
                              TRTAOTI_MODEL_SHA256). Every start also checks the zip's
                              structure and each member's CRC-32
   --torchtrt-runtime PATH    libtorchtrt_runtime.so to preload (also TRTAOTI_TORCHTRT_RUNTIME)
   --log-level debug|info|warning|error   (default info)
   --no-warmup                skip the warm-up batch before turning ready
+
+Test knob: TRTAOTI_DELAY_SCHEDULER=N holds every batch until N requests are queued
+at once (Triton's TRITONSERVER_DELAY_SCHEDULER), so a test can fill the queue first.
 )";
 
 template <typename T>
@@ -82,8 +98,29 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
       {"max-queue-delay-us",
        [&](const std::string& v) { ParseNumber("max-queue-delay-us", v, flags.max_queue_delay_us); }},
       {"max-queue-size", [&](const std::string& v) { ParseNumber("max-queue-size", v, flags.max_queue_size); }},
+      {"priority-levels", [&](const std::string& v) { ParseNumber("priority-levels", v, flags.priority_levels); }},
+      {"default-priority-level",
+       [&](const std::string& v) { ParseNumber("default-priority-level", v, flags.default_priority_level); }},
+      {"default-queue-timeout-us",
+       [&](const std::string& v) { ParseNumber("default-queue-timeout-us", v, flags.default_queue_timeout_us); }},
       {"request-timeout-ms",
-       [&](const std::string& v) { ParseNumber("request-timeout-ms", v, flags.request_timeout_ms); }},
+       [&](const std::string& v) {
+         int64_t ms = 0;
+         ParseNumber("request-timeout-ms", v, ms);
+         if (ms > std::numeric_limits<int64_t>::max() / 1000) {
+           throw std::invalid_argument("--request-timeout-ms is too large, got '" + v + "'");
+         }
+         flags.default_queue_timeout_us = ms * 1000;
+       }},
+      {"timeout-action",
+       [&](const std::string& v) {
+         std::string action = v;
+         std::transform(action.begin(), action.end(), action.begin(), [](unsigned char c) { return std::tolower(c); });
+         if (action != "reject" && action != "delay") {
+           throw std::invalid_argument("--timeout-action must be reject or delay, got '" + v + "'");
+         }
+         flags.timeout_action_delay = action == "delay";
+       }},
       {"torchtrt-runtime", [&](const std::string& v) { flags.torchtrt_runtime = v; }},
       {"sha256", [&](const std::string& v) { flags.sha256 = v; }},
       {"log-level", [&](const std::string& v) { flags.log_level = v; }},
@@ -96,6 +133,10 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
     }
     if (arg == "--no-warmup") {
       flags.warmup = false;
+      continue;
+    }
+    if (arg == "--allow-timeout-override") {
+      flags.allow_timeout_override = true;
       continue;
     }
     if (arg.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument '" + arg + "' (see --help)");
@@ -115,6 +156,15 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
   }
   if (flags.model.empty()) throw std::invalid_argument("--model PATH is required (see --help)");
   if (flags.runners < 1) throw std::invalid_argument("--runners must be at least 1");
+  if (flags.priority_levels < 1) throw std::invalid_argument("--priority-levels must be at least 1");
+  if (flags.default_priority_level < 1 || flags.default_priority_level > flags.priority_levels) {
+    throw std::invalid_argument("--default-priority-level must be in 1..--priority-levels (" +
+                                std::to_string(flags.priority_levels) + "), got " +
+                                std::to_string(flags.default_priority_level));
+  }
+  if (const char* env = std::getenv("TRTAOTI_DELAY_SCHEDULER")) {
+    ParseNumber("TRTAOTI_DELAY_SCHEDULER (environment)", env, flags.delay_scheduler);
+  }
   const char* sha256_source = "--sha256";
   if (flags.sha256.empty()) {
     if (const char* env = std::getenv("TRTAOTI_MODEL_SHA256")) {

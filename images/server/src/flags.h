@@ -22,8 +22,14 @@ struct Flags {
   int64_t cuda_graph_max_batch = 0;  // 0: no CUDA graphs
   int64_t batch_min = 0, batch_opt = 0, batch_max = 0;  // 0: the package's range
   int64_t max_queue_delay_us = 0;
-  int64_t max_queue_size = 1024;
-  int64_t request_timeout_ms = 30000;
+  // The queue policy (Triton's dynamic_batching priority and default_queue_policy).
+  uint64_t priority_levels = 1;
+  uint64_t default_priority_level = 1;
+  int64_t max_queue_size = 1024;  // per priority level
+  int64_t default_queue_timeout_us = 30'000'000;
+  bool timeout_action_delay = false;  // --timeout-action delay (default reject)
+  bool allow_timeout_override = false;
+  uint64_t delay_scheduler = 0;  // TRTAOTI_DELAY_SCHEDULER: a test knob, see BatcherOptions::hold_until_queued
   std::string torchtrt_runtime;
   std::string sha256;  // expected digest of the package, lowercase hex; empty: not checked
   std::string log_level = "info";

@@ -168,6 +168,7 @@ class Service final : public inference::GRPCInferenceService::Service {
     const Status status = Guarded([&] {
       CheckModel(request->model_name(), request->model_version());
       std::vector<HostTensor> inputs = ParseInputs(*request);
+      const SchedulePolicyParameters schedule = ParseSchedule(*request);
       rows = inputs.front().rows();
       std::vector<int> wanted;
       for (const auto& output : request->outputs()) wanted.push_back(OutputIndex(signature_, output.name()));
@@ -175,7 +176,7 @@ class Service final : public inference::GRPCInferenceService::Service {
         for (size_t i = 0; i < signature_.outputs.size(); ++i) wanted.push_back(static_cast<int>(i));
       }
       // The inputs may point into `request`: Run returns only once the batcher is done.
-      outcome = inference_.Run(std::move(inputs), arrival);
+      outcome = inference_.Run(std::move(inputs), schedule);
       if (!outcome.status.ok()) throw RequestError(outcome.status.code, outcome.status.message);
 
       response->set_model_name(options_.model_name);
@@ -191,8 +192,8 @@ class Service final : public inference::GRPCInferenceService::Service {
       }
     });
     if (status.code != StatusCode::kNotFound) {
-      metrics_.RecordRequest(status, rows, duration_cast<microseconds>(Clock::now() - arrival), outcome.queue_time,
-                             outcome.compute_time);
+      metrics_.RecordRequest(status, outcome.rejection, rows, duration_cast<microseconds>(Clock::now() - arrival),
+                             outcome.queue_time, outcome.compute_time);
     }
     if (!status.ok()) {
       Log(status.code == StatusCode::kInternal ? LogLevel::kWarning : LogLevel::kDebug, "grpc request failed",
@@ -208,6 +209,31 @@ class Service final : public inference::GRPCInferenceService::Service {
       throw RequestError(StatusCode::kNotFound, "unknown version '" + version + "' of model '" + name +
                                                     "' (serving version " + options_.model_version + ")");
     }
+  }
+
+  // tritonclient sends priority as uint64_param and timeout as int64_param; either
+  // integer kind is taken for both, as long as it is not negative.
+  static SchedulePolicyParameters ParseSchedule(const inference::ModelInferRequest& request) {
+    auto integer = [&](const char* name) -> uint64_t {
+      const auto it = request.parameters().find(name);
+      if (it == request.parameters().end()) return 0;
+      const inference::InferParameter& value = it->second;
+      if (value.has_uint64_param()) return value.uint64_param();
+      // A non-negative int64 goes through as unsigned (nlohmann keeps an int64 signed).
+      if (value.has_int64_param() && value.int64_param() >= 0) return static_cast<uint64_t>(value.int64_param());
+      if (value.has_int64_param()) return ScheduleParameter(nlohmann::json(value.int64_param()), name);
+      if (value.has_double_param()) return ScheduleParameter(nlohmann::json(value.double_param()), name);
+      if (value.has_string_param()) return ScheduleParameter(nlohmann::json(value.string_param()), name);
+      return ScheduleParameter(nlohmann::json(value.bool_param()), name);
+    };
+    SchedulePolicyParameters schedule;
+    schedule.priority = integer("priority");
+    const uint64_t timeout = integer("timeout");
+    if (timeout > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      throw BadRequest("parameter 'timeout' is out of range, got " + std::to_string(timeout));
+    }
+    schedule.timeout_us = static_cast<int64_t>(timeout);
+    return schedule;
   }
 
   std::vector<HostTensor> ParseInputs(const inference::ModelInferRequest& request) const {

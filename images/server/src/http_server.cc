@@ -317,7 +317,7 @@ void HttpServer::HandleInfer(const httplib::Request& req, httplib::Response& res
     CheckModel(req);
     InferRequest request = ParseInferRequest(body, HeaderLength(req), signature_);
     rows = request.batch_size();
-    outcome = inference_.Run(request.inputs, arrival);
+    outcome = inference_.Run(request.inputs, request.schedule);
     if (!outcome.status.ok()) throw RequestError(outcome.status.code, outcome.status.message);
 
     HttpPayload payload =
@@ -328,8 +328,8 @@ void HttpServer::HandleInfer(const httplib::Request& req, httplib::Response& res
     if (payload.json_length) res.set_header(kHeaderLengthHeader, std::to_string(*payload.json_length));
   });
   if (status.code == StatusCode::kNotFound) return;  // not a request for this model
-  metrics_.RecordRequest(status, rows, duration_cast<microseconds>(Clock::now() - arrival), outcome.queue_time,
-                         outcome.compute_time);
+  metrics_.RecordRequest(status, outcome.rejection, rows, duration_cast<microseconds>(Clock::now() - arrival),
+                         outcome.queue_time, outcome.compute_time);
 }
 
 }  // namespace trtaoti

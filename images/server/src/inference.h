@@ -1,6 +1,6 @@
 // What the REST and gRPC front ends share once a request is parsed: readiness and
-// draining, the per-request deadline, and the hand-off to the batcher (submit, wait
-// for the callback). Front ends stay thin: parse, Run, encode.
+// draining, and the hand-off to the batcher (submit, wait for the callback). Front
+// ends stay thin: parse, Run, encode.
 #pragma once
 
 #include <atomic>
@@ -8,19 +8,19 @@
 #include <vector>
 
 #include "batcher.h"
+#include "protocol.h"
 
 namespace trtaoti {
 
 class InferenceService {
  public:
-  InferenceService(Batcher& batcher, std::chrono::milliseconds request_timeout)
-      : batcher_(batcher), request_timeout_(request_timeout) {}
+  explicit InferenceService(Batcher& batcher) : batcher_(batcher) {}
 
   // Runs validated inputs (InputCollector::Finish) and blocks until they are answered.
   // The inputs' storage must stay valid until Run returns, which it does: Run returns
-  // only after the batcher is done with them. Throws RequestError(kUnavailable) once
-  // StopAccepting() ran; a failed outcome is returned, not thrown.
-  InferOutcome Run(std::vector<HostTensor> inputs, Clock::time_point arrival);
+  // only after the batcher is done with them. A refused request (StopAccepting() ran,
+  // queue full, timed out, priority out of range) comes back as a failed outcome.
+  InferOutcome Run(std::vector<HostTensor> inputs, const SchedulePolicyParameters& schedule);
 
   void SetReady(bool ready) { ready_ = ready; }
   // The drain's first step: readiness fails, but requests still run. A client on a
@@ -36,7 +36,6 @@ class InferenceService {
 
  private:
   Batcher& batcher_;
-  const std::chrono::milliseconds request_timeout_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
   std::atomic<bool> accepting_{true};

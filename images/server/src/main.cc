@@ -110,18 +110,42 @@ int Main(int argc, char** argv) {
     BatcherOptions batcher_options;
     batcher_options.limits = ResolveLimits(flags, signature);
     batcher_options.max_queue_delay = std::chrono::microseconds(flags.max_queue_delay_us);
-    batcher_options.max_queue_size = static_cast<size_t>(flags.max_queue_size);
+    QueuePolicy& policy = batcher_options.queue_policy;
+    policy.priority_levels = flags.priority_levels;
+    policy.default_priority_level = flags.default_priority_level;
+    policy.max_queue_size = static_cast<size_t>(flags.max_queue_size);
+    policy.default_timeout = std::chrono::microseconds(flags.default_queue_timeout_us);
+    policy.timeout_action = flags.timeout_action_delay ? TimeoutAction::kDelay : TimeoutAction::kReject;
+    policy.allow_timeout_override = flags.allow_timeout_override;
+    batcher_options.hold_until_queued = static_cast<size_t>(flags.delay_scheduler);
     batcher_options.workers = flags.runners;
     if (flags.warmup) Warmup(*model, batcher_options.limits);
 
     Metrics metrics(model_name, flags.model_version, batcher_options.limits.max);
-    Batcher batcher(batcher_options, model, [&metrics](const BatchStats& stats) { metrics.RecordBatch(stats); });
+    Batcher batcher(batcher_options, model, [&metrics](const BatchStats& stats) {
+      metrics.RecordBatch(stats);
+      // Which level each batch served, in order: how a test (or an operator chasing a
+      // latency complaint) sees the queue's order; free unless debug logging is on.
+      if (LogEnabled(LogLevel::kDebug)) {
+        Log(LogLevel::kDebug, "batch",
+            {{"rows", stats.rows}, {"requests", stats.requests}, {"priority_level", stats.priority_level}});
+      }
+    });
 
-    InferenceService inference(batcher, std::chrono::milliseconds(flags.request_timeout_ms));
-    const ServingConfig serving_config{batcher_options.limits.min,   batcher_options.limits.opt,
-                                       batcher_options.limits.max,   flags.max_queue_delay_us,
-                                       flags.max_queue_size,         flags.runners,
-                                       model->device_name() != "cpu"};
+    InferenceService inference(batcher);
+    ServingConfig serving_config;
+    serving_config.batch_min = batcher_options.limits.min;
+    serving_config.batch_opt = batcher_options.limits.opt;
+    serving_config.batch_max = batcher_options.limits.max;
+    serving_config.max_queue_delay_us = flags.max_queue_delay_us;
+    serving_config.priority_levels = flags.priority_levels;
+    serving_config.default_priority_level = flags.default_priority_level;
+    serving_config.max_queue_size = flags.max_queue_size;
+    serving_config.default_timeout_us = flags.default_queue_timeout_us;
+    serving_config.timeout_action_delay = flags.timeout_action_delay;
+    serving_config.allow_timeout_override = flags.allow_timeout_override;
+    serving_config.runners = flags.runners;
+    serving_config.gpu = model->device_name() != "cpu";
     std::unique_ptr<GrpcFrontend> grpc;
     if (flags.grpc_port >= 0) {
       GrpcOptions grpc_options;
@@ -177,6 +201,10 @@ int Main(int argc, char** argv) {
            {"device", model->device_name()},
            {"batch", {batcher_options.limits.min, batcher_options.limits.opt, batcher_options.limits.max}},
            {"max_queue_delay_us", flags.max_queue_delay_us},
+           {"priority_levels", flags.priority_levels},
+           {"max_queue_size", flags.max_queue_size},
+           {"default_queue_timeout_us", flags.default_queue_timeout_us},
+           {"timeout_action", flags.timeout_action_delay ? "delay" : "reject"},
            {"runners", flags.runners}});
     bool served = false;
     try {

@@ -46,6 +46,20 @@ Metrics::Metrics(const std::string& model_name, const std::string& model_version
   failure_rejected_ = with_reason("REJECTED");  // queue full, timed out, shutting down
   failure_backend_ = with_reason("BACKEND");    // the model failed
   failure_other_ = with_reason("OTHER");        // invalid request
+  // Triton folds every scheduler refusal into reason="REJECTED" above; this splits
+  // them, so an alert can tell an overload (queue full) from a latency budget (timeout).
+  auto& rejections = BuildCounter()
+                         .Name("trtaoti_inference_request_rejected_total")
+                         .Help("Inference requests the queue refused without running them, by reason")
+                         .Register(*registry_);
+  auto rejected = [&](const char* reason) {
+    prometheus::Labels l = labels;
+    l["reason"] = reason;
+    return &rejections.Add(l);
+  };
+  rejected_queue_full_ = rejected("QUEUE_FULL");
+  rejected_timeout_ = rejected("TIMEOUT");
+  rejected_shutting_down_ = rejected("SHUTTING_DOWN");
   inference_count_ = counter("nv_inference_count", "Number of inferences performed (batch rows, padding excluded)");
   exec_count_ = counter("nv_inference_exec_count", "Number of model executions performed (batches)");
   request_duration_us_ =
@@ -72,8 +86,14 @@ Metrics::Metrics(const std::string& model_name, const std::string& model_version
   batch_size_hist_ = histogram("trtaoti_batch_size", "Real rows per model execution", BatchBuckets(batch_max));
 }
 
-void Metrics::RecordRequest(const Status& status, int64_t rows, std::chrono::microseconds total,
+void Metrics::RecordRequest(const Status& status, Rejection rejection, int64_t rows, std::chrono::microseconds total,
                             std::chrono::microseconds queue, std::chrono::microseconds compute) {
+  switch (rejection) {
+    case Rejection::kNone: break;
+    case Rejection::kQueueFull: rejected_queue_full_->Increment(); break;
+    case Rejection::kTimeout: rejected_timeout_->Increment(); break;
+    case Rejection::kShuttingDown: rejected_shutting_down_->Increment(); break;
+  }
   switch (status.code) {
     case StatusCode::kOk:
       success_->Increment();

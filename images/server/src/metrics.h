@@ -22,8 +22,9 @@ class Metrics {
  public:
   Metrics(const std::string& model_name, const std::string& model_version, int64_t batch_max);
 
-  // One finished inference request (success or not), as the client saw it.
-  void RecordRequest(const Status& status, int64_t rows, std::chrono::microseconds total,
+  // One finished inference request (success or not), as the client saw it; a request
+  // the batcher refused also counts under its reason.
+  void RecordRequest(const Status& status, Rejection rejection, int64_t rows, std::chrono::microseconds total,
                      std::chrono::microseconds queue, std::chrono::microseconds compute);
   // One model execution.
   void RecordBatch(const BatchStats& stats);
@@ -38,6 +39,9 @@ class Metrics {
   prometheus::Counter* failure_rejected_;
   prometheus::Counter* failure_backend_;
   prometheus::Counter* failure_other_;
+  prometheus::Counter* rejected_queue_full_;
+  prometheus::Counter* rejected_timeout_;
+  prometheus::Counter* rejected_shutting_down_;
   prometheus::Counter* inference_count_;
   prometheus::Counter* exec_count_;
   prometheus::Counter* request_duration_us_;

@@ -238,6 +238,12 @@ std::vector<HostTensor> InputCollector::Finish() {
   return std::move(inputs_);
 }
 
+uint64_t ScheduleParameter(const json& value, const char* name) {
+  if (value.is_number_unsigned()) return value.get<uint64_t>();
+  throw BadRequest(std::string("parameter '") + name + "' must be a non-negative integer" +
+                   (std::string_view(name) == "timeout" ? " (microseconds)" : "") + ", got " + Describe(value));
+}
+
 int OutputIndex(const ModelSignature& signature, const std::string& name) {
   const int index = signature.OutputIndex(name);
   if (index < 0) throw BadRequest("unknown output '" + name + "'");
@@ -266,6 +272,18 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
   if (const json* id = Find(doc, "id")) {
     if (!id->is_string()) throw BadRequest("'id' must be a string");
     request.id = id->get<std::string>();
+  }
+  if (const json* parameters = Find(doc, "parameters"); parameters && parameters->is_object()) {
+    if (const json* priority = Find(*parameters, "priority")) {
+      request.schedule.priority = ScheduleParameter(*priority, "priority");
+    }
+    if (const json* timeout = Find(*parameters, "timeout")) {
+      const uint64_t us = ScheduleParameter(*timeout, "timeout");
+      if (us > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        throw BadRequest("parameter 'timeout' is out of range, got " + Describe(*timeout));
+      }
+      request.schedule.timeout_us = static_cast<int64_t>(us);
+    }
   }
 
   const json* inputs = Find(doc, "inputs");
@@ -419,6 +437,20 @@ json ModelConfigJson(const ModelSignature& signature, const std::string& model_n
   const int64_t batch_max = std::min(serving.batch_max, kInt32Max);
   json preferred = json::array({std::min(serving.batch_opt, kInt32Max)});
   if (batch_max != preferred[0].get<int64_t>()) preferred.push_back(batch_max);
+  // Triton's defaults (REJECT, no timeout, no override) are left out, as its own
+  // config endpoint leaves out proto fields at their defaults.
+  json queue_policy = {{"max_queue_size", std::min(serving.max_queue_size, kUint32Max)}};
+  if (serving.default_timeout_us > 0) queue_policy["default_timeout_microseconds"] = serving.default_timeout_us;
+  if (serving.timeout_action_delay) queue_policy["timeout_action"] = "DELAY";
+  if (serving.allow_timeout_override) queue_policy["allow_timeout_override"] = true;
+  json dynamic_batching = {{"preferred_batch_size", std::move(preferred)},
+                           {"max_queue_delay_microseconds", serving.max_queue_delay_us},
+                           {"default_queue_policy", std::move(queue_policy)}};
+  // One level is Triton's priority_levels 0 (priorities off): the same single queue.
+  if (serving.priority_levels > 1) {
+    dynamic_batching["priority_levels"] = serving.priority_levels;
+    dynamic_batching["default_priority_level"] = serving.default_priority_level;
+  }
   return {
       {"name", model_name},
       {"platform", signature.backend == "tensorrt" ? "torch_tensorrt_aoti" : "pytorch_aoti"},
@@ -426,10 +458,7 @@ json ModelConfigJson(const ModelSignature& signature, const std::string& model_n
       {"max_batch_size", batch_max},
       {"input", ConfigTensorsJson(signature.inputs)},
       {"output", ConfigTensorsJson(signature.outputs)},
-      {"dynamic_batching",
-       {{"preferred_batch_size", std::move(preferred)},
-        {"max_queue_delay_microseconds", serving.max_queue_delay_us},
-        {"default_queue_policy", {{"max_queue_size", std::min(serving.max_queue_size, kUint32Max)}}}}},
+      {"dynamic_batching", std::move(dynamic_batching)},
       {"instance_group",
        json::array(
            {{{"name", model_name}, {"kind", serving.gpu ? "KIND_GPU" : "KIND_CPU"}, {"count", serving.runners}}})},
@@ -439,7 +468,7 @@ json ModelConfigJson(const ModelSignature& signature, const std::string& model_n
 }
 
 json ServerMetadataJson(const std::string& version) {
-  return {{"name", "trtaoti-server"}, {"version", version}, {"extensions", {"binary_tensor_data"}}};
+  return {{"name", "trtaoti-server"}, {"version", version}, {"extensions", {"binary_tensor_data", "schedule_policy"}}};
 }
 
 std::string ErrorJson(const std::string& message) {

@@ -23,8 +23,21 @@ struct OutputRequest {
   bool binary = false;  // return as raw bytes after the JSON header
 };
 
+// Triton's schedule policy extension: the request parameters `priority` (0: the
+// model's default level; 1 is the most urgent) and `timeout` (microseconds in the
+// queue; 0: none of its own). Only their types are checked here; the batcher, which
+// knows the levels, refuses a priority out of range.
+struct SchedulePolicyParameters {
+  uint64_t priority = 0;
+  int64_t timeout_us = 0;
+};
+
+// Throws 400 naming the parameter unless `value` is a JSON integer >= 0.
+uint64_t ScheduleParameter(const nlohmann::json& value, const char* name);
+
 struct InferRequest {
   std::optional<std::string> id;     // echoed back when present
+  SchedulePolicyParameters schedule;
   std::vector<HostTensor> inputs;    // signature order, all with the same rows() >= 1
   std::vector<OutputRequest> outputs;  // response order
   int64_t batch_size() const { return inputs.empty() ? 0 : inputs.front().rows(); }
@@ -85,7 +98,12 @@ struct ServingConfig {
   int64_t batch_opt = 1;
   int64_t batch_max = 1;
   int64_t max_queue_delay_us = 0;
+  uint64_t priority_levels = 1;
+  uint64_t default_priority_level = 1;
   int64_t max_queue_size = 0;
+  int64_t default_timeout_us = 0;
+  bool timeout_action_delay = false;
+  bool allow_timeout_override = false;
   int runners = 1;
   bool gpu = false;
 };

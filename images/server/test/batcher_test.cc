@@ -128,28 +128,29 @@ std::vector<float> Range(float first, int count) {
   return ids;
 }
 
-BatchRequest Request(HostTensor input, std::shared_ptr<std::promise<InferOutcome>> promise,
-                     Clock::time_point deadline = Clock::time_point::max()) {
+BatchRequest Request(HostTensor input, std::shared_ptr<std::promise<InferOutcome>> promise, uint64_t priority = 0,
+                     std::chrono::microseconds timeout = 0us) {
   BatchRequest request;
   request.inputs = {std::move(input)};
-  request.deadline = deadline;
+  request.priority = priority;
+  request.timeout = timeout;
   request.on_complete = [promise](InferOutcome outcome) { promise->set_value(std::move(outcome)); };
   return request;
 }
 
-std::future<InferOutcome> Submit(Batcher& batcher, HostTensor input,
-                                 Clock::time_point deadline = Clock::time_point::max()) {
+std::future<InferOutcome> Submit(Batcher& batcher, HostTensor input, uint64_t priority = 0,
+                                 std::chrono::microseconds timeout = 0us) {
   auto promise = std::make_shared<std::promise<InferOutcome>>();
   auto future = promise->get_future();
-  batcher.Enqueue(Request(std::move(input), promise, deadline));
+  batcher.Enqueue(Request(std::move(input), promise, priority, timeout));
   return future;
 }
 
 // The front ends' way in: may run the batch on the calling thread.
-std::future<InferOutcome> RunOrSubmit(Batcher& batcher, HostTensor input) {
+std::future<InferOutcome> RunOrSubmit(Batcher& batcher, HostTensor input, uint64_t priority = 0) {
   auto promise = std::make_shared<std::promise<InferOutcome>>();
   auto future = promise->get_future();
-  batcher.RunOrEnqueue(Request(std::move(input), promise));
+  batcher.RunOrEnqueue(Request(std::move(input), promise, priority));
   return future;
 }
 
@@ -298,7 +299,7 @@ TEST(Batcher, ConcurrentClientsEachGetExactlyTheirRows) {
 TEST(Batcher, RejectsWhenTheQueueIsFull) {
   auto executor = std::make_shared<FakeExecutor>();
   BatcherOptions options = Options(1, 1, 1);
-  options.max_queue_size = 2;
+  options.queue_policy.max_queue_size = 2;
   Batcher batcher(options, executor);
   executor->Close();
   auto running = Submit(batcher, Ids({0}));
@@ -309,32 +310,181 @@ TEST(Batcher, RejectsWhenTheQueueIsFull) {
   ASSERT_EQ(rejected.wait_for(0s), std::future_status::ready);  // answered inside Enqueue
   InferOutcome outcome = rejected.get();
   EXPECT_EQ(outcome.status.code, StatusCode::kUnavailable);
-  EXPECT_NE(outcome.status.message.find("queue is full"), std::string::npos);
+  EXPECT_EQ(outcome.rejection, Rejection::kQueueFull);
+  EXPECT_EQ(outcome.status.message.rfind("Exceeds maximum queue size", 0), 0u) << outcome.status.message;
   executor->Open();
   ExpectRows(Get(running), {0});
   ExpectRows(Get(queued1), {1});
   ExpectRows(Get(queued2), {2});
 }
 
-TEST(Batcher, TimesOutRequestsThatWaitedPastTheirDeadlineWithoutRunningThem) {
+TEST(Batcher, RejectsAnExpiredRequestAtItsDeadlineWithoutRunningIt) {
   auto executor = std::make_shared<FakeExecutor>();
-  Batcher batcher(Options(1, 1, 8), executor);
+  BatcherOptions options = Options(1, 1, 8);
+  options.queue_policy.allow_timeout_override = true;
+  Batcher batcher(options, executor);
   executor->Close();
   auto running = Submit(batcher, Ids({0}));
   ASSERT_TRUE(executor->WaitEntered(1));
-  auto expiring = Submit(batcher, Ids({1}), Clock::now() + 1ms);
+  auto expiring = Submit(batcher, Ids({1}), 0, 1ms);
   auto patient = Submit(batcher, Ids({2}));
-  // The deadline passes while the only worker is busy.
-  std::this_thread::sleep_until(Clock::now() + 5ms);
-  executor->Open();
+  // Answered while the only runner is still busy: a client's timeout is not stretched
+  // to the length of the batch in front of it.
   InferOutcome outcome = Get(expiring);
   EXPECT_EQ(outcome.status.code, StatusCode::kUnavailable);
-  EXPECT_NE(outcome.status.message.find("timed out"), std::string::npos);
+  EXPECT_EQ(outcome.rejection, Rejection::kTimeout);
+  EXPECT_EQ(outcome.status.message.rfind("Request timeout expired", 0), 0u) << outcome.status.message;
+  EXPECT_EQ(executor->batches().size(), 0u) << "the runner was freed before the timeout was answered";
+  executor->Open();
   ExpectRows(Get(patient), {2});
   ExpectRows(Get(running), {0});
   for (const auto& batch : executor->batches()) {
     EXPECT_EQ(std::count(batch.begin(), batch.end(), 1.0f), 0) << "the expired request ran";
   }
+}
+
+BatcherOptions Prioritized(uint64_t levels, uint64_t default_level, int64_t max = 1) {
+  BatcherOptions options = Options(1, max, max);
+  options.queue_policy.priority_levels = levels;
+  options.queue_policy.default_priority_level = default_level;
+  return options;
+}
+
+TEST(Batcher, AHigherPriorityRequestOvertakesQueuedLowerPriorityOnes) {
+  auto executor = std::make_shared<FakeExecutor>();
+  Batcher batcher(Prioritized(2, 2), executor);
+  executor->Close();
+  auto running = Submit(batcher, Ids({0}));
+  ASSERT_TRUE(executor->WaitEntered(1));
+  std::vector<std::future<InferOutcome>> low;
+  for (float id : {1.0f, 2.0f, 3.0f}) low.push_back(Submit(batcher, Ids({id})));  // the default level, 2
+  auto high = Submit(batcher, Ids({9}), 1);
+  executor->Open();
+  ExpectRows(Get(high), {9});
+  for (size_t i = 0; i < low.size(); ++i) ExpectRows(Get(low[i]), {static_cast<float>(i + 1)});
+  ExpectRows(Get(running), {0});
+  EXPECT_EQ(executor->batches(), (std::vector<std::vector<float>>{{0}, {9}, {1}, {2}, {3}}));
+}
+
+TEST(Batcher, FillsABatchMostUrgentLevelFirstAndAnswersEachRequestItsOwnRows) {
+  auto executor = std::make_shared<FakeExecutor>();
+  Batcher batcher(Prioritized(3, 3, 5), executor);
+  executor->Close();
+  auto running = Submit(batcher, Ids({0}));
+  ASSERT_TRUE(executor->WaitEntered(1));
+  auto low = Submit(batcher, Ids({1, 2}), 3);
+  auto mid = Submit(batcher, Ids({5}), 2);
+  auto high = Submit(batcher, Ids({7, 8}), 1);
+  executor->Open();
+  ExpectRows(Get(low), {1, 2});
+  ExpectRows(Get(mid), {5});
+  ExpectRows(Get(high), {7, 8});
+  ExpectRows(Get(running), {0});
+  EXPECT_EQ(executor->batches(), (std::vector<std::vector<float>>{{0}, {7, 8, 5, 1, 2}}));
+}
+
+TEST(Batcher, BoundsEachPriorityLevelsQueueOnItsOwn) {
+  auto executor = std::make_shared<FakeExecutor>();
+  BatcherOptions options = Prioritized(2, 2);
+  options.queue_policy.max_queue_size = 1;
+  Batcher batcher(options, executor);
+  executor->Close();
+  auto running = Submit(batcher, Ids({0}));
+  ASSERT_TRUE(executor->WaitEntered(1));
+  auto low = Submit(batcher, Ids({1}));
+  auto low_rejected = Submit(batcher, Ids({2}));
+  auto high = Submit(batcher, Ids({3}), 1);
+  ASSERT_EQ(low_rejected.wait_for(0s), std::future_status::ready);
+  InferOutcome outcome = low_rejected.get();
+  EXPECT_EQ(outcome.rejection, Rejection::kQueueFull);
+  EXPECT_NE(outcome.status.message.find("priority level 2"), std::string::npos) << outcome.status.message;
+  executor->Open();
+  ExpectRows(Get(high), {3});
+  ExpectRows(Get(low), {1});
+  ExpectRows(Get(running), {0});
+}
+
+TEST(Batcher, RefusesAPriorityBeyondTheLevelsOnEveryPath) {
+  auto executor = std::make_shared<FakeExecutor>();
+  Batcher batcher(Prioritized(2, 1), executor);
+  for (bool caller_runs : {false, true}) {
+    auto future = caller_runs ? RunOrSubmit(batcher, Ids({1}), 3) : Submit(batcher, Ids({1}), 3);
+    InferOutcome outcome = Get(future);
+    EXPECT_EQ(outcome.status.code, StatusCode::kInvalidArgument);
+    EXPECT_EQ(outcome.rejection, Rejection::kNone);
+    EXPECT_NE(outcome.status.message.find("'priority' is 3"), std::string::npos) << outcome.status.message;
+  }
+  EXPECT_TRUE(executor->batches().empty());
+}
+
+TEST(Batcher, DelaysAnExpiredRequestBehindTheUnexpiredOnesOfItsLevel) {
+  auto executor = std::make_shared<FakeExecutor>();
+  BatcherOptions options = Prioritized(2, 1);
+  options.queue_policy.allow_timeout_override = true;
+  options.queue_policy.timeout_action = TimeoutAction::kDelay;
+  Batcher batcher(options, executor);
+  executor->Close();
+  auto running = Submit(batcher, Ids({0}));
+  ASSERT_TRUE(executor->WaitEntered(1));
+  auto expiring = Submit(batcher, Ids({1}), 1, 1ms);
+  auto patient = Submit(batcher, Ids({2}), 1);
+  auto lower = Submit(batcher, Ids({3}), 2);
+  std::this_thread::sleep_for(5ms);  // past the 1 ms timeout: the order below needs it expired
+  executor->Open();
+  ExpectRows(Get(expiring), {1});  // delayed, not refused
+  ExpectRows(Get(patient), {2});
+  ExpectRows(Get(lower), {3});
+  ExpectRows(Get(running), {0});
+  // Behind its own level's unexpired request, still ahead of the lower level.
+  EXPECT_EQ(executor->batches(), (std::vector<std::vector<float>>{{0}, {2}, {1}, {3}}));
+}
+
+TEST(Batcher, IgnoresARequestsTimeoutUnlessOverrideIsAllowed) {
+  auto executor = std::make_shared<FakeExecutor>();
+  Batcher batcher(Options(1, 1, 1), executor);
+  executor->Close();
+  auto running = Submit(batcher, Ids({0}));
+  ASSERT_TRUE(executor->WaitEntered(1));
+  auto ignored = Submit(batcher, Ids({1}), 0, 1ms);
+  std::this_thread::sleep_for(5ms);
+  executor->Open();
+  ExpectRows(Get(ignored), {1});
+  ExpectRows(Get(running), {0});
+}
+
+TEST(Batcher, ARequestsTimeoutShortensButNeverLengthensTheDefault) {
+  auto executor = std::make_shared<FakeExecutor>();
+  BatcherOptions options = Options(1, 1, 1);
+  options.queue_policy.default_timeout = 2ms;
+  options.queue_policy.allow_timeout_override = true;
+  Batcher batcher(options, executor);
+  executor->Close();
+  // Run on a thread of its own, never queued, so the 2 ms cannot expire it however
+  // late that thread gets going.
+  std::future<InferOutcome> running;
+  std::thread caller([&] { running = RunOrSubmit(batcher, Ids({0})); });
+  ASSERT_TRUE(executor->WaitEntered(1));
+  auto longer = Submit(batcher, Ids({1}), 0, 10s);  // asks for more than the default: gets 2 ms
+  EXPECT_EQ(Get(longer).rejection, Rejection::kTimeout);
+  executor->Open();
+  caller.join();
+  ExpectRows(Get(running), {0});
+}
+
+TEST(Batcher, HoldsEveryBatchUntilTheTestKnobsCountIsQueued) {
+  auto executor = std::make_shared<FakeExecutor>();
+  BatcherOptions options = Prioritized(2, 2);
+  options.hold_until_queued = 3;
+  Batcher batcher(options, executor);
+  // Neither a worker nor the caller runs the first two: nothing else is queued, every
+  // runner is idle, and without the hold the first would run at once.
+  auto first = RunOrSubmit(batcher, Ids({1}));
+  auto second = Submit(batcher, Ids({2}));
+  auto urgent = Submit(batcher, Ids({3}), 1);
+  ExpectRows(Get(first), {1});
+  ExpectRows(Get(second), {2});
+  ExpectRows(Get(urgent), {3});
+  EXPECT_EQ(executor->batches(), (std::vector<std::vector<float>>{{3}, {1}, {2}}));
 }
 
 TEST(Batcher, WaitsUpToTheQueueDelayForAPreferredBatch) {

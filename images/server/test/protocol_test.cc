@@ -173,6 +173,30 @@ TEST(Protocol, RejectsMalformedRequestsNamingTheProblem) {
   ExpectBadJson(doc, "too large");
 }
 
+TEST(Protocol, ReadsTheSchedulePolicyParameters) {
+  json doc = GoodJson();
+  doc["parameters"] = {{"priority", 2}, {"timeout", 1500}};
+  InferRequest request = ParseInferRequest(Body(doc.dump()), std::nullopt, TestSignature());
+  EXPECT_EQ(request.schedule.priority, 2u);
+  EXPECT_EQ(request.schedule.timeout_us, 1500);
+  InferRequest plain = ParseInferRequest(Body(GoodJson().dump()), std::nullopt, TestSignature());
+  EXPECT_EQ(plain.schedule.priority, 0u);
+  EXPECT_EQ(plain.schedule.timeout_us, 0);
+}
+
+TEST(Protocol, RejectsSchedulePolicyParametersThatAreNotNonNegativeIntegers) {
+  for (const json& bad : {json(-1), json(1.5), json("1"), json(true), json::array()}) {
+    for (const char* name : {"priority", "timeout"}) {
+      json doc = GoodJson();
+      doc["parameters"] = {{name, bad}};
+      ExpectBadJson(doc, std::string("parameter '") + name + "' must be a non-negative integer");
+    }
+  }
+  json doc = GoodJson();
+  doc["parameters"] = {{"timeout", 18446744073709551615ull}};
+  ExpectBadJson(doc, "parameter 'timeout' is out of range");
+}
+
 TEST(Protocol, RejectsRangeErrorsInNarrowIntegerTypes) {
   ModelSignature sig = TestSignature();
   sig.inputs = {{"x", DataType::kInt8, {-1, 1}}};
@@ -279,7 +303,13 @@ namespace trtaoti {
 namespace {
 
 TEST(ModelConfig, TritonShapeOfWhatIsServed) {
-  ServingConfig serving{2, 4, 8, 500, 1024, 3, true};
+  const ServingConfig serving{.batch_min = 2,
+                              .batch_opt = 4,
+                              .batch_max = 8,
+                              .max_queue_delay_us = 500,
+                              .max_queue_size = 1024,
+                              .runners = 3,
+                              .gpu = true};
   const nlohmann::json config = ModelConfigJson(TestSignature(), "served-name", serving);
   EXPECT_EQ(config["name"], "served-name");
   EXPECT_EQ(config["max_batch_size"], 8);
@@ -292,11 +322,30 @@ TEST(ModelConfig, TritonShapeOfWhatIsServed) {
   EXPECT_EQ(config["dynamic_batching"]["max_queue_delay_microseconds"], 500);
   EXPECT_EQ(config["instance_group"][0]["kind"], "KIND_GPU");
   EXPECT_EQ(config["instance_group"][0]["count"], 3);
+  // One priority level and Triton's queue defaults: the fields Triton leaves out.
+  EXPECT_FALSE(config["dynamic_batching"].contains("priority_levels"));
+  EXPECT_EQ(config["dynamic_batching"]["default_queue_policy"], (nlohmann::json{{"max_queue_size", 1024}}));
+}
+
+TEST(ModelConfig, ReportsTheQueuePolicyInTritonsFields) {
+  const ServingConfig serving{.priority_levels = 3,
+                              .default_priority_level = 2,
+                              .max_queue_size = 16,
+                              .default_timeout_us = 2000,
+                              .timeout_action_delay = true,
+                              .allow_timeout_override = true};
+  const nlohmann::json batching = ModelConfigJson(TestSignature(), "m", serving)["dynamic_batching"];
+  EXPECT_EQ(batching["priority_levels"], 3);
+  EXPECT_EQ(batching["default_priority_level"], 2);
+  EXPECT_EQ(batching["default_queue_policy"], (nlohmann::json{{"max_queue_size", 16},
+                                                              {"default_timeout_microseconds", 2000},
+                                                              {"timeout_action", "DELAY"},
+                                                              {"allow_timeout_override", true}}));
 }
 
 TEST(ModelConfig, ValuesBeyondTritonsIntegerTypesAreClamped) {
   // --max-queue-size may exceed Triton's uint32 field; the gRPC message must still parse.
-  ServingConfig serving{1, 4, 8, 0, 5'000'000'000, 1, false};
+  const ServingConfig serving{.batch_opt = 4, .batch_max = 8, .max_queue_size = 5'000'000'000};
   const nlohmann::json config = ModelConfigJson(TestSignature(), "m", serving);
   EXPECT_EQ(config["dynamic_batching"]["default_queue_policy"]["max_queue_size"], 4294967295LL);
   EXPECT_EQ(config["instance_group"][0]["kind"], "KIND_CPU");

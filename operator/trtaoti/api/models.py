@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "trtaoti.dev"
@@ -212,6 +212,75 @@ class InputSpec(ApiModel):
     )
 
 
+class TimeoutAction(str, enum.Enum):
+    REJECT = "REJECT"
+    DELAY = "DELAY"
+
+
+MAX_PRIORITY_LEVELS = 100
+
+
+class QueuePolicy(ApiModel):
+    """Triton's queue policy (dynamic_batching priority_levels, default_priority_level,
+    default_queue_policy), per profile. Requests choose a level with the request
+    parameter `priority` and may carry their own `timeout` (microseconds)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.defaultPriorityLevel <= self.priorityLevels",
+                    "defaultPriorityLevel must be <= priorityLevels",
+                    ".defaultPriorityLevel",
+                ),
+            ]
+        }
+    )
+
+    priority_levels: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PRIORITY_LEVELS,
+        description=(
+            "Priority levels 1..priorityLevels; level 1 is served first. A request above the "
+            "levels gets 400. 1: one FIFO queue (Triton's priority_levels 0)."
+        ),
+    )
+    default_priority_level: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PRIORITY_LEVELS,
+        description="The level of a request without a priority (or with priority 0).",
+    )
+    default_timeout_microseconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=3_600_000_000,
+        description=(
+            "A request still queued after this long gets the timeoutAction; 0: never. "
+            "Unset: serving.requestTimeoutMilliseconds."
+        ),
+    )
+    timeout_action: TimeoutAction = Field(
+        default=TimeoutAction.REJECT,
+        description=(
+            "REJECT: answer 503 'Request timeout expired' at the deadline. DELAY: serve the "
+            "request after every unexpired request of its priority level."
+        ),
+    )
+    allow_timeout_override: bool = Field(
+        default=False,
+        description="Let a request's own timeout parameter shorten the default timeout.",
+    )
+
+    @model_validator(mode="after")
+    def _default_level_within_levels(self) -> QueuePolicy:
+        # The CEL rule's twin, for specs that never meet an apiserver (trtaoti run).
+        if self.default_priority_level > self.priority_levels:
+            raise ValueError("defaultPriorityLevel must be <= priorityLevels")
+        return self
+
+
 class BatchProfile(ApiModel):
     """A batch range compiled into one package and served by one Deployment."""
 
@@ -240,8 +309,21 @@ class BatchProfile(ApiModel):
         description="How long the batcher may hold a request to form a larger batch.",
     )
     max_queue_size: int = Field(
-        default=1024, ge=1, le=1_000_000, description="Requests queued before the server answers 503."
+        default=1024,
+        ge=1,
+        le=1_000_000,
+        description="Requests queued per priority level before the server answers 503 'Exceeds maximum queue size'.",
     )
+    queue_policy: QueuePolicy = Field(
+        default_factory=QueuePolicy,
+        description="Priority levels and queue timeouts of this profile's server (Triton's queue policy).",
+        json_schema_extra=EMPTY_DEFAULT,
+    )
+
+    def queue_timeout_microseconds(self, serving: ServingSpec) -> int:
+        """The profile's own default timeout, else the model-wide one."""
+        own = self.queue_policy.default_timeout_microseconds
+        return own if own is not None else serving.request_timeout_milliseconds * 1000
 
 
 GpuProduct = Annotated[str, Field(max_length=63, pattern=GPU_PRODUCT_PATTERN)]
@@ -484,7 +566,13 @@ class ServingSpec(ApiModel):
         default=2, ge=1, le=64, description="Model runners per pod (batches executed concurrently)."
     )
     request_timeout_milliseconds: int = Field(
-        default=30000, ge=1, le=3_600_000, description="A request still queued after this gets 503."
+        default=30000,
+        ge=1,
+        le=3_600_000,
+        description=(
+            "A request still queued after this gets 503; a profile's "
+            "queuePolicy.defaultTimeoutMicroseconds takes precedence."
+        ),
     )
     autoscaling: AutoscalingSpec | None = Field(
         default=None, description="Create a HorizontalPodAutoscaler per serving Deployment when set."

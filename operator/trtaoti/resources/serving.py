@@ -22,6 +22,7 @@ from trtaoti.api.models import (
     AutoscalingMetric,
     AutoscalingSpec,
     BatchProfile,
+    TimeoutAction,
     TrtAotiModelSpec,
 )
 from trtaoti.resources import artifacts, names
@@ -59,11 +60,25 @@ def server_args(model_name: str, spec: TrtAotiModelSpec, profile: BatchProfile, 
         "--grpc-port", str(serving.grpc_port),
         "--max-queue-delay-us", str(profile.max_queue_delay_microseconds),
         "--max-queue-size", str(profile.max_queue_size),
+        *_queue_policy_args(spec, profile),
         "--num-runners", str(serving.num_runners),
-        "--request-timeout-ms", str(serving.request_timeout_milliseconds),
         "--device", device,
         "--sha256", artifact.sha256,
     ]  # fmt: skip # argv: flags beside their values
+
+
+def _queue_policy_args(spec: TrtAotiModelSpec, profile: BatchProfile) -> list[str]:
+    policy = profile.queue_policy
+    args = [
+        "--priority-levels", str(policy.priority_levels),
+        "--default-priority-level", str(policy.default_priority_level),
+        "--default-queue-timeout-us", str(profile.queue_timeout_microseconds(spec.serving)),
+        "--timeout-action", TimeoutAction(policy.timeout_action).value.lower(),
+    ]  # fmt: skip # argv: flags beside their values
+    # A switch, not a flag with a value: absent means no override.
+    if policy.allow_timeout_override:
+        args.append("--allow-timeout-override")
+    return args
 
 
 def _device(spec: TrtAotiModelSpec, artifact: Artifact) -> str:

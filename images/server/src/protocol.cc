@@ -273,7 +273,7 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
     if (!id->is_string()) throw BadRequest("'id' must be a string");
     request.id = id->get<std::string>();
   }
-  if (const json* parameters = Find(doc, "parameters"); parameters && parameters->is_object()) {
+  if (const json* parameters = Parameters(doc, "the request")) {
     if (const json* priority = Find(*parameters, "priority")) {
       request.schedule.priority = ScheduleParameter(*priority, "priority");
     }

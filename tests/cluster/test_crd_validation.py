@@ -61,6 +61,11 @@ INVALID = {
     "min above opt": (setp((*P0, "min"), 8), "spec.batchProfiles[0].min", "min must be <= opt"),
     "opt above max": (setp((*P0, "opt"), 32), "spec.batchProfiles[0].opt", "opt must be <= max"),
     "batch too large": (setp((*P0, "max"), 1 << 20), "spec.batchProfiles[0].max", "65536"),
+    "cuda graphs above max": (
+        setp((*P0, "cudaGraphMaxBatch"), 64),
+        "spec.batchProfiles[0].cudaGraphMaxBatch",
+        "cudaGraphMaxBatch must be <= max",
+    ),
     "two model sources": (
         setp((*S, "model", "python"), {"factory": "pkg.mod:build"}),
         "spec.model",

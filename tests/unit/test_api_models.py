@@ -59,6 +59,8 @@ def test_minimal_manifest_gets_defaults():
         ({"batchProfiles": [{"name": "x", "min": 1, "opt": 1, "max": 1,
                              "queuePolicy": {"priorityLevels": 2, "defaultPriorityLevel": 3}}]},
          "defaultPriorityLevel must be <= priorityLevels"),
+        ({"batchProfiles": [{"name": "x", "min": 1, "opt": 1, "max": 4, "cudaGraphMaxBatch": 8}]},
+         "cudaGraphMaxBatch must be <= max"),
         ({"batchProfiles": [{"name": "x", "min": 1, "opt": 1, "max": 1, "queuePolicy": {"timeoutAction": "DROP"}}]},
          "timeoutAction"),
         ({"batchProfiles": [{"name": "x", "min": 1, "opt": 1, "max": 1,

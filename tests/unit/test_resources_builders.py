@@ -201,6 +201,19 @@ class TestServing:
         assert "--allow-timeout-override" not in bulk
         assert dict(zip(bulk[::2], bulk[1::2], strict=True))["--default-queue-timeout-us"] == "900000"
 
+    def test_cuda_graphs_asked_for_on_a_gpu_profile_reach_the_server(self):
+        profiles = copy.deepcopy(BASE["batchProfiles"])
+        profiles[0]["cudaGraphMaxBatch"] = 16
+        spec = make_spec(batchProfiles=profiles)
+        args = serving.server_args("resnet", spec, spec.profile("online"), artifact())
+        assert dict(zip(args[::2], args[1::2], strict=True))["--cuda-graph-max-batch"] == "16"
+        assert "--cuda-graph-max-batch" not in serving.server_args("resnet", spec, spec.profile("bulk"), artifact())
+        # A CPU package has no graphs to capture: the flag is left out.
+        cpu = make_spec(batchProfiles=profiles, device="cpu")
+        assert "--cuda-graph-max-batch" not in serving.server_args(
+            "resnet", cpu, cpu.profile("online"), artifact(device="cpu")
+        )
+
     def test_the_batch_range_is_left_to_the_package(self):
         # The server reads it from the package; a flag would override the package's own.
         old = artifact(batch={"min": 2, "opt": 8, "max": 32})

@@ -63,8 +63,17 @@ def server_args(model_name: str, spec: TrtAotiModelSpec, profile: BatchProfile, 
         *_queue_policy_args(spec, profile),
         "--num-runners", str(serving.num_runners),
         "--device", device,
+        *_cuda_graph_args(profile, device),
         "--sha256", artifact.sha256,
     ]  # fmt: skip # argv: flags beside their values
+
+
+def _cuda_graph_args(profile: BatchProfile, device: str) -> list[str]:
+    # Only when asked for: 0 is the server's default, and an unchanged argv leaves
+    # existing Deployments alone on an operator upgrade.
+    if device == "cpu" or not profile.cuda_graph_max_batch:
+        return []
+    return ["--cuda-graph-max-batch", str(profile.cuda_graph_max_batch)]
 
 
 def _queue_policy_args(spec: TrtAotiModelSpec, profile: BatchProfile) -> list[str]:

@@ -14,9 +14,11 @@ import contextlib
 import datetime
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import kopf
 import pytest
 from kubernetes import client
 
@@ -43,6 +45,7 @@ pytestmark = pytest.mark.faults
 
 ONLINE = {"name": "online", "min": 1, "opt": 4, "max": 16, "replicas": 1}
 BULK = {"name": "bulk", "min": 32, "opt": 128, "max": 512, "replicas": 1}
+KOPF_RETRY_BUDGET = sum(kopf.OperatorSettings().networking.error_backoffs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +101,16 @@ def reported_job(models: Models, name: str, profile: str) -> str | None:
     return next((p.get("compileJob") for p in profiles if p["name"] == profile), None)
 
 
+def wait_pod_running(models: Models, job_name: str, timeout: float) -> None:
+    wait_for(lambda: any(p.status.phase == "Running" for p in models.job_pods(job_name)), timeout=timeout,
+             what=f"a running pod of {job_name}")  # fmt: skip
+
+
 def test_the_operator_rides_out_an_apiserver_crash(own, identity, models, tmp_path):
-    """SIGKILL to the apiserver while a compile runs, restart after the operator has
-    felt it: the operator neither exits nor duplicates the Job; a model applied and a
-    model changed after the outage both converge."""
+    """SIGKILL to the apiserver while a compile runs, down for longer than Kopf's whole
+    retry budget for one request: the operator neither exits nor duplicates the Job,
+    its watches come back (a model applied after the outage is seen without a resync
+    knowing it) and a model changed after the outage converges."""
     ns = models.namespace
     storage, model_uri = storage_uri(own.cluster, ns), upload_model(own.cluster, ns)
     before = model_manifest("before", ns, model_uri, storage, profiles=[ONLINE])
@@ -112,11 +121,16 @@ def test_the_operator_rides_out_an_apiserver_crash(own, identity, models, tmp_pa
                  what="the status to name the compile Job")  # fmt: skip
 
         own.kill("kube-apiserver")
+        down_since = time.monotonic()
         mark = len(operator.log())
         # The next resync's reconcile fails and is retried with a growing delay, not in a loop.
         failed_twice = re.compile(rf"reconcile of \('{ns}', 'before'\) failed \(attempt 2\); retrying in \d+s")
         wait_for(lambda: failed_twice.search(operator.log()[mark:]), timeout=60,
                  what="the operator's reconciles to fail without an apiserver")  # fmt: skip
+        operator.assert_running()
+        # Past the sum of Kopf's per-request retry delays, a request Kopf retries has
+        # escalated; its watches must have survived that too.
+        time.sleep(max(0.0, down_since + KOPF_RETRY_BUDGET + 15 - time.monotonic()))
         operator.assert_running()
         own.start_again("kube-apiserver")
 
@@ -125,6 +139,11 @@ def test_the_operator_rides_out_an_apiserver_crash(own, identity, models, tmp_pa
         before["spec"]["batchProfiles"][0]["replicas"] = 2
         models.apply(before)
         after_job = models.wait_job("after", "online", timeout=90)
+        # The Job controller, the scheduler and KWOK (client-go informers) re-list after
+        # an outage this long with a backoff of up to 30 s each, and a compile pod waits
+        # on all three: that is the cluster catching up, not the operator.
+        for compile_job in (job, after_job):
+            wait_pod_running(models, compile_job.metadata.name, timeout=240)
         play_compile(models, job, storage)
         play_compile(models, after_job, storage, batch=(1, 4, 32))
         models.wait_condition("before", "Ready", "True", timeout=120)

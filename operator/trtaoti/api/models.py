@@ -228,8 +228,11 @@ class QueuePolicy(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
+                # has(): the apiserver also checks this rule against the field's own
+                # default, `{}`, where neither key is set (the CRD was refused without it).
                 cel(
-                    "self.defaultPriorityLevel <= self.priorityLevels",
+                    "(has(self.defaultPriorityLevel) ? self.defaultPriorityLevel : 1)"
+                    " <= (has(self.priorityLevels) ? self.priorityLevels : 1)",
                     "defaultPriorityLevel must be <= priorityLevels",
                     ".defaultPriorityLevel",
                 ),
@@ -289,7 +292,11 @@ class BatchProfile(ApiModel):
             "x-kubernetes-validations": [
                 cel("self.min <= self.opt", "min must be <= opt", ".min"),
                 cel("self.opt <= self.max", "opt must be <= max", ".opt"),
-                cel("self.cudaGraphMaxBatch <= self.max", "cudaGraphMaxBatch must be <= max", ".cudaGraphMaxBatch"),
+                cel(
+                    "!has(self.cudaGraphMaxBatch) || self.cudaGraphMaxBatch <= self.max",
+                    "cudaGraphMaxBatch must be <= max",
+                    ".cudaGraphMaxBatch",
+                ),
             ]
         }
     )

@@ -46,23 +46,7 @@ MODES = {
 
 def _body(rows: int, priority: int | None) -> tuple[bytes, dict]:
     x, mask = (t.numpy() for t in support.example_inputs(rows))
-    header = {
-        "inputs": [
-            {"name": "x", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}},
-            {
-                "name": "mask",
-                "datatype": "INT64",
-                "shape": list(mask.shape),
-                "parameters": {"binary_data_size": mask.nbytes},
-            },
-        ],
-        "outputs": [{"name": "label", "parameters": {"binary_data": True}}],
-    }
-    if priority is not None:
-        header["parameters"] = {"priority": priority}
-    head = json.dumps(header).encode()
-    headers = {"Inference-Header-Content-Length": str(len(head)), "Content-Type": "application/octet-stream"}
-    return head + x.tobytes() + mask.tobytes(), headers
+    return support.binary_infer_request(x, mask, "label", None if priority is None else {"priority": priority})
 
 
 def measure(server, seconds: float, low_clients: int) -> dict:

@@ -86,6 +86,26 @@ def example_inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
     return x, mask
 
 
+def binary_infer_request(
+    x: np.ndarray, mask: np.ndarray, output: str, parameters: dict | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A request for the fixture model in the binary tensor extension: both inputs and
+    the one `output` as raw bytes after the JSON header. Returns (body, headers)."""
+    header: dict = {
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}},
+            {"name": "mask", "datatype": "INT64", "shape": list(mask.shape),
+             "parameters": {"binary_data_size": mask.nbytes}},
+        ],
+        "outputs": [{"name": output, "parameters": {"binary_data": True}}],
+    }  # fmt: skip
+    if parameters:
+        header["parameters"] = parameters
+    head = json.dumps(header).encode()
+    headers = {"Inference-Header-Content-Length": str(len(head)), "Content-Type": "application/octet-stream"}
+    return head + x.tobytes() + mask.tobytes(), headers
+
+
 _eager_lock = threading.Lock()
 
 

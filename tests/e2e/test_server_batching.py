@@ -65,27 +65,11 @@ def test_concurrent_clients_are_batched_and_answered_exactly():
 def _big_request_storm(server, rows: int, clients: int) -> list[tuple[int, str, bool]]:
     """`clients` threads each send one request of `rows` rows at once; returns
     (status, error message, outputs correct) per request."""
-    import json as _json
-
     import requests
 
     x, mask = (t.numpy() for t in support.example_inputs(rows, seed=rows))
     logits, _ = support.eager_outputs(x, mask)
-    header = _json.dumps(
-        {
-            "inputs": [
-                {"name": "x", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}},
-                {
-                    "name": "mask",
-                    "datatype": "INT64",
-                    "shape": list(mask.shape),
-                    "parameters": {"binary_data_size": mask.nbytes},
-                },
-            ],
-            "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
-        }
-    ).encode()
-    body = header + x.tobytes() + mask.tobytes()
+    body, headers = support.binary_infer_request(x, mask, "logits")
     results: list[tuple[int, str, bool]] = []
     lock = threading.Lock()
     start = threading.Barrier(clients)
@@ -95,7 +79,7 @@ def _big_request_storm(server, rows: int, clients: int) -> list[tuple[int, str, 
         response = requests.post(
             f"{server.base}/v2/models/{support.MODEL_NAME}/infer",
             data=body,
-            headers={"Inference-Header-Content-Length": str(len(header))},
+            headers=headers,
             timeout=120,
         )
         correct = False

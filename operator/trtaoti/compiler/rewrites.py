@@ -29,6 +29,8 @@ a rewrite that changed the numbers beyond the precision's tolerance fails the co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -138,15 +140,20 @@ def _rewritable(module: nn.Module) -> bool:
     )
 
 
-def rewrite_attention(model: nn.Module) -> int:
-    """Switch every eligible `nn.MultiheadAttention` in `model` to `BatchFirstAttention`
-    in place (same parameters, same state_dict names); returns how many were switched."""
+def _switch(model: nn.Module, eligible: Callable[[nn.Module], bool], to: type[nn.Module]) -> int:
+    """Swap the class of every eligible module in place: the subclass adds no state, so
+    parameters, buffers and state_dict names stay as they were. Returns how many."""
     switched = 0
     for module in model.modules():
-        if _rewritable(module):
-            module.__class__ = BatchFirstAttention
+        if eligible(module):
+            module.__class__ = to
             switched += 1
     return switched
+
+
+def rewrite_attention(model: nn.Module) -> int:
+    """Every eligible `nn.MultiheadAttention` becomes a `BatchFirstAttention`."""
+    return _switch(model, _rewritable, BatchFirstAttention)
 
 
 def _fusable_feed_forward(module: nn.Module) -> bool:
@@ -158,14 +165,8 @@ def _fusable_feed_forward(module: nn.Module) -> bool:
 
 
 def rewrite_feed_forward(model: nn.Module) -> int:
-    """Switch every eligible `nn.TransformerEncoderLayer` to `FusedFeedForwardLayer` in
-    place; returns how many were switched."""
-    switched = 0
-    for module in model.modules():
-        if _fusable_feed_forward(module):
-            module.__class__ = FusedFeedForwardLayer
-            switched += 1
-    return switched
+    """Every eligible `nn.TransformerEncoderLayer` becomes a `FusedFeedForwardLayer`."""
+    return _switch(model, _fusable_feed_forward, FusedFeedForwardLayer)
 
 
 def rewrite_for_export(model: nn.Module, backend: str) -> dict[str, int]:

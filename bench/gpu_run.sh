@@ -139,7 +139,7 @@ export PYTHONPATH="/tmp/site:$repo/operator:$repo${PYTHONPATH:+:$PYTHONPATH}"
 triton_site=/tmp/triton-site
 unpack_triton() {
   [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" = 1 ] && { echo "smoke: the venv has nvidia-pytriton"; return 0; }
-  local bundle libdir server missing=""
+  local bundle libdir server usage missing=""
   bundle=$(find .carry/triton -name "pytriton-*.tar.xz" 2>/dev/null | head -n 1)
   [ -n "$bundle" ] || { echo "no .carry/triton/pytriton-*.tar.xz: run bench/prepare-offline.sh where PyPI is reachable and carry .carry/triton"; return 1; }
   rm -rf "$triton_site" && mkdir -p "$triton_site" && tar -xJf "$bundle" -C "$triton_site" || return 1
@@ -149,7 +149,9 @@ unpack_triton() {
     missing+=$(LD_LIBRARY_PATH="$libdir:$triton_site/nvidia_pytriton.libs" ldd "$elf" | grep "not found" | sed "s|^|${elf##*/}: |")
   done
   [ -z "$missing" ] || { echo "Triton cannot load (libpython from $libdir):"; echo "$missing"; return 1; }
-  LD_LIBRARY_PATH="$triton_site/nvidia_pytriton.libs" "$server/bin/tritonserver" --help >/dev/null || return 1
+  # --help exits 1 after printing its usage: the usage line is the check that it runs.
+  usage=$(LD_LIBRARY_PATH="$triton_site/nvidia_pytriton.libs" "$server/bin/tritonserver" --help 2>&1)
+  [[ $usage == "Usage: tritonserver"* ]] || { echo "tritonserver does not run: ${usage:0:2000}"; return 1; }
   echo "$bundle unpacked in $triton_site ($(du -sh "$triton_site" | cut -f1)); $(ls "$server/python_backend_stubs")"
 }
 if [ "$phase" = triton ] && [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" != 1 ]; then export PYTHONPATH="$PYTHONPATH:$triton_site"; fi

@@ -43,14 +43,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "e2e")]  # `bench`, and the e2e tests' server_support
+# Here, not through server_bench's own insert: the import sorter puts server_support first.
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "e2e")]
 import server_support as support  # noqa: E402
 from bench import server_bench  # noqa: E402
+
+triton_baseline = server_bench.triton_baseline  # one module object: its TritonUnavailable is server_bench's
 
 SYSTEM_LIBSTDCXX = "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"
 KSERVE = {"float16": "FP16", "bfloat16": "BF16", "float32": "FP32", "int64": "INT64"}
@@ -86,6 +90,10 @@ class Scale:
     saturation: list[tuple[int, int]]  # (concurrency, rows per request)
     runners: int = 2
     gap_us: int = 300  # the floor with an idle gap before each run, like a server between requests
+    # --triton: batch-1 requests at these concurrencies, then these (concurrency, rows per
+    # request) saturation points, for trtaoti-server and Triton in alternating rounds.
+    triton_concurrency: list[int] = field(default_factory=lambda: [1, 16, 64])
+    triton_saturation: list[tuple[int, int]] = field(default_factory=lambda: [(256, 1), (32, 16)])
 
 
 FULL = Scale(
@@ -106,6 +114,7 @@ SMOKE = Scale(
     throughput_concurrency=8,
     saturation=[(16, 1), (8, 4)],
     runners=1,
+    triton_saturation=[(32, 1), (8, 4)],
 )
 
 
@@ -299,8 +308,16 @@ def check_once(port: int, path: str, body: bytes, header_length: int | None) -> 
 # --- measurements --------------------------------------------------------------------------------------
 
 
+class Served(Protocol):
+    """A server whose Prometheus metrics are read around each point: trtaoti-server
+    (support.ServerProcess) or Triton (triton_baseline.TritonProcess)."""
+
+    def metrics(self) -> str: ...
+
+
 # Triton's counters are per request (a request adds its batch's compute time); the
-# per-batch compute comes from trtaoti_compute_duration_us (a histogram: sum and count).
+# per-batch compute comes from trtaoti_compute_duration_us (a histogram: sum and count),
+# which Triton itself does not serve.
 METRICS = (
     "nv_inference_request_success",
     "nv_inference_count",
@@ -313,10 +330,15 @@ METRICS = (
 )
 
 
-def _counters(server: support.ServerProcess, model_name: str) -> dict[str, float]:
+def _counters(server: Served, model_name: str) -> dict[str, float]:
+    """METRICS that `server` serves (trtaoti-server all, Triton the nv_inference_* ones)."""
     text = server.metrics()
     labels = {"model": model_name, "version": "1"}
-    return {name: support.metric(text, name, **labels) for name in METRICS}
+    found = {}
+    for name in METRICS:
+        with contextlib.suppress(KeyError):
+            found[name] = support.metric(text, name, **labels)
+    return found
 
 
 @dataclass
@@ -339,20 +361,28 @@ class Point:
             return {}
         executions = s["nv_inference_exec_count"]
         requests = max(s["nv_inference_request_success"], 1)
-        return {
+        inside = {
             "rows_per_execution": s["nv_inference_count"] / executions,
-            "compute_us": s["trtaoti_compute_duration_us_sum"] / max(s["trtaoti_compute_duration_us_count"], 1),
+            "requests_per_execution": s["nv_inference_request_success"] / executions,
             "queue_us": s["nv_inference_queue_duration_us"] / requests,
             "request_us": s["nv_inference_request_duration_us"] / requests,
         }
+        if "trtaoti_compute_duration_us_count" in s:
+            inside["compute_us"] = s["trtaoti_compute_duration_us_sum"] / max(s["trtaoti_compute_duration_us_count"], 1)
+        return inside
 
     def breakdown(self) -> str:
         i = self.inside()
         if not i:
             return ""
-        return (
-            f"{i['rows_per_execution']:.1f} rows/execution, compute {i['compute_us']:.0f} us/execution "
+        compute = (
+            f"compute {i['compute_us']:.0f} us/execution "
             f"(= {i['rows_per_execution'] / max(i['compute_us'], 1e-9) * 1e6:.0f} rows/s per busy runner), "
+            if "compute_us" in i
+            else ""
+        )
+        return (
+            f"{i['rows_per_execution']:.1f} rows/execution, {compute}"
             f"queue {i['queue_us']:.0f} us/request, request {i['request_us']:.0f} us/request in the server"
         )
 
@@ -365,7 +395,7 @@ def measure(
     rows: int,
     request_bytes: int,
     seconds: float,
-    server: support.ServerProcess | None = None,
+    server: Served | None = None,
     model_name: str = "",
 ) -> Point:
     before = _counters(server, model_name) if server else None
@@ -373,7 +403,7 @@ def measure(
     point = Point(label, concurrency, rows, request_bytes, load)
     if server:
         after = _counters(server, model_name)
-        point.server = {k: after[k] - before[k] for k in METRICS}
+        point.server = {k: after[k] - before[k] for k in after if k in before}
     print(
         f"  {label:<44} {load['per_second']:9.0f} req/s {point.rows_per_second:9.0f} rows/s  p50 {load['p50_us']:9.0f} us"
         f"  p99 {load['p99_us']:9.0f} us  errors {load['errors']}",
@@ -593,6 +623,71 @@ def measure_model(model: BenchModel, package: Path, scale: Scale, device: str, l
     return {"lone": lone, "batches": batches, "points": [dataclasses.asdict(p) for p in points], "extra": extra}
 
 
+def triton_comparison(model: BenchModel, package: Path, scale: Scale, device: str, logs: Path) -> dict:
+    """trtaoti-server and Triton Inference Server (bench/triton_baseline.py: the same
+    package in Triton's Python backend, the same batch range, queue delay, instances and
+    intra-op threads) in alternating rounds, the order rotated each round, with the floor
+    at batch 1 and at the batch max in each round. Batch-1 requests at each of
+    scale.triton_concurrency, then the scale.triton_saturation points; requests per
+    execution from each server's own metrics."""
+    path = f"/v2/models/{model.name}/infer"
+    top = model.profile["max"]
+    points = [(c, 1) for c in scale.triton_concurrency] + [tuple(p) for p in scale.triton_saturation]
+    bodies = {rows: binary_body(model, rows) for rows in {rows for _, rows in points}}
+    floor = Floor(package, device, scale.runners, logs / f"floor-triton-{model.name}.log")
+    result: dict = {
+        "batch_max": top,
+        "floor": {"batch_1": [], f"batch_{top}": []},
+        "servers": {},
+        "points": [f"{c}x{r}" for c, r in points],
+    }
+    try:
+        with contextlib.ExitStack() as stack:
+            ours = stack.enter_context(support.run_server(package, *server_args(scale, device), startup_timeout=300))
+            print(f"== {model.name}: Triton starting (its Python backend loads torch and the package)", flush=True)
+            started = time.monotonic()
+            triton = stack.enter_context(
+                triton_baseline.run_triton(
+                    package,
+                    max_queue_delay_us=0,
+                    instances=scale.runners,
+                    intra_op_threads=1,
+                    device=device,
+                    startup_timeout=300,
+                )
+            )
+            result["triton_start_s"] = time.monotonic() - started
+            result["versions"] = {"triton": triton.version, "pytriton": triton.dist.pytriton_version}
+            print(f"  Triton {triton.version} (nvidia-pytriton {triton.dist.pytriton_version}) ready in "
+                  f"{result['triton_start_s']:.0f} s", flush=True)  # fmt: skip
+            ceiling = server_bench.run_load(
+                ours.port, server_bench._request_bytes("GET", ours.port, "/v2/health/live"), 16, min(1.0, scale.seconds)
+            )
+            result["ceiling"] = ceiling["per_second"]
+            contenders = [("trtaoti-server", ours, ours.port), ("Triton", triton, triton.http_port)]
+            payloads = {}
+            for label, _, port in contenders:
+                result["servers"][label] = {f"{c}x{r}": [] for c, r in points}
+                for rows, (body, head) in bodies.items():
+                    check_once(port, path, body, head)
+                    payloads[label, rows] = http_request(port, path, body, head)
+            for r in range(scale.rounds):
+                print(f"== {model.name}: trtaoti-server vs Triton, round {r + 1}/{scale.rounds}", flush=True)
+                result["floor"]["batch_1"].append(floor.run("device", 1, scale.layer_seconds))
+                result["floor"][f"batch_{top}"].append(floor.run("device", top, scale.layer_seconds))
+                for label, server, port in contenders[r % 2 :] + contenders[: r % 2]:
+                    for c, rows in points:
+                        point = measure(
+                            port, payloads[label, rows], f"{label} c={c} batch-{rows}", c, rows,
+                            len(bodies[rows][0]), scale.seconds, server, model.name,
+                        )  # fmt: skip
+                        result["servers"][label][f"{c}x{rows}"].append(dataclasses.asdict(point))
+            result["triton_log_tail"] = triton.log[-20:]
+    finally:
+        floor.close()
+    return result
+
+
 def graph_experiment(package: Path, scale: Scale, device: str, logs: Path, timeout: float = 150) -> dict:
     """loader.run captured into a CUDA graph per batch (bench_floor.cc `graph`), in a
     process of its own: a capture that fails can leave a stream unusable."""
@@ -697,7 +792,8 @@ def python_points(model: BenchModel, package: Path, scale: Scale, device: str) -
 
 
 def median(values: list[float]) -> float:
-    values = [v for v in values if v is not None]
+    """Of the values that are numbers (a point that completed no request has NaN)."""
+    values = [v for v in values if v is not None and v == v]
     return statistics.median(values) if values else float("nan")
 
 
@@ -767,47 +863,71 @@ def fmt(value, digits: int = 0) -> str:
 
 def render(results: list[dict]) -> str:
     """gpu.md from one or more runs' results (each model may come from another call of
-    the GPU machine, so each section names its own card, date and command)."""
+    the GPU machine, so each section names its own card, date and command). Results of
+    a --triton run alone render as the Triton comparison (gpu-triton.md)."""
     env = results[0]["env"]
     on_gpu = env["device"].startswith("cuda")
     scale = Scale(**env["scale"])
+    full = any("lone" in r for r in results)
+    if env["smoke"]:
+        title = "GPU benchmark" if full else "against Triton"
+        title = f"# trtaoti-server {title}, smoke run on CPU (small models; checks the script, not the numbers)"
+    else:
+        title = f"# trtaoti-server {'on a GPU' if full else 'against Triton Inference Server on a GPU'}: ResNet-50 and a BERT-base encoder"
     lines = [
-        "# trtaoti-server on a GPU: ResNet-50 and a BERT-base encoder"
-        if not env["smoke"]
-        else "# trtaoti-server GPU benchmark, smoke run on CPU (small models; checks the script, not the numbers)",
+        title,
         "",
         "- packages: `trtaoti compile` (the CLI the compile Job runs), backend inductor (AOTInductor), "
         f"device {env['device'].split(':')[0]}, one package per model, batch profile min/opt/max as listed",
-        f"- (a) trtaoti-server `{' '.join(server_args(scale, env['device']))}`; (c) `trtaoti-bench-floor` "
-        f"(bench_floor.cc): `device` = the floor, `Device::Run` in a loop on one thread{', host->device->host copies included' if on_gpu else ''}, "
-        "and the layers around it; (d) bench/torch_baselines.py: the same model in eager PyTorch and under "
-        '`torch.compile(mode="max-autotune")`, each run timed like the floor (pageable input to the device, '
-        "forward, every output to page-locked host memory, one synchronisation)",
-        f"- a lone request: {scale.rounds} rounds, each the floor's layers ({scale.layer_seconds:g} s each) then the "
-        f'server at concurrency 1 ({scale.seconds:g} s); medians over rounds; "server - floor" is the median of each '
-        "round's difference",
+    ]
+    if full:
+        lines += [
+            f"- (a) trtaoti-server `{' '.join(server_args(scale, env['device']))}`; (c) `trtaoti-bench-floor` "
+            f"(bench_floor.cc): `device` = the floor, `Device::Run` in a loop on one thread{', host->device->host copies included' if on_gpu else ''}, "
+            "and the layers around it; (d) bench/torch_baselines.py: the same model in eager PyTorch and under "
+            '`torch.compile(mode="max-autotune")`, each run timed like the floor (pageable input to the device, '
+            "forward, every output to page-locked host memory, one synchronisation)",
+            f"- a lone request: {scale.rounds} rounds, each the floor's layers ({scale.layer_seconds:g} s each) then the "
+            f'server at concurrency 1 ({scale.seconds:g} s); medians over rounds; "server - floor" is the median of each '
+            "round's difference",
+        ]
+    lines += [
         "- load generator: bench/server_bench.py's (asyncio + uvloop + httptools in one process, one keep-alive connection "
         "per unit of concurrency, 0.5 s warm-up per point, the same request bytes repeated); binary = Triton's binary "
         "tensor extension",
         "",
+        *_render_models(results),
     ]
+    return "\n".join(lines) + "\n"
+
+
+def _render_models(results: list[dict]) -> list[str]:
+    lines: list[str] = []
     for r in results:
+        scale = Scale(**r["env"]["scale"])
         m = BenchModel(**r["model"])
         manifest = r["manifest"]
         b = manifest["batch"]
         peak = manifest.get("peakGpuMemoryBytes")
         e = r["env"]
+        full = "lone" in r  # else a --triton run on its own: its section says when, where and how
+        lines += [f"## {m.name}", "", f"- {m.note}"]
+        if full:
+            lines.append(
+                f"- measured {e['date']} on **{e['gpu']}**, torch {e['torch']}, {e['cpus']} CPUs ({e['cpu']}), "
+                f"1-minute load average {e['load_before']:.2f} before; command `{e['command']}`"
+            )
+        lines.append(
+            f"- package: precision {manifest['precision']}, batch {b['min']}/{b['opt']}/{b['max']}, "
+            f"{manifest['bytes'] / 1e6:.1f} MB, this run's `trtaoti compile`: {r['compiled']}, validation max abs error "
+            f"{manifest['validation']['maxAbsError']:.3g}; peak GPU memory {f'{peak / 2**30:.2f} GiB' if peak else 'n/a (CPU)'}"
+        )
+        if not full:
+            lines += ["", *triton_lines(r)]
+            continue
         lone = lone_summary(r)
         layers = lone["layers"]
         lines += [
-            f"## {m.name}",
-            "",
-            f"- {m.note}",
-            f"- measured {e['date']} on **{e['gpu']}**, torch {e['torch']}, {e['cpus']} CPUs ({e['cpu']}), 1-minute load "
-            f"average {e['load_before']:.2f} before; command `{e['command']}`",
-            f"- package: precision {manifest['precision']}, batch {b['min']}/{b['opt']}/{b['max']}, "
-            f"{manifest['bytes'] / 1e6:.1f} MB, this run's `trtaoti compile`: {r['compiled']}, validation max abs error "
-            f"{manifest['validation']['maxAbsError']:.3g}; peak GPU memory {f'{peak / 2**30:.2f} GiB' if peak else 'n/a (CPU)'}",
             f"- load generator ceiling (GET /v2/health/live, c=16): {r['extra']['ceiling']:.0f} req/s",
             "",
             "### A lone request (batch 1, concurrency 1)",
@@ -934,12 +1054,156 @@ def render(results: list[dict]) -> str:
             f"({floor_rows:.0f} rows/s; target >= 0.9x)",
             "",
         ]
-    return "\n".join(lines) + "\n"
+        if "triton" in r:
+            lines += triton_lines(r)
+    return lines
+
+
+def triton_summary(r: dict) -> dict:
+    """Medians over rounds per server and point, requests per execution over all rounds,
+    the floor, and the issue's three verdicts."""
+    t = r["triton"]
+    top = t["batch_max"]
+    servers: dict = {}
+    for label, by_point in t["servers"].items():
+        servers[label] = {}
+        for key, runs in by_point.items():
+            points = [Point(**p) for p in runs]
+            served = sum(p.server.get("nv_inference_request_success", 0) for p in points)
+            executions = sum(p.server.get("nv_inference_exec_count", 0) for p in points)
+            servers[label][key] = {
+                "rows_per_second": median([p.rows_per_second for p in points]),
+                "per_second_rounds": [p.rows_per_second for p in points],
+                "p50_us": median([p.load["p50_us"] for p in points]),
+                "p99_us": median([p.load["p99_us"] for p in points]),
+                "requests_per_execution": served / executions if executions else float("nan"),
+                "request_us": median([p.inside().get("request_us") for p in points]),
+                "errors": sum(p.load["errors"] for p in points),
+            }
+    ours, triton = servers["trtaoti-server"], servers["Triton"]
+    batch_one = [key for key in t["points"] if key.endswith("x1") and not _saturation_point(t, key)]
+    best = {label: max(v.items(), key=lambda kv: kv[1]["rows_per_second"]) for label, v in servers.items()}
+    floor_top = t["floor"][f"batch_{top}"]
+    return {
+        "servers": servers,
+        "floor_p50_us": median([x["p50_us"] for x in t["floor"]["batch_1"]]),
+        "floor_top_rows_per_second": top * median([x["per_second"] for x in floor_top]),
+        "best": best,
+        "saturation_ratio": best["trtaoti-server"][1]["rows_per_second"] / best["Triton"][1]["rows_per_second"],
+        "p50_c1_ratio": ours["1x1"]["p50_us"] / triton["1x1"]["p50_us"],
+        "lower_p99": [key for key in t["points"] if ours[key]["p99_us"] < triton[key]["p99_us"]],
+        "batch_one": batch_one,
+    }
+
+
+def _over(a: float, b: float) -> str:
+    """a / b to two places, n/a where either is missing."""
+    return fmt(a / b, 2) if b and a == a and b == b else "n/a"
+
+
+def _saturation_point(t: dict, key: str) -> bool:
+    concurrency, rows = (int(x) for x in key.split("x"))
+    return [concurrency, rows] in [list(p) for p in t["env"]["scale"]["triton_saturation"]]
+
+
+def _point_name(t: dict, key: str) -> str:
+    concurrency, rows = (int(x) for x in key.split("x"))
+    name = f"c={concurrency}" + (f", {rows} rows a request" if rows > 1 else "")
+    return f"{name} (saturation)" if _saturation_point(t, key) else name
+
+
+def triton_summary_line(r: dict) -> str:
+    s = triton_summary(r)
+    ours, triton = s["servers"]["trtaoti-server"], s["servers"]["Triton"]
+    points = "; ".join(
+        f"{key}: {fmt(ours[key]['rows_per_second'])} vs {fmt(triton[key]['rows_per_second'])} rows/s, p99 "
+        f"{fmt(ours[key]['p99_us'])} vs {fmt(triton[key]['p99_us'])} us, req/exec "
+        f"{fmt(ours[key]['requests_per_execution'], 2)} vs {fmt(triton[key]['requests_per_execution'], 2)}"
+        for key in r["triton"]["points"]
+    )
+    return (
+        f"{r['model']['name']} vs Triton {r['triton'].get('versions', {}).get('triton', '?')}: saturation "
+        f"{s['saturation_ratio']:.2f}x (>= 1), p50 c=1 {fmt(ours['1x1']['p50_us'])} vs {fmt(triton['1x1']['p50_us'])} us "
+        f"(floor {fmt(s['floor_p50_us'])}), p99 lower at {','.join(s['lower_p99']) or 'none'}; {points}"
+    )
+
+
+def triton_lines(r: dict) -> list[str]:
+    """The Triton comparison's section: versions, setup, one row per point, verdicts."""
+    t, m = r["triton"], BenchModel(**r["model"])
+    e, s = t["env"], triton_summary(r)
+    scale = Scale(**e["scale"])
+    ours, triton = s["servers"]["trtaoti-server"], s["servers"]["Triton"]
+    batch = r["manifest"]["batch"]
+    versions = t.get("versions", {})
+    on_gpu = e["device"].startswith("cuda")
+    lines = [
+        "### Against Triton Inference Server",
+        "",
+        f"- measured {e['date']} on **{e['gpu']}**, torch {e['torch']}, {e['cpus']} CPUs ({e['cpu']}), 1-minute load "
+        f"average {e['load_before']:.2f} before; command `{e['command']}`",
+        f"- (t) **Triton {versions.get('triton', '?')}**, the `tritonserver` in **nvidia-pytriton "
+        f"{versions.get('pytriton', '?')}**, started by `bench/triton_baseline.py`: Triton's C++ HTTP front end and "
+        "dynamic batcher, the same package in its Python backend (`bench/triton_aoti_model.py`: `aoti_load_package`, "
+        f"inputs to {e['device']}, only the requested outputs back to the host); max_batch_size {batch['max']}, "
+        f"preferred batch sizes [{batch['opt']}, {batch['max']}], max_queue_delay_microseconds 0, {scale.runners} "
+        f"instance(s), 1 intra-op thread; ready {t.get('triton_start_s', float('nan')):.0f} s after start",
+        f"- (a) trtaoti-server `{' '.join(server_args(scale, e['device']))}` ({scale.runners} runner(s), queue delay 0: "
+        "the same batcher settings)",
+        f"- {scale.rounds} alternating rounds (order rotated each round), {scale.seconds:g} s per point after 0.5 s "
+        "warm-up, each cell the median over rounds; binary requests (Triton's binary tensor extension)"
+        + (f" asking for `{', '.join(m.outputs)}`" if m.outputs else "")
+        + "; req/exec: requests per model execution from each server's own nv_inference_request_success / "
+        "nv_inference_exec_count over all rounds",
+        f"- (c) floor, `trtaoti-bench-floor` `device` (one thread{', host->device->host copies included' if on_gpu else ''}), "
+        f"in the same rounds: batch 1 p50 **{fmt(s['floor_p50_us'])} us**; batch {batch['max']} "
+        f"{fmt(s['floor_top_rows_per_second'])} rows/s",
+        f"- load generator ceiling (GET /v2/health/live, c=16): {fmt(t.get('ceiling'))} req/s",
+        "",
+        "| point | (a) rows/s | p50 us | p99 us | req/exec | (t) Triton rows/s | p50 us | p99 us | req/exec | "
+        "(a)/(t) rows/s (per round) | (a)/(t) p50 | (a)/(t) p99 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key in t["points"]:
+        a, b = ours[key], triton[key]
+        rounds = ", ".join(_over(x, y) for x, y in zip(a["per_second_rounds"], b["per_second_rounds"], strict=True))
+        lines.append(
+            f"| {_point_name(t, key)} | {fmt(a['rows_per_second'])} | {fmt(a['p50_us'])} | {fmt(a['p99_us'])} | "
+            f"{fmt(a['requests_per_execution'], 2)} | {fmt(b['rows_per_second'])} | {fmt(b['p50_us'])} | "
+            f"{fmt(b['p99_us'])} | {fmt(b['requests_per_execution'], 2)} | "
+            f"**{_over(a['rows_per_second'], b['rows_per_second'])}x** ({rounds}) | "
+            f"{_over(a['p50_us'], b['p50_us'])} | {_over(a['p99_us'], b['p99_us'])} |"
+        )
+    (a_key, a_best), (t_key, t_best) = s["best"]["trtaoti-server"], s["best"]["Triton"]
+    met = {True: "met", False: "**missed**"}
+    errors = sum(v["errors"] for server in s["servers"].values() for v in server.values())
+    lines += [
+        "",
+        f"- throughput at saturation (each server's best point): (a) {fmt(a_best['rows_per_second'])} rows/s "
+        f"({_point_name(t, a_key)}) against (t) {fmt(t_best['rows_per_second'])} ({_point_name(t, t_key)}): "
+        f"**{fmt(s['saturation_ratio'], 2)}x** (target >= 1.0x: {met[s['saturation_ratio'] >= 1.0]}); "
+        f"the floor at batch {batch['max']}: (a) {a_best['rows_per_second'] / s['floor_top_rows_per_second']:.2f}x, "
+        f"(t) {t_best['rows_per_second'] / s['floor_top_rows_per_second']:.2f}x",
+        f"- p50 at concurrency 1: (a) {fmt(ours['1x1']['p50_us'])} us against (t) {fmt(triton['1x1']['p50_us'])} us, "
+        f"**{fmt(s['p50_c1_ratio'], 2)}x** (target: lower, {met[s['p50_c1_ratio'] < 1.0]}); (a) - floor "
+        f"{fmt(ours['1x1']['p50_us'] - s['floor_p50_us'])} us, (t) - floor {fmt(triton['1x1']['p50_us'] - s['floor_p50_us'])} us",
+        f"- p99 lower than Triton's at {', '.join(_point_name(t, k) for k in s['lower_p99']) or 'no point'} of "
+        f"{len(t['points'])} points (target: every concurrency, "
+        f"{met[all(k in s['lower_p99'] for k in s['batch_one'])]} for batch-1 concurrencies "
+        f"{', '.join(_point_name(t, k) for k in s['batch_one'])})",
+        f"- non-200 responses: {errors}",
+        "",
+    ]
+    return lines
 
 
 def summary(results: list[dict]) -> str:
     rows = ["SUMMARY"]
     for r in results:
+        if "triton" in r:
+            rows.append(triton_summary_line(r))
+        if "lone" not in r:
+            continue
         lone = lone_summary(r)
         _, _, ratio = saturation(r)
         target = 100 if "encoder" in r["model"]["name"] else 150
@@ -990,6 +1254,12 @@ def load_results(paths: list[Path]) -> list[dict]:
             torch_runs.setdefault(d["model"], []).append(d)
         else:
             results.append(d)
+    # A --triton run's result joins its model's full result where both are given (its
+    # section keeps its own date and card); alone it stays a result of its own.
+    full = {r["model"]["name"]: r for r in results if "lone" in r}
+    for r in [r for r in results if "lone" not in r and r["model"]["name"] in full]:
+        full[r["model"]["name"]]["triton"] = r["triton"]
+        results.remove(r)
     for r in results:
         for run in torch_runs.get(r["model"]["name"], []):
             # Several runs of one model (say eager from the bench call, max-autotune from
@@ -1021,6 +1291,12 @@ def main() -> None:
     parser.add_argument("--torch-deadline-s", type=float, default=240, help="per model, for bench/torch_baselines.py")
     parser.add_argument("--no-graph", action="store_true", help="skip the CUDA graph experiment")
     parser.add_argument("--python-baseline", action="store_true", help="also measure (b), bench/python_baseline.py")
+    parser.add_argument(
+        "--triton",
+        action="store_true",
+        help="only trtaoti-server against Triton Inference Server (bench/triton_baseline.py) and the floor, "
+        "alternating rounds; needs nvidia-pytriton's tritonserver (bench/README.md)",
+    )
     parser.add_argument("--out", type=Path, help="default bench/results/gpu.md (gpu-smoke.md with --smoke)")
     parser.add_argument(
         "--results", type=Path, default=None, help="directory for each model's results JSON (default: next to --out)"
@@ -1077,16 +1353,20 @@ def main() -> None:
     for model, package, manifest, seconds in compiled:
         started = time.monotonic()
         r = {"model": dataclasses.asdict(model), "manifest": manifest, "compiled": seconds, "env": env}
-        r.update(measure_model(model, package, scale, device, logs))
-        if not args.no_graph:
-            print(f"== {model.name}: CUDA graph experiment", flush=True)
-            r["graph"] = graph_experiment(package, scale, device, logs)
-        if args.python_baseline:
-            print(f"== {model.name}: (b) Python alternative", flush=True)
-            r["python"] = [dataclasses.asdict(p) for p in python_points(model, package, scale, device)]
-        if args.torch_modes:
-            print(f"== {model.name}: {args.torch_modes} (bench/torch_baselines.py)", flush=True)
-            r["torch"] = torch_baselines(model, scale, device, args.torch_modes, results_dir, args.torch_deadline_s)
+        if args.triton:
+            r["triton"] = {"env": env, **triton_comparison(model, package, scale, device, logs)}
+            r["extra"] = {"ceiling": r["triton"]["ceiling"]}
+        else:
+            r.update(measure_model(model, package, scale, device, logs))
+            if not args.no_graph:
+                print(f"== {model.name}: CUDA graph experiment", flush=True)
+                r["graph"] = graph_experiment(package, scale, device, logs)
+            if args.python_baseline:
+                print(f"== {model.name}: (b) Python alternative", flush=True)
+                r["python"] = [dataclasses.asdict(p) for p in python_points(model, package, scale, device)]
+            if args.torch_modes:
+                print(f"== {model.name}: {args.torch_modes} (bench/torch_baselines.py)", flush=True)
+                r["torch"] = torch_baselines(model, scale, device, args.torch_modes, results_dir, args.torch_deadline_s)
         print(f"== {model.name}: {time.monotonic() - started:.0f} s", flush=True)
         results.append(r)
         # Written after each model: a run cut short still leaves what it measured, and

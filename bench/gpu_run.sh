@@ -14,11 +14,17 @@
 #                            torch.compile(mode="max-autotune") per batch for the encoder.
 #   bench/gpu_run.sh autotune  torch.compile(mode="max-autotune") for ResNet-50 alone (its
 #                            autotuning alone takes minutes per batch size).
+#   bench/gpu_run.sh triton  the carried Triton bundle (.carry/triton) unpacked and checked
+#                            with ldd; both models compiled in the background while the server
+#                            builds; then bench/gpu_bench.py --triton, the encoder first:
+#                            trtaoti-server against Triton Inference Server and the floor in
+#                            alternating rounds (issue #16's GPU column).
 #
 # What must be carried, and how to gather it where PyPI and Debian are reachable:
 # bench/README.md (bench/prepare-offline.sh fills .whl and .carry/server-deps). Then:
 #   run(command="bash bench/gpu_run.sh bench", carry=[".whl", ".carry/server-deps"], timeout_s=600)
 #   run(command="bash bench/gpu_run.sh tests", carry=[".whl", ".carry/server-deps"], timeout_s=600)
+#   run(command="bash bench/gpu_run.sh triton", carry=[".whl", ".carry/server-deps", ".carry/triton"], timeout_s=600)
 # (the workplace's device tool sends the checkout the session started in: from another
 # worktree, copy the tree and those two folders into an ignored folder of that checkout,
 # carry it, and cd into it first; bench/README.md)
@@ -37,7 +43,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 repo=$PWD
-phase="${1:?usage: bench/gpu_run.sh bench|tests|autotune}"
+phase="${1:?usage: bench/gpu_run.sh bench|tests|autotune|triton}"
 budget="${TRTAOTI_GPU_RUN_BUDGET:-560}"
 started=$SECONDS
 export PYTHONUNBUFFERED=1
@@ -127,6 +133,32 @@ install_wheels() {
 }
 export PYTHONPATH="/tmp/site:$repo/operator:$repo${PYTHONPATH:+:$PYTHONPATH}"
 
+# Triton Inference Server for the triton phase: bench/prepare-offline.sh's bundle of the
+# pinned nvidia-pytriton wheel, unpacked as a site-packages folder (bench/triton_baseline.py
+# finds the `pytriton` package on PYTHONPATH). Its Python backend stub embeds this machine's
+# Python: libpython must load, from the loader's path or sysconfig's LIBDIR (which
+# triton_baseline puts on the server's LD_LIBRARY_PATH).
+triton_site=/tmp/triton-site
+unpack_triton() {
+  [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" = 1 ] && { echo "smoke: the venv has nvidia-pytriton"; return 0; }
+  local bundle libdir server usage missing=""
+  bundle=$(find .carry/triton -name "pytriton-*.tar.xz" 2>/dev/null | head -n 1)
+  [ -n "$bundle" ] || { echo "no .carry/triton/pytriton-*.tar.xz: run bench/prepare-offline.sh where PyPI is reachable and carry .carry/triton"; return 1; }
+  rm -rf "$triton_site" && mkdir -p "$triton_site" && tar -xJf "$bundle" -C "$triton_site" || return 1
+  libdir=$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")')
+  server="$triton_site/pytriton/tritonserver"
+  for elf in "$server/bin/tritonserver" "$server"/backends/*/*.so "$server"/python_backend_stubs/*/triton_python_backend_stub; do
+    missing+=$(LD_LIBRARY_PATH="$libdir:$triton_site/nvidia_pytriton.libs" ldd "$elf" | grep "not found" | sed "s|^|${elf##*/}: |")
+  done
+  [ -z "$missing" ] || { echo "Triton cannot load (libpython from $libdir):"; echo "$missing"; return 1; }
+  # --help exits 1 after printing its usage: the usage line is the check that it runs.
+  usage=$(LD_LIBRARY_PATH="$triton_site/nvidia_pytriton.libs" "$server/bin/tritonserver" --help 2>&1)
+  [[ $usage == "Usage: tritonserver"* ]] || { echo "tritonserver does not run: ${usage:0:2000}"; return 1; }
+  echo "$bundle unpacked in $triton_site ($(du -sh "$triton_site" | cut -f1)); $(ls "$server/python_backend_stubs")"
+}
+if [ "$phase" = triton ] && [ "${TRTAOTI_GPU_RUN_SMOKE:-0}" != 1 ]; then export PYTHONPATH="$PYTHONPATH:$triton_site"; fi
+export triton_site
+
 # The server's C++ dependencies, carried from a Debian machine (no apt there) and
 # unpacked by prepare-offline.sh. Their .pc files say prefix=/usr, so the headers and
 # libraries are found through CPATH and LIBRARY_PATH. Only the libraries the image lacks
@@ -170,24 +202,31 @@ environment() {
   (. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")
 }
 
-export -f environment install_wheels build_server
+export -f environment install_wheels build_server unpack_triton
 export python
+
+# compile_and_build SECONDS: both packages compile in the background beside the server
+# build (16 cores), leaving SECONDS of the budget for what follows; a package already in
+# the store is a cache hit.
+compile_and_build() {
+  local model
+  for model in "${models[@]}"; do
+    background "compile-$model" $(($(remaining) - $1)) "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" \
+      --compile-only --models "$model"
+  done
+  step server-build 300 build_server
+  for model in "${models[@]}"; do finish "compile-$model"; done
+  for model in "${models[@]}"; do
+    grep -o 'compiled in [0-9]* s\|cache hit in [0-9]* s' "$OUT/compile-$model.log" | head -1
+  done
+}
 
 case "$phase" in
   bench)
     step environment 30 environment
     step wheels 90 install_wheels
-    # Both packages compile beside the server build (16 cores); a package already in the
-    # store is a cache hit. The measurements need about 130 s per model after that.
-    for model in "${models[@]}"; do
-      background "compile-$model" $(($(remaining) - 200)) "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" \
-        --compile-only --models "$model"
-    done
-    step server-build 300 build_server
-    for model in "${models[@]}"; do finish "compile-$model"; done
-    for model in "${models[@]}"; do
-      grep -o 'compiled in [0-9]* s\|cache hit in [0-9]* s' "$OUT/compile-$model.log" | head -1
-    done
+    # The measurements need about 130 s per model after that.
+    compile_and_build 200
     # The encoder first: its lone request is the tighter target (+100 us).
     for model in "${models[@]}"; do
       step "bench-$model" "$(remaining)" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" --models "$model" \
@@ -224,8 +263,27 @@ case "$phase" in
     step torch-baselines "$(remaining)" "${nice[@]}" "$python" bench/torch_baselines.py --models "${models[1]}" \
       --modes "${torch_modes#eager,}" --device "$device" --out "$OUT" --deadline-s $(($(remaining) - 60))
     ;;
+  triton)
+    step environment 30 environment
+    step wheels 90 install_wheels
+    # Nothing else is worth the call's time where Triton cannot load.
+    step triton-unpack 60 unpack_triton || models=()
+    # Each comparison needs about 2 minutes (Triton's start, where each stub's first
+    # aoti_load_package takes 35-46 s, and 3 rounds); the encoder goes first and leaves
+    # ResNet-50 enough.
+    compile_and_build 240
+    for model in "${models[@]}"; do
+      limit=$(remaining)
+      [ "$model" = "${models[0]}" ] && [ "$limit" -gt 340 ] && limit=$((limit - 140))
+      # The stubs load packages in Python (aoti_load_package): the preload avoids its segfault there (DESIGN.md).
+      step "triton-$model" "$limit" "${preload[@]}" "${nice[@]}" "$python" bench/gpu_bench.py "${bench_args[@]}" \
+        --models "$model" --triton --results "$OUT" --out "$OUT/$out_stem-triton-$model.md"
+    done
+    echo
+    for model in "${models[@]}"; do sed -n '/^SUMMARY/,$p' "$OUT/triton-$model.log"; done | tee "$OUT/summary.txt"
+    ;;
   *)
-    echo "usage: bench/gpu_run.sh bench|tests|autotune" >&2
+    echo "usage: bench/gpu_run.sh bench|tests|autotune|triton" >&2
     exit 2
     ;;
 esac

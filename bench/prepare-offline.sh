@@ -9,12 +9,16 @@
 #                          unpacked with dpkg -x (cpp-httplib with its OpenSSL, zlib and
 #                          brotli headers, prometheus-cpp, nlohmann-json, libzip); the .deb
 #                          files stay in .carry/debs
+#   .carry/triton/         Triton Inference Server (the tritonserver of the pinned
+#                          nvidia-pytriton wheel) for `gpu_run.sh triton`, trimmed to this
+#                          Python's stub and the libraries it loads, xz-compressed (~25 MB);
+#                          the wheel itself stays in .carry/wheels
 #
 # Run it in the repository on a Debian 12 (bookworm) x86-64 machine where PyPI and the
 # Debian mirror are reachable: bench/prepare-offline.sh [--python-version 3.12]. It is
-# idempotent: what is already there is not fetched again. Both folders are git-ignored;
-# .whl and .carry/server-deps travel with the device call's `carry` (64 MiB in all with
-# the working tree; these two are about 27 MiB).
+# idempotent: what is already there is not fetched again. All are git-ignored; .whl and
+# .carry/server-deps travel with the device call's `carry` (64 MiB in all with the
+# working tree; these two are about 27 MiB), and .carry/triton too for `gpu_run.sh triton`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python_version=3.12
@@ -62,6 +66,55 @@ for deb in .carry/debs/*.deb; do dpkg -x "$deb" .carry/server-deps; done
 find .carry/server-deps -name '*.a' -delete
 rm -rf .carry/server-deps/usr/share/doc .carry/server-deps/usr/share/man
 
+# Triton Inference Server for `bench/gpu_run.sh triton`: the tritonserver of the pinned
+# nvidia-pytriton wheel (pyproject.toml), trimmed to what runs there and xz-compressed,
+# since the wheel (55 MB) would not fit the call beside the two folders above. Kept: the
+# server, its Python backend, local cache and the stub for this Python, the wheel's
+# dist-info (bench/triton_baseline.py reads the version) and pytriton's small Python
+# files (it locates the server through that package), and of nvidia_pytriton.libs only
+# the closure of what those binaries load (ELF NEEDED, followed through the bundled
+# libraries). Dropped: the stubs for other Pythons and the 31 MB libpython3.13 that the
+# 3.13 stub alone needs. What may stay unresolved is the system's (glibc, libstdc++,
+# zlib) and libpython of the target Python, which the GPU machine's interpreter brings
+# (gpu_run.sh checks with ldd there).
+pin=$(grep -o 'nvidia-pytriton==[0-9.]*' pyproject.toml)
+bundle=.carry/triton/pytriton-${pin#*==}-py$python_version.tar.xz
+if [ ! -f "$bundle" ]; then
+  mkdir -p .carry/wheels .carry/triton
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version "$python_version" --implementation cp \
+    --platform manylinux_2_35_x86_64 -d .carry/wheels "$pin"
+  tree=$(mktemp -d)
+  trap 'rm -rf "$tree"' EXIT
+  python3 -m zipfile -e .carry/wheels/nvidia_pytriton-"${pin#*==}"-*.whl "$tree"
+  server=$tree/pytriton/tritonserver libs=$tree/nvidia_pytriton.libs
+  # zipfile keeps no file modes: the two programs must be executable.
+  chmod +x "$server/bin/tritonserver" "$server"/python_backend_stubs/*/triton_python_backend_stub
+  for stubs in "$server"/python_backend_stubs/*; do
+    [ "${stubs##*/}" = "$python_version" ] || rm -rf "$stubs"
+  done
+  system=" libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1 libresolv.so.2 ld-linux-x86-64.so.2 libstdc++.so.6 \
+libgcc_s.so.1 libz.so.1 libpython$python_version.so.1.0 "
+  queue=("$server/bin/tritonserver" "$server"/backends/*/*.so "$server"/caches/*/*.so
+    "$server/python_backend_stubs/$python_version/triton_python_backend_stub")
+  keep=" "
+  while [ ${#queue[@]} -gt 0 ]; do
+    elf=${queue[0]} queue=("${queue[@]:1}")
+    for lib in $(readelf -d "$elf" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+      if [ -f "$libs/$lib" ]; then
+        [[ $keep == *" $lib "* ]] || { keep+="$lib "; queue+=("$libs/$lib"); }
+      elif [[ $system != *" $lib "* ]]; then
+        echo "${elf##*/} needs $lib, neither in the wheel nor a system library" >&2
+        exit 1
+      fi
+    done
+  done
+  for lib in "$libs"/*; do [[ $keep == *" ${lib##*/} "* ]] || { echo "dropped ${lib##*/}"; rm "$lib"; }; done
+  find "$tree" -name __pycache__ -prune -exec rm -rf {} +
+  tar -C "$tree" -cf - . | xz -9 -T0 >"$bundle.part"
+  mv "$bundle.part" "$bundle"
+fi
+
 wheels=(.whl/*.whl) debs=(.carry/debs/*.deb)
 echo "wheels: ${#wheels[@]} ($(du -sh .whl | cut -f1)); Debian packages: ${#debs[@]}," \
-  "unpacked in .carry/server-deps ($(du -sh .carry/server-deps | cut -f1)); carry [\".whl\", \".carry/server-deps\"]"
+  "unpacked in .carry/server-deps ($(du -sh .carry/server-deps | cut -f1)); Triton: $bundle ($(du -sh "$bundle" | cut -f1));" \
+  "carry [\".whl\", \".carry/server-deps\", \".carry/triton\"]"

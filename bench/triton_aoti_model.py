@@ -12,7 +12,9 @@ repository's interpreter. The model configuration's parameters name the package
 Triton's dynamic batcher hands `execute` the requests it grouped; the Python backend
 does not concatenate them, so this does (as PyTriton's `@batch` does): rows are
 stacked per input, padded up to the package's compiled minimum by repeating the last
-row (as trtaoti-server does), run once, and split back per request.
+row (as trtaoti-server does), run once, and split back per request. Only the outputs
+the batch's requests asked for are copied back to the host and returned (on a GPU,
+the encoder's unrequested `hidden` output is 128 times the size of `pooled`).
 
 Tensors cross into and out of the stub by DLPack, as Triton's Python-backend docs advise
 for PyTorch: no copy through numpy. It is also the path that works with numpy 2: the
@@ -51,14 +53,22 @@ class TritonPythonModel:
         batch = [torch.cat(tensors) if len(tensors) > 1 else tensors[0] for tensors in columns]
         if total < self.batch_min:
             batch = [torch.cat([t, t[-1:].expand(self.batch_min - total, *t.shape[1:])]) for t in batch]
+        # Only the outputs some request asked for leave the device (Triton names every
+        # output as requested when a request names none).
+        wanted = [r.requested_output_names() for r in requests]
+        needed = set().union(*wanted)
         with torch.inference_mode():
-            outputs = [o.cpu() for o in self.model(*(t.to(self.device) for t in batch))]
+            outputs = self.model(*(t.to(self.device) for t in batch))
+            if isinstance(outputs, torch.Tensor):  # a one-output model returns its tensor as is
+                outputs = [outputs]
+            host = {name: o.cpu() for name, o in zip(self.output_names, outputs, strict=True) if name in needed}
         responses = []
         start = 0
-        for count in rows:
+        for count, names in zip(rows, wanted, strict=True):
             tensors = [
-                pb_utils.Tensor.from_dlpack(name, output[start : start + count].contiguous())
-                for name, output in zip(self.output_names, outputs, strict=True)
+                pb_utils.Tensor.from_dlpack(name, host[name][start : start + count].contiguous())
+                for name in self.output_names
+                if name in names
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += count

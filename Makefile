@@ -88,9 +88,9 @@ test-unit: venv ## fast tests only
 CXX_SOURCES   = $(shell git ls-files '$(SERVER_DIR)/src/*.cc' '$(SERVER_DIR)/src/*.h' '$(SERVER_DIR)/test/*.cc' '$(SERVER_DIR)/test/*.h')
 SHELL_SCRIPTS = $(shell { git ls-files '*.sh'; git ls-files -z | xargs -0 awk 'FNR == 1 && /^\#!.*(bash|\/sh)/ { print FILENAME } { nextfile }'; } | sort -u)
 
-.PHONY: lint lint-ruff lint-python-format lint-types lint-cxx lint-shell
-lint: venv ## ruff (lint, format check), mypy, clang-format check, shellcheck; reports every failing tool
-	@$(MAKE) --no-print-directory -k lint-ruff lint-python-format lint-types lint-cxx lint-shell
+.PHONY: lint lint-ruff lint-python-format lint-types lint-cxx lint-cuda lint-shell
+lint: venv ## ruff (lint, format check), mypy, clang-format check, the CUDA source compiled for syntax, shellcheck; reports every failing tool
+	@$(MAKE) --no-print-directory -k lint-ruff lint-python-format lint-types lint-cxx lint-cuda lint-shell
 
 lint-ruff:
 	ruff check --no-fix .
@@ -103,6 +103,11 @@ lint-types:
 
 lint-cxx:
 	clang-format --dry-run --Werror $(CXX_SOURCES)
+
+# cuda_device.cc is built only where a CUDA toolkit is (the GPU machine); this compiles it
+# for syntax against the pip CUDA headers, so a mistake shows here first.
+lint-cuda:
+	$(SERVER_DIR)/check-cuda.sh $(PY)
 
 lint-shell:
 	shellcheck --external-sources --source-path=SCRIPTDIR $(SHELL_SCRIPTS)

@@ -563,6 +563,65 @@ class ProductServing(ApiModel):
     )
 
 
+class CanaryPromotion(str, enum.Enum):
+    manual = "Manual"
+    after_healthy_seconds = "AfterHealthySeconds"
+
+
+DEFAULT_CANARY_HEALTHY_SECONDS = 300
+
+
+class CanarySpec(ApiModel):
+    """Serve a new artifact beside the previous one until it is promoted."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.healthySeconds) || (has(self.promotion) && self.promotion == 'AfterHealthySeconds')",
+                    "healthySeconds applies to promotion AfterHealthySeconds",
+                    ".healthySeconds",
+                ),
+            ]
+        }
+    )
+
+    percent: int = Field(
+        ge=1,
+        le=100,
+        description=(
+            "Share of a profile's replicas (rounded up, at least one) that serve a new artifact while the "
+            "previous one keeps the rest, behind the same Service. 100 promotes: every replica serves the "
+            "newest artifact (a plain rolling update)."
+        ),
+    )
+    promotion: CanaryPromotion = Field(
+        default=CanaryPromotion.manual,
+        description=(
+            "Manual: the canary stays open until a spec edit sets percent to 100 (or removes canary). "
+            "AfterHealthySeconds: promoted once the canary Deployment has been Available for healthySeconds."
+        ),
+    )
+    healthy_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=7 * 86400,
+        description=(
+            "promotion AfterHealthySeconds: seconds the canary is Available before it is promoted "
+            f"(default {DEFAULT_CANARY_HEALTHY_SECONDS})."
+        ),
+    )
+
+    @property
+    def opens(self) -> bool:
+        """Whether a new artifact opens a canary at all (100 means: roll straight to it)."""
+        return self.percent < 100
+
+    @property
+    def healthy_period(self) -> int:
+        return DEFAULT_CANARY_HEALTHY_SECONDS if self.healthy_seconds is None else self.healthy_seconds
+
+
 class ServingSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -603,6 +662,13 @@ class ServingSpec(ApiModel):
     )
     autoscaling: AutoscalingSpec | None = Field(
         default=None, description="Create a HorizontalPodAutoscaler per serving Deployment when set."
+    )
+    canary: CanarySpec | None = Field(
+        default=None,
+        description=(
+            "When a spec change produces a new artifact, serve it on a share of the replicas beside the "
+            "previous artifact until promoted; an edit back to the previous inputs rolls back without a compile."
+        ),
     )
     products: list[ProductServing] = Field(
         default_factory=list,
@@ -777,6 +843,23 @@ class ProfileStatus(ApiModel):
     ready_replicas: int | None = Field(default=None, description="Ready replicas.")
     endpoint: str | None = Field(default=None, description="In-cluster KServe V2 base URL.")
     message: str | None = Field(default=None, description="Last error or progress message.")
+    canary: CanaryStatus | None = Field(
+        default=None,
+        description="While a canary is open: the new artifact and the split (artifact is then the stable one).",
+    )
+
+
+class CanaryStatus(ApiModel):
+    """An open canary: a new artifact served beside the profile's stable one."""
+
+    artifact: Artifact = Field(description="The new artifact the canary Deployment serves.")
+    deployment: str = Field(description="Canary Deployment name.")
+    percent: int = Field(description="Requested share of replicas on the new artifact.")
+    split: str = Field(description='"stable/canary" replicas, e.g. "3/1" (Service connections spread by it).')
+    replicas: int = Field(description="Desired canary replicas.")
+    ready_replicas: int = Field(default=0, description="Ready canary replicas.")
+    promotion: str = Field(description="Manual or AfterHealthySeconds.")
+    healthy_since: str | None = Field(default=None, description="Since when the canary has been Available.")
 
 
 class TrtAotiModelStatus(ApiModel):

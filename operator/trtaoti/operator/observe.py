@@ -127,3 +127,15 @@ def observe_deployment(deployment: Mapping[str, Any]) -> DeploymentObservation:
         ready_replicas=int(status.get("readyReplicas", 0)),
         rolled_out=rolled_out,
     )
+
+
+def available_since(deployment: Mapping[str, Any] | None) -> str | None:
+    """Since when `deployment` has been Available with every replica of its current
+    template ready (None: it is not). With maxUnavailable 0, Available means all."""
+    if not deployment:
+        return None
+    observed = observe_deployment(deployment)
+    available = _condition(deployment, "Available")
+    if available is None or not observed.rolled_out or observed.ready_replicas < observed.replicas:
+        return None
+    return available.get("lastTransitionTime")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import logging
 from typing import Any, TypeVar
 
@@ -41,13 +42,14 @@ from trtaoti.operator.children import (
 )
 from trtaoti.operator.compiles import CompileCoordinator
 from trtaoti.operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, api_error_message
-from trtaoti.operator.observe import observe_deployment, observe_job
+from trtaoti.operator.observe import available_since, observe_deployment, observe_job
 from trtaoti.operator.storage_access import STORAGE_UNAVAILABLE, model_etag, storage_env, storage_problem
+from trtaoti.resources import canary as canary_rules
 from trtaoti.resources import names, serving
 from trtaoti.resources import status as status_rules
 from trtaoti.resources.config import ChildSettings
 from trtaoti.resources.owner import Owner
-from trtaoti.resources.status import Problem, ProfileObservation
+from trtaoti.resources.status import CanaryObservation, Problem, ProfileObservation
 from trtaoti.resources.targets import Target, targets
 
 log = logging.getLogger(__name__)
@@ -135,7 +137,9 @@ class Reconciler:
             )
             for target in wanted
         ]
-        await prune(self.kube, owner, wanted_serving_names(owner.name, wanted), children, observations)
+        wanted_names = wanted_serving_names(owner.name, wanted)
+        wanted_names["Deployment"] |= {o.canary.deployment.name for o in observations if o.canary}
+        await prune(self.kube, owner, wanted_names, children, observations)
 
         current = status_rules.compute_status(previous, observations, generation)
         await self._write_status(body, previous, current)
@@ -150,7 +154,11 @@ class Reconciler:
         # Pods are not watched, so nothing announces that a waiting compile pod got (or
         # still lacks) a node; nor the repair of a problem outside the cluster.
         waiting = any(o.job is not None and o.job.state == "Running" and o.job.message for o in observations)
-        return RETRY_PROBLEMS_AFTER_SECONDS if waiting or any(o.problem for o in observations) else None
+        if waiting or any(o.problem for o in observations):
+            return RETRY_PROBLEMS_AFTER_SECONDS
+        # Nothing announces that a canary's healthy period ran out.
+        due = [o.canary.promote_in for o in observations if o.canary and o.canary.promote_in is not None]
+        return max(1.0, min(due)) if due else None
 
     # --- one (profile, GPU product) ----------------------------------------------
 
@@ -210,12 +218,30 @@ class Reconciler:
                 observed = dataclasses.replace(observed, name=f"{job['metadata']['namespace']}/{observed.name}")
             obs = dataclasses.replace(obs, job=observed)
 
-        # Serve the new artifact once it exists; until then keep serving the old one.
-        served = artifact or serving.served_artifact(existing) or reported
+        # Serve the new artifact once it exists (beside the old one while a canary is
+        # open); until then keep serving the old one.
+        canary_name = names.canary_name(owner.name, profile.name, target.naming_product)
+        live_canary = children.of("Deployment").get(canary_name)
+        on_trial = serving.served_artifact(live_canary)
+        healthy_since = available_since(live_canary) if on_trial and artifact and on_trial.key == artifact.key else None
+        plan = canary_rules.plan(
+            spec.serving.canary,
+            serving.served_artifact(existing) or reported,
+            artifact,
+            healthy_since,
+            datetime.datetime.now(datetime.UTC),
+        )
         deployment: dict[str, Any] | None
-        if served is not None:
+        if plan is not None:
+            if plan.promoted:
+                log.info("%s/%s profile %s: serving artifact %s on every replica", owner.namespace, owner.name,
+                         target.label, plan.stable.key)  # fmt: skip
             try:
-                deployment = await self._apply_serving(owner, spec, target, served, children)
+                if plan.canary is not None:
+                    obs = dataclasses.replace(
+                        obs, canary=await self._apply_canary(owner, spec, target, plan, live_canary, healthy_since)
+                    )
+                deployment = await self._apply_serving(owner, spec, target, plan.stable, children, plan)
             except ApiException as error:
                 obs = dataclasses.replace(
                     obs, problem=obs.problem or Problem("ServingRejected", api_error_message(error))
@@ -250,8 +276,49 @@ class Reconciler:
             for t in wanted
         }
 
+    async def _apply_canary(
+        self,
+        owner: Owner,
+        spec: TrtAotiModelSpec,
+        target: Target,
+        plan: canary_rules.Plan,
+        live: dict[str, Any] | None,
+        healthy_since: str | None,
+    ) -> CanaryObservation:
+        assert plan.canary is not None and spec.serving.canary is not None
+        trial = serving.served_artifact(live)
+        if live is not None and trial is not None and trial.key != plan.canary.key:
+            # A newer artifact replaces the one on trial: a fresh Deployment, so its
+            # healthy period starts from its own Available, not its predecessor's.
+            await self.kube.delete("Deployment", owner.namespace, live["metadata"]["name"])
+        split = self._split(spec, target)
+        deployment = await self.kube.apply(
+            serving.build_deployment(
+                owner, spec, target, plan.canary, self.settings, replicas=split.canary, canary=True
+            )
+        )
+        return CanaryObservation(
+            deployment=observe_deployment(deployment),
+            percent=spec.serving.canary.percent,
+            split=str(split),
+            promotion=spec.serving.canary.promotion,
+            healthy_since=healthy_since,
+            promote_in=plan.recheck_after,
+        )
+
+    @staticmethod
+    def _split(spec: TrtAotiModelSpec, target: Target) -> canary_rules.Split:
+        percent = spec.serving.canary.percent if spec.serving.canary else 100
+        return canary_rules.split(spec.serving.replicas(target.profile, target.product), percent)
+
     async def _apply_serving(
-        self, owner: Owner, spec: TrtAotiModelSpec, target: Target, artifact: Artifact, children: Children
+        self,
+        owner: Owner,
+        spec: TrtAotiModelSpec,
+        target: Target,
+        artifact: Artifact,
+        children: Children,
+        plan: canary_rules.Plan | None = None,
     ) -> dict[str, Any]:
         profile = target.profile
         name = names.serving_name(owner.name, profile.name, target.naming_product)
@@ -261,7 +328,12 @@ class Reconciler:
             handover = serving.replicas_handover(live, FIELD_MANAGER, replicas)
             if handover is not None:
                 await self.kube.apply(handover, field_manager=HANDOVER_FIELD_MANAGER)
-        deployment = await self.kube.apply(serving.build_deployment(owner, spec, target, artifact, self.settings))
+        # While a canary is open the stable Deployment keeps the rest of the replicas
+        # (with an HPA, the HPA still decides its count).
+        split = self._split(spec, target).stable if plan is not None and plan.canary is not None else None
+        deployment = await self.kube.apply(
+            serving.build_deployment(owner, spec, target, artifact, self.settings, replicas=split)
+        )
         # One Service per profile, selecting every product's pods (applying it once per
         # product is a no-op for the apiserver after the first).
         await self.kube.apply(serving.build_service(owner, spec, profile))

@@ -29,6 +29,10 @@ LABEL_ARTIFACT_KEY = f"{GROUP}/artifact-key"
 # The GPU product of a fleet's compile Jobs and per-product serving pods. Its value is
 # the product itself (nvidia.com/gpu.product values are label values too).
 LABEL_GPU_PRODUCT = f"{GROUP}/gpu-product"
+# On a canary Deployment's pods and in its selector only: the stable pods keep their
+# labels (adding one would roll them), and the Service selects both tracks.
+LABEL_TRACK = f"{GROUP}/track"
+TRACK_CANARY = "canary"
 
 COMPONENT_COMPILE = "compile"
 COMPONENT_SERVING = "serving"
@@ -67,6 +71,11 @@ def serving_name(model: str, profile: str, product: str | None = None) -> str:
     """The Service of one profile; also its Deployment, PodDisruptionBudget and HPA,
     which in a fleet are one per product, named after it."""
     return _fit(f"{model}-{profile}" + (f"-{product_slug(product)}" if product else ""))
+
+
+def canary_name(model: str, profile: str, product: str | None = None) -> str:
+    """The Deployment serving a target's canary artifact beside its stable Deployment."""
+    return _fit(serving_name(model, profile, product), "-canary")
 
 
 def compile_job_name(model: str, profile: str, key: str) -> str:

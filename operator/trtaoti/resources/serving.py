@@ -145,10 +145,18 @@ def build_deployment(
     target: Target,
     artifact: Artifact,
     settings: ChildSettings,
+    *,
+    replicas: int | None = None,
+    canary: bool = False,
 ) -> dict[str, Any]:
+    """The target's stable Deployment, or with `canary` its canary Deployment (its own
+    name, and a track label in its pods and selector; the Service selects both).
+    `replicas` overrides the spec's (a canary split); a canary always sets it, an
+    autoscaled stable Deployment never does."""
     profile, product = target.profile, target.naming_product
-    name = names.serving_name(owner.name, profile.name, product)
-    labels = names.serving_labels(owner.name, profile.name, product)
+    name = (names.canary_name if canary else names.serving_name)(owner.name, profile.name, product)
+    track = {names.LABEL_TRACK: names.TRACK_CANARY} if canary else {}
+    labels = {**names.serving_labels(owner.name, profile.name, product), **track}
     env_from = [{"secretRef": {"name": spec.storage.secret_name}}] if spec.storage.secret_name else []
     scratch = _scratch_limit(artifact)
     device = _device(spec, artifact)
@@ -209,7 +217,7 @@ def build_deployment(
         **gpu_placement(gpu_product, gpus),
     }
     deployment_spec: dict[str, Any] = {
-        "selector": {"matchLabels": names.serving_selector(owner.name, profile.name, product)},
+        "selector": {"matchLabels": {**names.serving_selector(owner.name, profile.name, product), **track}},
         "revisionHistoryLimit": 3,
         # Never drop below the serving capacity during a rollout: surge one new pod first.
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -222,10 +230,14 @@ def build_deployment(
             "spec": pod_spec,
         },
     }
-    if spec.serving.autoscaling is None:
+    if canary:
+        deployment_spec["replicas"] = replicas if replicas is not None else 1
+    elif spec.serving.autoscaling is None:
         # With an HPA, replicas belong to the HPA: leaving the field out of our apply
         # means server-side apply never fights it (replicas_handover: how it changes hands).
-        deployment_spec["replicas"] = spec.serving.replicas(profile, target.product)
+        deployment_spec["replicas"] = (
+            replicas if replicas is not None else spec.serving.replicas(profile, target.product)
+        )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

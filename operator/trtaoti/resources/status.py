@@ -16,6 +16,8 @@ from typing import Literal
 from trtaoti.api.models import (
     SUPERSEDED_KEYS_KEPT,
     Artifact,
+    CanaryPromotion,
+    CanaryStatus,
     Condition,
     ConditionStatus,
     ProfilePhase,
@@ -50,6 +52,18 @@ class DeploymentObservation:
 
 
 @dataclasses.dataclass(frozen=True)
+class CanaryObservation:
+    """An open canary of one target: its Deployment and the split asked for."""
+
+    deployment: DeploymentObservation
+    percent: int
+    split: str  # "stable/canary" replicas
+    promotion: str
+    healthy_since: str | None = None
+    promote_in: float | None = None  # seconds until an AfterHealthySeconds promotion is due
+
+
+@dataclasses.dataclass(frozen=True)
 class Problem:
     """Something that stops a profile before or outside the compiler (CamelCase reason)."""
 
@@ -71,6 +85,7 @@ class ProfileObservation:
     service: str | None = None
     endpoint: str | None = None
     problem: Problem | None = None
+    canary: CanaryObservation | None = None
 
 
 def now() -> str:
@@ -91,6 +106,19 @@ def profile_phase(obs: ProfileObservation) -> tuple[ProfilePhase, str | None]:
     if obs.artifact is not None and obs.problem is not None:
         # Compiled, but the apiserver refused its serving objects: waiting would not help.
         return ProfilePhase.failed, obs.problem.message
+    if obs.artifact is not None and obs.canary is not None:
+        # Not Ready while a canary is open, so GitOps health stays Progressing (RollingOut).
+        canary = obs.canary.deployment
+        how = "promote by setting serving.canary.percent to 100"
+        if obs.canary.promotion == CanaryPromotion.after_healthy_seconds:
+            how = "promoted after its healthy period" + (
+                f" (Available since {obs.canary.healthy_since})" if obs.canary.healthy_since else ""
+            )
+        return (
+            ProfilePhase.compiled,
+            f"canary open: artifact {obs.artifact.key[:12]} on {obs.canary.split} (stable/canary) replicas, "
+            f"{canary.ready_replicas}/{canary.replicas} canary replicas ready; {how}",
+        )
     if obs.artifact is not None:
         deployment = obs.deployment
         if _serves(deployment, obs.artifact) and deployment is not None:
@@ -133,6 +161,23 @@ def profile_status(obs: ProfileObservation) -> ProfileStatus:
         ready_replicas=deployment.ready_replicas if deployment is not None else None,
         endpoint=obs.endpoint,
         message=message,
+        canary=_canary_status(obs),
+    )
+
+
+def _canary_status(obs: ProfileObservation) -> CanaryStatus | None:
+    if obs.canary is None or obs.canary.deployment.artifact is None:
+        return None
+    deployment = obs.canary.deployment
+    return CanaryStatus(
+        artifact=deployment.artifact,
+        deployment=deployment.name,
+        percent=obs.canary.percent,
+        split=obs.canary.split,
+        replicas=deployment.replicas,
+        ready_replicas=deployment.ready_replicas,
+        promotion=obs.canary.promotion,
+        healthy_since=obs.canary.healthy_since,
     )
 
 
@@ -275,6 +320,7 @@ def known_artifact(
 def _keys(profiles: list[ProfileStatus]) -> list[str]:
     keys = [p.artifact_key for p in profiles if p.artifact_key]
     keys += [p.artifact.key for p in profiles if p.artifact]
+    keys += [p.canary.artifact.key for p in profiles if p.canary]
     return list(dict.fromkeys(keys))
 
 

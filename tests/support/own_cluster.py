@@ -85,6 +85,28 @@ class AuditEvent:
     request_object: dict[str, Any] | None = None  # the body, for rules at level Request and above
 
 
+def read_audit_log(log: Path) -> list[AuditEvent]:
+    """The events of an apiserver's JSON audit log (a line being written is skipped)."""
+    events = []
+    for line in log.read_text().splitlines() if log.exists() else []:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        ref = entry.get("objectRef") or {}
+        received = entry.get("requestReceivedTimestamp")
+        events.append(AuditEvent(
+            time=datetime.datetime.fromisoformat(entry["stageTimestamp"]),
+            verb=entry["verb"], resource=ref.get("resource", ""), subresource=ref.get("subresource", ""),
+            namespace=ref.get("namespace", ""), name=ref.get("name", ""),
+            code=int((entry.get("responseStatus") or {}).get("code") or 0),
+            user=(entry.get("user") or {}).get("username", ""),
+            received=datetime.datetime.fromisoformat(received) if received else None,
+            request_object=entry.get("requestObject"),
+        ))  # fmt: skip
+    return events
+
+
 @dataclass
 class OwnCluster:
     state_dir: Path
@@ -116,25 +138,7 @@ class OwnCluster:
 
     def audit_events(self) -> list[AuditEvent]:
         """Every request the audit policy selected that the apiserver has answered so far."""
-        events = []
-        log = self.plane.audit_log
-        for line in log.read_text().splitlines() if log.exists() else []:
-            try:
-                entry = json.loads(line)
-            except ValueError:  # a line being written
-                continue
-            ref = entry.get("objectRef") or {}
-            received = entry.get("requestReceivedTimestamp")
-            events.append(AuditEvent(
-                time=datetime.datetime.fromisoformat(entry["stageTimestamp"]),
-                verb=entry["verb"], resource=ref.get("resource", ""), subresource=ref.get("subresource", ""),
-                namespace=ref.get("namespace", ""), name=ref.get("name", ""),
-                code=int((entry.get("responseStatus") or {}).get("code") or 0),
-                user=(entry.get("user") or {}).get("username", ""),
-                received=datetime.datetime.fromisoformat(received) if received else None,
-                request_object=entry.get("requestObject"),
-            ))  # fmt: skip
-        return events
+        return read_audit_log(self.plane.audit_log)
 
     def pid(self, name: str) -> int | None:
         return self.procs.pid(name)

@@ -465,6 +465,13 @@ def analyse(
         f"{e.verb} {e.resource or '(discovery)'}{'/' + e.subresource if e.subresource else ''}" for e in operator
     )
     per_model = collections.Counter(e.name for e in reconciles)
+    # How long the apiserver took over each of the operator's requests (received -> answered).
+    served: dict[str, list[float]] = collections.defaultdict(list)
+    for e in operator:
+        if e.received is not None and e.verb != "watch":
+            served[f"{e.verb} {e.resource or '(discovery)'}{'/' + e.subresource if e.subresource else ''}"].append(
+                (e.time - e.received).total_seconds()
+            )
     complete_to_deployment = seconds(job_complete, deployment_created)
     return {
         "apply_to_job": summary(seconds(applied, job_created)),
@@ -479,6 +486,7 @@ def analyse(
         "operator_requests": len(operator),
         "requests_per_reconcile": len(operator) / len(reconciles) if reconciles else None,
         "request_mix": dict(mix.most_common()),
+        "apiserver_seconds_by_request": {k: summary(v) for k, v in served.items()},
         "operator_errors": sum(1 for e in operator if e.code >= 400),
         "operator_error_codes": dict(collections.Counter(e.code for e in operator if e.code >= 400)),
         "audit_events_in_namespace": len(ns),
@@ -489,6 +497,13 @@ def machine() -> dict[str, Any]:
     mem = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
     return {"node": platform.node(), "cores": os.cpu_count(), "memory_gib": int(mem) >> 20,
             "python": platform.python_version()}  # fmt: skip
+
+
+def latency(r: dict[str, Any], request: str) -> str:
+    s = r.get("apiserver_seconds_by_request", {}).get(request) or {}
+    if not s.get("n"):
+        return "-"
+    return f"{s['p50'] * 1000:.0f} / {s['p95'] * 1000:.0f} / {s['max'] * 1000:.0f}"
 
 
 def render(r: dict[str, Any]) -> str:
@@ -530,9 +545,9 @@ def render(r: dict[str, Any]) -> str:
         "",
         "Operator requests by verb and resource:",
         "",
-        "| request | count | per reconcile |",
-        "| --- | --- | --- |",
-        *(f"| {k} | {v} | {v / max(1, r['reconciles']):.2f} |" for k, v in r["request_mix"].items()),
+        "| request | count | per reconcile | apiserver time p50 / p95 / max (ms) |",
+        "| --- | --- | --- | --- |",
+        *(f"| {k} | {v} | {v / max(1, r['reconciles']):.2f} | {latency(r, k)} |" for k, v in r["request_mix"].items()),
         "",
         f"Operator log: {r['operator_log']}; compiles played {r['compiles_played']}"
         + (f"; player errors: {r['player_errors']}" if r["player_errors"] else ""),

@@ -53,7 +53,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "cluster")]
+# This checkout's package, here and in the operator subprocess (OPERATOR_ENV): the
+# shared venv's editable install may point at another checkout.
+sys.path[:0] = [str(REPO / "operator"), str(REPO / "tests"), str(REPO / "tests" / "cluster")]
+OPERATOR_ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "operator"), os.environ.get("PYTHONPATH")]))}
 
 from kubernetes import client, watch  # noqa: E402
 
@@ -284,7 +287,7 @@ def run(own: OwnCluster, args: argparse.Namespace, state: Path) -> dict[str, Any
     models = Models(cluster, namespace)
 
     operator = OperatorProcess(identity, state / "operator.log", [namespace], resync_seconds=args.resync_seconds,
-                               extra_args=("--concurrency", str(args.concurrency))).start()  # fmt: skip
+                               extra_args=("--concurrency", str(args.concurrency)), env=OPERATOR_ENV).start()  # fmt: skip
     assert operator.proc is not None
     sampler = ProcSampler(operator.proc.pid)
     sampler.start()

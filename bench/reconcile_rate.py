@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "cluster")]
+# This checkout's package, here and in the operator subprocesses: the shared venv's
+# editable install may point at another checkout.
+sys.path[:0] = [str(REPO / "operator"), str(REPO / "tests"), str(REPO / "tests" / "cluster")]
 
 from kubernetes import client  # noqa: E402
 
@@ -103,7 +105,7 @@ def main() -> int:
 def measure(own: OwnCluster, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     install_crd(own.cluster)
     identity = operator_kubeconfig(own.cluster, work / "operator.kubeconfig")
-    variants: dict[str, dict[str, str]] = {"current": {}}
+    variants: dict[str, dict[str, str]] = {"current": {"PYTHONPATH": str(REPO / "operator")}}
     if args.with_old_queue:
         variants["pre-fix queue"] = {"PYTHONPATH": str(old_queue_tree(work))}
 

@@ -17,9 +17,8 @@ if [ ! -f "$cuda_include/cuda_runtime_api.h" ] || [ ! -f "$cuda_include/crt/host
   echo "no CUDA headers at $cuda_include (a CUDA build of torch and nvidia-cuda-crt are needed: pip install -e '.[lint]')" >&2
   exit 1
 fi
-for source in "$here"/src/cuda_device.cc; do
-  g++ -std=c++20 -fsyntax-only -Wall -Werror -D_GLIBCXX_USE_CXX11_ABI="$cxx11_abi" \
-    -I "$here/src" -I "$torch_root/include" -I "$torch_root/include/torch/csrc/api/include" -I "$cuda_include" \
-    "$source"
-  echo "ok: $(basename "$source") compiles against torch $("$python" -c 'import torch; print(torch.__version__)') and $cuda_include"
-done
+source="$here/src/cuda_device.cc"
+g++ -std=c++20 -fsyntax-only -Wall -Werror -D_GLIBCXX_USE_CXX11_ABI="$cxx11_abi" \
+  -I "$here/src" -I "$torch_root/include" -I "$torch_root/include/torch/csrc/api/include" -I "$cuda_include" \
+  "$source"
+echo "ok: $(basename "$source") compiles against torch $("$python" -c 'import torch; print(torch.__version__)') and $cuda_include"

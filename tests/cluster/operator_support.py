@@ -112,7 +112,7 @@ class OperatorProcess:
     """`trtaoti operator` in a subprocess, watching the given namespaces."""
 
     def __init__(self, kubeconfig: Path, log_path: Path, namespaces: list[str], resync_seconds: float = 15,
-                 extra_args: tuple[str, ...] = ()) -> None:  # fmt: skip
+                 extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:  # fmt: skip
         self.argv = [
             sys.executable, "-m", "trtaoti.cli", "operator",
             "--kubeconfig", str(kubeconfig),
@@ -124,6 +124,8 @@ class OperatorProcess:
             *extra_args,
         ]  # fmt: skip
         self.log_path = log_path
+        # Set over the inherited environment (e.g. PYTHONPATH for another copy of the package).
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
@@ -131,6 +133,7 @@ class OperatorProcess:
         # No cloud instance metadata service here: a closed local port refuses at once
         # where 169.254.169.254 may time out, so "no credentials" shows without a wait.
         env["AWS_METADATA_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+        env.update(self.env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO

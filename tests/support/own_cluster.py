@@ -4,8 +4,10 @@ operator's scale bench start one instead of using the shared `cluster`.
 - `OwnCluster.kill/stop/start_again/wait_ready(name)`: SIGKILL or stop a component
   (kube-apiserver, minio, ...) and start it again with the same flags and data.
 - The apiserver's audit log records every request of the operator's ServiceAccount
-  (nothing else), so a test or bench counts what the operator asks of the apiserver:
-  `operator_requests()`.
+  (nothing else unless `audit_rules` adds to it), so a test or bench counts what the
+  operator asks of the apiserver: `operator_requests()`; `audit_events()` is everything
+  the log holds, with each request's user, receive time and (for rules at level
+  Request) body.
 - `gpu_fleet(path, count)`: KWOK's H100 node from hack/kwok/gpu-nodes.yaml, `count` times.
 """
 
@@ -15,9 +17,10 @@ import contextlib
 import copy
 import datetime
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 import yaml
@@ -37,12 +40,16 @@ COMPONENTS = ("minio", "etcd", "kube-apiserver", "kwok", "kube-controller-manage
 OPERATOR_USER = "system:serviceaccount:trtaoti-system:trtaoti-operator"
 
 
-def audit_policy(path: Path, user: str = OPERATOR_USER) -> Path:
-    """Metadata (verb, resource, name, time) of each request by `user`, once, when answered."""
+def audit_policy(path: Path, user: str = OPERATOR_USER, extra_rules: Sequence[dict[str, Any]] = ()) -> Path:
+    """Metadata (verb, resource, name, time) of each request by `user`, once, when answered.
+
+    `extra_rules` (audit policy rules) come first, and the first rule that matches a
+    request decides its level: e.g. a bench that also records its own applies, or a
+    controller's status writes with their bodies (level Request)."""
     path.write_text(yaml.safe_dump({
         "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
         "omitStages": ["RequestReceived", "ResponseStarted"],
-        "rules": [{"level": "Metadata", "users": [user]}, {"level": "None"}],
+        "rules": [*extra_rules, {"level": "Metadata", "users": [user]}, {"level": "None"}],
     }))  # fmt: skip
     return path
 
@@ -66,13 +73,38 @@ def gpu_fleet(path: Path, count: int) -> Path:
 
 @dataclass
 class AuditEvent:
-    time: datetime.datetime
+    time: datetime.datetime  # stageTimestamp: when the apiserver answered
     verb: str
     resource: str
     subresource: str
     namespace: str
     name: str
     code: int
+    user: str = ""
+    received: datetime.datetime | None = None  # requestReceivedTimestamp
+    request_object: dict[str, Any] | None = None  # the body, for rules at level Request and above
+
+
+def read_audit_log(log: Path) -> list[AuditEvent]:
+    """The events of an apiserver's JSON audit log (a line being written is skipped)."""
+    events = []
+    for line in log.read_text().splitlines() if log.exists() else []:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        ref = entry.get("objectRef") or {}
+        received = entry.get("requestReceivedTimestamp")
+        events.append(AuditEvent(
+            time=datetime.datetime.fromisoformat(entry["stageTimestamp"]),
+            verb=entry["verb"], resource=ref.get("resource", ""), subresource=ref.get("subresource", ""),
+            namespace=ref.get("namespace", ""), name=ref.get("name", ""),
+            code=int((entry.get("responseStatus") or {}).get("code") or 0),
+            user=(entry.get("user") or {}).get("username", ""),
+            received=datetime.datetime.fromisoformat(received) if received else None,
+            request_object=entry.get("requestObject"),
+        ))  # fmt: skip
+    return events
 
 
 @dataclass
@@ -102,21 +134,11 @@ class OwnCluster:
 
     def operator_requests(self) -> list[AuditEvent]:
         """Every request of the operator's ServiceAccount the apiserver has answered so far."""
-        events = []
-        log = self.plane.audit_log
-        for line in log.read_text().splitlines() if log.exists() else []:
-            try:
-                entry = json.loads(line)
-            except ValueError:  # a line being written
-                continue
-            ref = entry.get("objectRef") or {}
-            events.append(AuditEvent(
-                time=datetime.datetime.fromisoformat(entry["stageTimestamp"]),
-                verb=entry["verb"], resource=ref.get("resource", ""), subresource=ref.get("subresource", ""),
-                namespace=ref.get("namespace", ""), name=ref.get("name", ""),
-                code=int((entry.get("responseStatus") or {}).get("code") or 0),
-            ))  # fmt: skip
-        return events
+        return [e for e in self.audit_events() if e.user == OPERATOR_USER]
+
+    def audit_events(self) -> list[AuditEvent]:
+        """Every request the audit policy selected that the apiserver has answered so far."""
+        return read_audit_log(self.plane.audit_log)
 
     def pid(self, name: str) -> int | None:
         return self.procs.pid(name)
@@ -124,17 +146,23 @@ class OwnCluster:
 
 @contextlib.contextmanager
 def own_cluster(
-    state_dir: Path, *, fake_nodes: Path | None = None, die_with_parent: bool = True
+    state_dir: Path,
+    *,
+    fake_nodes: Path | None = None,
+    die_with_parent: bool = True,
+    audit_rules: Sequence[dict[str, Any]] = (),
 ) -> Iterator[OwnCluster]:
     """MinIO + a control plane with KWOK nodes (hack/kwok/gpu-nodes.yaml unless
-    `fake_nodes`) and the operator's audit log; everything stopped on exit."""
+    `fake_nodes`) and the operator's audit log (plus what `audit_rules` select, see
+    audit_policy); everything stopped on exit."""
     bins = require_binaries()
     procs = ProcessSet(state_dir, die_with_parent=die_with_parent)
     try:
         s3 = start_minio(procs, bins, state_dir / "minio", free_port(), free_port())
         ports = Ports(etcd=free_port(), etcd_peer=free_port(), apiserver=free_port(),
                       controller_manager=free_port(), scheduler=free_port())  # fmt: skip
-        plane = ControlPlane(state_dir, bins, ports, procs, audit_policy=audit_policy(state_dir / "audit-policy.yaml"),
+        policy = audit_policy(state_dir / "audit-policy.yaml", extra_rules=audit_rules)
+        plane = ControlPlane(state_dir, bins, ports, procs, audit_policy=policy,
                              **({"fake_nodes": fake_nodes} if fake_nodes else {}))  # fmt: skip
         plane.up()
         yield OwnCluster(state_dir, procs, plane, Cluster(str(plane.kubeconfig), plane.server, s3, bins, state_dir))

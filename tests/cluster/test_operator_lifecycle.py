@@ -319,6 +319,20 @@ def test_serving_changes_apply_without_recompiling(cluster, models, operator):
     assert [j.metadata.uid for j in models.jobs("tuned")] == [job.metadata.uid]  # nothing recompiled
     models.wait_condition("tuned", "Ready", "True", timeout=60)
 
+    # On the queue depth instead of CPU: the same HPA now targets a Pods metric (the
+    # server's pending-request gauge), and the apiserver accepts that autoscaling/v2 form.
+    manifest["spec"]["serving"] = {"autoscaling": {"maxReplicas": 4, "metric": "queueDepth", "targetQueueDepth": 6}}
+    models.apply(manifest)
+
+    def metrics() -> list[dict]:
+        hpa = yaml.safe_load(models.cluster.kubectl("get", "hpa", "tuned-online", "-n", ns, "-o", "json"))
+        return hpa["spec"]["metrics"]
+
+    wait_for(lambda: metrics()[0]["type"] == "Pods", timeout=60, what="the HPA on the queue depth")
+    (metric,) = metrics()
+    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "6"}
+    assert [j.metadata.uid for j in models.jobs("tuned")] == [job.metadata.uid]
+
     del manifest["spec"]["serving"]
     models.apply(manifest)
     wait_for(lambda: not autoscaled(), timeout=60, what="HorizontalPodAutoscaler removed with autoscaling")

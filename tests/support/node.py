@@ -423,7 +423,10 @@ class RealNode:
 
     def _import_images(self) -> None:
         """Each image not yet in containerd is streamed over as a docker-archive
-        (uncompressed: nothing to compress on one machine, and no temporary copy)."""
+        (uncompressed: nothing to compress on one machine, and no temporary copy).
+        Earlier keys' images go first: a key change brings gigabytes of new layers, and
+        old and new side by side once filled the disk."""
+        self._remove_stale_images({*self.images, self.pause_image})
         present = set(self.ctr("images", "ls", "--quiet").split())
         for image in (*self.images, self.pause_image):
             if image in present:

@@ -149,15 +149,23 @@ void CheckShape(const TensorSpec& spec, const Shape& shape) {
   }
 }
 
+// Whose `parameters` these are, for the error message: "the request", or "input 'x'".
+// Built only when there is an error: every request passes through here once per tensor.
+struct Owner {
+  const char* kind;
+  const std::string* name = nullptr;  // none for the request itself
+  std::string Describe() const { return name ? std::string(kind) + " '" + *name + "'" : kind; }
+};
+
 // The `parameters` of the request, an input or an output: absent, or an object. Any other
 // value is the client's mistake, answered 400 rather than read as "no parameters".
-const json* Parameters(const json& object, const std::string& owner) {
+const json* Parameters(const json& object, const Owner& owner) {
   const json* parameters = Find(object, "parameters");
-  if (parameters && !parameters->is_object()) throw BadRequest(owner + ": 'parameters' must be an object");
+  if (parameters && !parameters->is_object()) throw BadRequest(owner.Describe() + ": 'parameters' must be an object");
   return parameters;
 }
 
-bool BinaryFlag(const json& object, const std::string& owner, const char* key, bool fallback) {
+bool BinaryFlag(const json& object, const Owner& owner, const char* key, bool fallback) {
   const json* parameters = Parameters(object, owner);
   if (!parameters) return fallback;
   const json* flag = Find(*parameters, key);
@@ -273,7 +281,7 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
     if (!id->is_string()) throw BadRequest("'id' must be a string");
     request.id = id->get<std::string>();
   }
-  if (const json* parameters = Parameters(doc, "the request")) {
+  if (const json* parameters = Parameters(doc, Owner{"the request"})) {
     if (const json* priority = Find(*parameters, "priority")) {
       request.schedule.priority = ScheduleParameter(*priority, "priority");
     }
@@ -303,7 +311,7 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
         collector.Declare(name, datatype->get<std::string>(), ParseShapeJson(input, name));
     const TensorSpec& spec = signature.inputs[slot.index];
 
-    const json* parameters = Parameters(input, "input '" + name + "'");
+    const json* parameters = Parameters(input, Owner{"input", &name});
     const json* binary_size = parameters ? Find(*parameters, "binary_data_size") : nullptr;
     if (binary_size) {
       if (!binary_size->is_number_unsigned()) {
@@ -335,7 +343,7 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
   }
   request.inputs = collector.Finish();
 
-  const bool binary_default = BinaryFlag(doc, "the request", "binary_data_output", false);
+  const bool binary_default = BinaryFlag(doc, Owner{"the request"}, "binary_data_output", false);
   const json* outputs = Find(doc, "outputs");
   if (outputs && !outputs->is_array()) throw BadRequest("'outputs' must be a list");
   if (outputs && !outputs->empty()) {
@@ -343,9 +351,10 @@ InferRequest ParseInferRequest(const std::shared_ptr<const std::string>& body, s
       if (!output.is_object()) throw BadRequest("each entry of 'outputs' must be an object");
       const json* name = Find(output, "name");
       if (!name || !name->is_string()) throw BadRequest("a requested output lacks a string 'name'");
-      const int index = OutputIndex(signature, name->get<std::string>());
-      const std::string owner = "output '" + name->get<std::string>() + "'";
-      request.outputs.push_back({index, BinaryFlag(output, owner, "binary_data", binary_default)});
+      const std::string& output_name = name->get_ref<const std::string&>();
+      const int index = OutputIndex(signature, output_name);
+      request.outputs.push_back(
+          {index, BinaryFlag(output, Owner{"output", &output_name}, "binary_data", binary_default)});
     }
   } else {
     for (size_t i = 0; i < signature.outputs.size(); ++i) {
